@@ -1,0 +1,147 @@
+"""The selector protocol's base class, registry and string parsing.
+
+A selector decides, at the start of every epoch, which training samples form
+each mini-batch.  Any callable ``selector(state) -> plan`` is a selector; this
+module owns the optional base class that gives object selectors an sklearn-style
+``repr``, ``get_params``, checkpointable state and a name for the command line
+(``"dybat:delta=0.5"``).  The protocol itself is documented in :mod:`loop.loop`.
+"""
+
+import ast
+import inspect
+
+import numpy as np
+
+_REGISTRY = {}
+
+
+def register(name):
+    """Class decorator: makes a selector buildable from ``name`` in :func:`from_string`."""
+
+    def wrap(cls):
+        key = name.lower()
+        if key in _REGISTRY and _REGISTRY[key] is not cls:
+            raise ValueError(f"selector name {name!r} is already registered to {_REGISTRY[key].__name__}")
+        _REGISTRY[key] = cls
+        cls.name = key
+        return cls
+
+    return wrap
+
+
+def registered():
+    """Returns ``{name: class}`` of every selector buildable from a string."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+class Selector:
+    """Base class for object selectors.
+
+    Subclasses store their hyper-parameters in ``__init__`` under the same names
+    as the arguments and do no other work there.  State learned while training
+    lives in attributes whose names end with ``_`` and is what
+    :meth:`get_state` returns for checkpoints.
+
+    Optional hooks the loop calls when a selector defines them:
+
+    * ``on_train_begin(state)``: once per ``fit``, before the train step is
+      traced (create ``tf.Variable`` objects for an in-step filter here).
+    * ``on_batch_end(indices, losses)``: after each mini-batch, with the
+      trained indices and their fresh per-sample losses (NumPy).  Defining it
+      costs a host read per execution chunk, so only define it when needed.
+    * ``keep(batch) -> weights``: an in-step filter traced inside the compiled
+      train step; see :mod:`loop.loop`.
+    """
+
+    name = None
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self):
+        """Returns the constructor arguments as a dict, read from the signature."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for name in self._param_names():
+            value = getattr(self, name)
+            default = sig.parameters[name].default
+            if default is inspect.Parameter.empty or not _equal(value, default):
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def get_state(self):
+        """Returns the learned state (attributes ending in ``_``) for a checkpoint."""
+        state = {}
+        for key, value in vars(self).items():
+            if key.endswith("_") and not key.startswith("_"):
+                if hasattr(value, "numpy"):
+                    value = value.numpy()
+                state[key] = value
+        return state
+
+    def set_state(self, state):
+        """Restores what :meth:`get_state` returned."""
+        for key, value in state.items():
+            current = getattr(self, key, None)
+            if hasattr(current, "assign"):
+                current.assign(value)
+            else:
+                setattr(self, key, value)
+
+
+def _equal(a, b):
+    try:
+        return bool(np.all(a == b)) and type(a) is type(b) or a is b
+    except Exception:
+        return a is b
+
+
+def _parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def from_string(spec):
+    """Builds a selector from ``"name"`` or ``"name:key=value,key=value"``.
+
+    Raises:
+        ValueError: the name or a hyper-parameter is unknown, naming the
+            choices.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"a selector spec must be a string like 'dybat:delta=0.5', got {spec!r}")
+    name, _, args = spec.strip().partition(":")
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"unknown selector {name!r} in {spec!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    cls = _REGISTRY[key]
+    kwargs = {}
+    if args.strip():
+        allowed = cls._param_names()
+        for item in args.split(","):
+            k, eq, v = item.partition("=")
+            k = k.strip()
+            if not eq or not k:
+                raise ValueError(f"bad hyper-parameter {item!r} in {spec!r}: write key=value, e.g. 'dybat:delta=0.5'")
+            if k not in allowed:
+                raise ValueError(
+                    f"unknown hyper-parameter {k!r} for selector {key!r} in {spec!r}; "
+                    f"it takes: {', '.join(allowed) or 'no hyper-parameters'}")
+            kwargs[k] = _parse_value(v.strip())
+    return cls(**kwargs)
+
+
+def describe(selector):
+    """A short, readable name for any selector: the repr of objects, the name of functions."""
+    if isinstance(selector, Selector):
+        return repr(selector)
+    return getattr(selector, "__name__", None) or repr(selector)
