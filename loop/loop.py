@@ -316,6 +316,11 @@ class Loop:
         self._loss_table = tf.Variable(tf.fill([n], np.float32(np.nan)), trainable=False, name="loss_table")
         self._loss_step_table = tf.Variable(tf.fill([n], np.int64(-1)), trainable=False, name="loss_step_table")
         self._trained_table = tf.Variable(tf.zeros([n], tf.int32), trainable=False, name="trained_counts")
+        # Per-plan-position losses, kept only for selectors with an on_batch_end hook.
+        self._position_losses = None
+        if getattr(self.selector, "on_batch_end", None) is not None:
+            self._position_losses = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]), trainable=False,
+                                                name="position_losses")
         self._make_functions()
 
     def _make_functions(self):
@@ -333,7 +338,9 @@ class Loop:
             self.trace_count += 1  # Python side effect: runs once per trace, not per call.
             for i in tf.range(first, last):
                 start, stop = bounds[i], bounds[i + 1]
-                step(indices[start:stop], weights[start:stop])
+                losses = step(indices[start:stop], weights[start:stop])
+                if self._position_losses is not None:
+                    self._position_losses[start:stop].assign(losses)
             return self._steps.read_value()
 
         def score_batch(indices):
@@ -392,14 +399,15 @@ class Loop:
         finite = tf.reduce_all(tf.math.is_finite(losses))
         self._first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self._first_bad_step < 0),
                                              self._steps.read_value(), self._first_bad_step.read_value()))
-        self._steps.assign_add(1)
         self._record_losses(indices, losses)
+        self._steps.assign_add(1)
         self._trained_table.scatter_add(tf.IndexedSlices(tf.ones_like(kept_indices), kept_indices))
         self._backprop.assign_add(tf.cast(tf.size(kept_indices), tf.int64))
         self._seen.assign_add(tf.cast(tf.size(indices), tf.int64))
         self._loss_tracker.update_state(losses)
         for metric in self._train_metrics:
             metric.update_state(y, y_pred)
+        return losses
 
     def _apply(self, gradients, variables):
         gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
@@ -600,9 +608,10 @@ class Loop:
         self.history = hist
         cbks = keras.callbacks.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0,
                                             model=self.model, verbose=verbose, epochs=epochs, steps=None)
-        batch_hooks = any(type(c).on_train_batch_end is not keras.callbacks.Callback.on_train_batch_end
-                          or type(c).on_train_batch_begin is not keras.callbacks.Callback.on_train_batch_begin
-                          for c in cbks.callbacks)
+        hooks = ("on_train_batch_end", "on_train_batch_begin", "on_batch_end", "on_batch_begin")
+        # As in Keras, batch-level hooks left at their default are skipped, so no host read per chunk.
+        batch_hooks = any(getattr(type(c), h) is not getattr(keras.callbacks.Callback, h)
+                          for c in cbks.callbacks for h in hooks)
         on_batch_end = getattr(self.selector, "on_batch_end", None)
         self.model.stop_training = False
         timer = {"train": 0.0, "selection": 0.0, "eval": 0.0}
@@ -622,6 +631,8 @@ class Loop:
             num_batches = len(bounds) - 1
             dev_indices, dev_weights, dev_bounds = (tf.constant(indices), tf.constant(weights),
                                                     tf.constant(bounds))
+            if self._position_losses is not None:
+                self._position_losses.assign(tf.zeros([len(indices)]))
             elapsed = time.perf_counter() - t0
             timer["selection"] += elapsed
             timer["train"] += elapsed
@@ -650,10 +661,10 @@ class Loop:
                         "gradient clipping (e.g. optimizer=keras.optimizers.Adam(clipnorm=1.0))")
                 if on_batch_end is not None:
                     t0 = time.perf_counter()
-                    table = self._loss_table.numpy()
+                    fresh = self._position_losses[bounds[batch]:bounds[stop]].numpy()
                     for b in range(batch, stop):
-                        idx = indices[bounds[b]:bounds[b + 1]]
-                        on_batch_end(idx, table[idx])
+                        lo, hi = bounds[b], bounds[b + 1]
+                        on_batch_end(indices[lo:hi], fresh[lo - bounds[batch]:hi - bounds[batch]])
                     elapsed = time.perf_counter() - t0
                     timer["train"] += elapsed
                     timer["selection"] += elapsed
