@@ -236,7 +236,8 @@ class Loop:
         self.optimizer = keras.optimizers.get(optimizer)
         self.loss_name, self._loss = _loss_fn(loss)
         self.loss = loss
-        self._metric_factories = [_metric_factory(m, self.loss_name) for m in (metrics or [])]
+        self._metric_specs = list(metrics or [])
+        self._metric_factories = [_metric_factory(m, self.loss_name) for m in self._metric_specs]
         self.selector = selector
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -301,7 +302,9 @@ class Loop:
                 self.model(tf.nest.map_structure(lambda t: t[:1], self._x), training=False)
             if getattr(self.model, "optimizer", None) is not self.optimizer:
                 # Lets Keras callbacks (TensorBoard, ModelCheckpoint) find the optimizer and loss.
-                self.model.compile(optimizer=self.optimizer, loss=self.loss, jit_compile=False)
+                self.model.compile(optimizer=self.optimizer, loss=self.loss, jit_compile=False,
+                                   metrics=self._metric_specs or None)
+                self._build_compiled_metrics()
             self.optimizer.build(self.model.trainable_variables)
             self._loss_tracker = keras.metrics.Mean(name="loss")
             self._val_loss_tracker = keras.metrics.Mean(name="loss")
@@ -341,7 +344,7 @@ class Loop:
                 losses = step(indices[start:stop], weights[start:stop])
                 if self._position_losses is not None:
                     self._position_losses[start:stop].assign(losses)
-            return self._steps.read_value()
+            return tf.stack([self._steps.read_value(), self._first_bad_step.read_value()])
 
         def score_batch(indices):
             x = tf.nest.map_structure(lambda t: tf.gather(t, indices), self._x)
@@ -353,6 +356,18 @@ class Loop:
         self._train_fn = compile_fn(train_chunk, [idx_spec, w_spec, idx_spec, scalar, scalar])
         self._score_fn = compile_fn(score_batch, [idx_spec])
         self._eval_fn = compile_fn(self._eval_step)
+
+    def _build_compiled_metrics(self):
+        """Builds the model's compiled metrics so that Keras monitor callbacks (EarlyStopping,
+        ModelCheckpoint, ReduceLROnPlateau) can infer whether a metric should rise or fall."""
+        compiled = getattr(self.model, "_compile_metrics", None)
+        if compiled is None or compiled.built:
+            return
+        sample = tf.nest.map_structure(lambda t: t[:1], self._x)
+        try:
+            compiled.build(self._y[:1], self.model(sample, training=False))
+        except Exception:  # Only direction inference depends on it; training does not.
+            pass
 
     def _record_losses(self, indices, losses):
         self._loss_table.scatter_update(tf.IndexedSlices(losses, indices))
@@ -651,9 +666,9 @@ class Loop:
                 if batch_hooks:
                     cbks.on_train_batch_begin(batch)
                 t0 = time.perf_counter()
-                steps_now = int(self._train_fn(dev_indices, dev_weights, dev_bounds, batch, stop))
+                # Reading the result waits for the device, so the time is honest.
+                steps_now, bad_step = self._train_fn(dev_indices, dev_weights, dev_bounds, batch, stop).numpy()
                 timer["train"] += time.perf_counter() - t0
-                bad_step = int(self._first_bad_step.numpy())
                 if bad_step >= 0:
                     raise FloatingPointError(
                         f"the loss became NaN or Inf at epoch {epoch}, step {bad_step} (selector "
@@ -669,15 +684,18 @@ class Loop:
                     timer["train"] += elapsed
                     timer["selection"] += elapsed
                 batch = stop
-                logs = self._logs(self._loss_tracker, self._train_metrics)
+                mid_eval = eval_every and steps_now % eval_every == 0 and batch < num_batches
+                if batch_hooks or verbose == 1 or mid_eval:
+                    logs = self._logs(self._loss_tracker, self._train_metrics)
                 if batch_hooks or verbose == 1:
                     cbks.on_train_batch_end(batch - 1, logs)
-                if eval_every and steps_now % eval_every == 0 and batch < num_batches:
+                if mid_eval:
                     last_val = self._eval_row(hist, cbks, epoch + batch / num_batches, logs, device_val, timer)
                     if self._stop(hist, parsed_target, stop_at_target):
                         break
                 if self.model.stop_training:
                     break
+            logs = self._logs(self._loss_tracker, self._train_metrics)
             if not eval_every or steps_now % eval_every == 0 or epoch == epochs - 1 or self.model.stop_training:
                 if not (hist.rows and hist.rows[-1]["step"] == steps_now):
                     last_val = self._eval_row(hist, cbks, epoch + batch / num_batches, logs, device_val, timer)

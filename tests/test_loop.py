@@ -430,3 +430,13 @@ def test_progress_bar_verbose(capsys):
     assert "15/15" in capsys.readouterr().out
     make_loop().fit((x, y), epochs=1, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def test_model_checkpoint_callback_saves_best(tmp_path):
+    x, y = make_data()
+    path = tmp_path / "best.keras"
+    make_loop().fit((x, y), epochs=2, validation_data=(x, y), verbose=0,
+                    callbacks=[keras.callbacks.ModelCheckpoint(str(path), monitor="val_accuracy",
+                                                               save_best_only=True)])
+    restored = keras.models.load_model(path)
+    assert restored.output_shape == (None, 3)
