@@ -1,0 +1,196 @@
+"""Benchmark-ready datasets of the original experiments, with reference models.
+
+    from loop import datasets
+    ds = datasets.load("fashion_mnist")
+    ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.num_classes, ds.task
+    model = ds.model()              # fresh, uncompiled reference model
+    datasets.available()            # pandas DataFrame of every dataset
+
+This package owns the public entry points (`load`, `available`) and the
+registry of names; `sources` owns files, hashes, downloads and caches;
+`loaders` owns reading and preprocessing; `models` owns reference models.
+
+Offline use: pass ``data_dir=`` to `load` or set ``$LOOP_DATA_DIR`` to a
+directory holding the original files in this layout::
+
+    <data_dir>/
+      mnist/          train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz
+                      t10k-images-idx3-ubyte.gz   t10k-labels-idx1-ubyte.gz
+      fashion-mnist/  (the same four IDX .gz names)
+      cifar-10/       cifar-10-python.tar.gz
+      cifar-100/      cifar-100-python.tar.gz
+      sentiment140/   training.1600000.processed.noemoticon.csv  (full file)
+                      or training.1600000.processed.noemoticon.head9999_tail10001.csv
+                      testdata.manual.2009.06.14.csv
+      music-genre/    data.csv
+      boston-housing/ BostonHousing.csv
+
+Every local file is checked against its known sha256 and refused on a
+mismatch. Without a local copy a file comes from the Keras cache
+(``$KERAS_HOME/datasets``, the files `keras.datasets` uses) or is downloaded
+there with `keras.utils.get_file`. Preprocessed arrays that are slow to build
+(Sentiment140 tokens) and extracted archives are cached under ``cache_dir``
+(argument, ``$LOOP_CACHE_DIR``, default ``$KERAS_HOME/loop-cache``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+from loop.datasets import loaders, sources
+from loop.datasets.dataset import Dataset
+from loop.datasets.sources import (
+    CacheCorruptedError,
+    ChecksumError,
+    DatasetNotFoundError,
+)
+from loop.datasets.spirals import make_spirals
+
+__all__ = [
+    "CacheCorruptedError",
+    "ChecksumError",
+    "Dataset",
+    "DatasetNotFoundError",
+    "available",
+    "load",
+    "make_spirals",
+    "names",
+]
+
+# name: (loader, task, classes, train, test, input shape, source keys, origin)
+# Source keys name the files `available()` checks; "sklearn"/"generated" need none.
+_REGISTRY = {
+    "mnist": (loaders.load_mnist, "classification", 10, 60_000, 10_000,
+              (28, 28, 1), ["mnist/train-images", "mnist/train-labels",
+                            "mnist/test-images", "mnist/test-labels"],
+              ["mnist/npz"]),
+    "fashion_mnist": (loaders.load_fashion_mnist, "classification", 10, 60_000,
+                      10_000, (28, 28, 1),
+                      ["fashion-mnist/train-images", "fashion-mnist/train-labels",
+                       "fashion-mnist/test-images", "fashion-mnist/test-labels"],
+                      ["fashion-mnist/train-images", "fashion-mnist/train-labels",
+                       "fashion-mnist/test-images", "fashion-mnist/test-labels"]),
+    "cifar10": (loaders.load_cifar10, "classification", 10, 50_000, 10_000,
+                (32, 32, 3), ["cifar-10"], ["cifar-10"]),
+    "cifar100": (loaders.load_cifar100, "classification", 100, 50_000, 10_000,
+                 (32, 32, 3), ["cifar-100"], ["cifar-100"]),
+    "sentiment140": (loaders.load_sentiment140, "classification", 2, 20_000, 359,
+                     (48,), ["sentiment140/train-slice", "sentiment140/test"],
+                     ["sentiment140/zip"]),
+    "music_genre": (loaders.load_music_genre, "classification", 10, 800, 200,
+                    (26,), ["music-genre"], ["music-genre"]),
+    "wine": (loaders.load_wine, "classification", 3, 142, 36, (13,), "sklearn", None),
+    "boston": (loaders.load_boston, "regression", 1, 404, 102, (13,),
+               ["boston-housing/csv"], ["boston-housing/npz"]),
+    "iris": (loaders.load_iris, "classification", 3, 120, 30, (4,), "sklearn", None),
+    "spirals": (loaders.load_spirals, "classification", 2, 1_600, 400, (2,),
+                "generated", None),
+}
+
+_NOTES = {
+    "sentiment140": "train: balanced 20,000-row default (n_train=); full file "
+                    "1.6M rows. test: official 498 rows minus 139 neutral",
+    "cifar10": "default model resnet20; resnet18, simple_cnn, applications",
+    "cifar100": "fine labels; label_mode='coarse' gives 20 classes",
+    "boston": "split of keras.datasets.boston_housing (seed 113)",
+    "spirals": "n_arms, n_samples, noise, turns, seed are options",
+}
+
+
+def names() -> list[str]:
+    """The dataset names `load` accepts."""
+    return list(_REGISTRY)
+
+
+def load(name: str, *, data_dir=None, cache_dir=None, **options) -> Dataset:
+    """Loads a preprocessed dataset with its reference models.
+
+    Args:
+        name: one of `names()`; case and "-" vs "_" are ignored.
+        data_dir: directory of original files (layout in the module
+            docstring); default ``$LOOP_DATA_DIR``; None looks only in the
+            Keras cache and downloads.
+        cache_dir: where extracted archives and preprocessed arrays are kept;
+            default ``$LOOP_CACHE_DIR`` or ``$KERAS_HOME/loop-cache``.
+        **options: loader options, e.g. ``seed``, ``test_size``;
+            sentiment140: ``n_train``, ``vocab_size``, ``sequence_length``;
+            spirals: ``n_samples``, ``n_arms``, ``noise``, ``turns``;
+            cifar: ``standardize_images``; cifar100: ``label_mode``.
+
+    Returns:
+        A `Dataset`.
+
+    Raises:
+        ValueError: unknown name (the message lists the names).
+        DatasetNotFoundError: a source file is missing and cannot be downloaded.
+        ChecksumError: a local, cached or downloaded file has the wrong hash.
+        CacheCorruptedError: a cached preprocessed file cannot be read.
+    """
+    key = _canonical(name)
+    loader = _REGISTRY[key][0]
+    return loader(
+        data_dir=sources.resolve_data_dir(data_dir),
+        cache_dir=sources.resolve_cache_dir(cache_dir),
+        **options,
+    )
+
+
+def _canonical(name: str) -> str:
+    key = str(name).strip().lower().replace("-", "_")
+    key = {"fashion": "fashion_mnist", "cifar_10": "cifar10",
+           "cifar_100": "cifar100", "music": "music_genre",
+           "boston_housing": "boston"}.get(key, key)
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, _REGISTRY, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown dataset {name!r}.{hint} Available: {', '.join(_REGISTRY)}."
+        )
+    return key
+
+
+def available(*, data_dir=None):
+    """Every dataset: size, task, where it would load from, whether it is local.
+
+    Only checks that files exist (hashes are checked by `load`).
+
+    Returns:
+        A pandas DataFrame indexed by name, with columns task, classes,
+        train, test, input_shape, loads_from, cached and notes.
+    """
+    import pandas as pd
+
+    data_dir = sources.resolve_data_dir(data_dir)
+    rows = []
+    for name, (_, task, classes, n_train, n_test, shape, local, remote) in (
+        _REGISTRY.items()
+    ):
+        loads_from, cached = _where(local, remote, data_dir)
+        rows.append(dict(name=name, task=task, classes=classes, train=n_train,
+                         test=n_test, input_shape=shape, loads_from=loads_from,
+                         cached=cached, notes=_NOTES.get(name, "")))
+    return pd.DataFrame(rows).set_index("name")
+
+
+def _where(local, remote, data_dir):
+    if local == "sklearn":
+        return "scikit-learn (bundled)", True
+    if local == "generated":
+        return "generated (seeded)", True
+    table = sources.SOURCES
+    if data_dir is not None and all(
+        os.path.isfile(os.path.join(data_dir, table[k].local_path)) for k in local
+    ):
+        return os.path.dirname(os.path.join(data_dir, table[local[0]].local_path)), True
+    if data_dir is not None and local[0] == "sentiment140/train-slice" and all(
+        os.path.isfile(os.path.join(data_dir, table[k].local_path))
+        for k in ("sentiment140/train-full", "sentiment140/test")
+    ):
+        return os.path.join(data_dir, "sentiment140"), True
+    paths = [sources.keras_cache_path(table[k]) for k in remote]
+    if all(p and os.path.isfile(p) for p in paths):
+        return f"Keras cache {os.path.dirname(paths[0])}", True
+    origins = [table[k].origin for k in remote if table[k].origin]
+    return (f"download {origins[0]}" if origins else "missing"), False
+

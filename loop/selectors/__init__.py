@@ -1,0 +1,30 @@
+"""Batch selectors: callables that turn the loop's per-epoch state into a plan of mini-batches.
+
+One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
+:mod:`~loop.selectors.class_based` (single-class and class-balanced batches),
+:mod:`~loop.selectors.loss_based` (orderings and rank sampling by last-seen loss),
+:mod:`~loop.selectors.sampling` (weighted random orders),
+:mod:`~loop.selectors.dynamic` (batch-size schedules around any selector),
+:mod:`~loop.selectors.dybat`, :mod:`~loop.selectors.infobatch`,
+:mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop` and
+:mod:`~loop.selectors.ordered_sgd` (published methods).
+"""
+
+from loop.selectors.base import Selector, describe, from_string, register, registered
+from loop.selectors.baselines import Freeze, Shuffle, chunk
+from loop.selectors.class_based import Heterogeneous, Homogeneous
+from loop.selectors.dybat import DyBAT
+from loop.selectors.dynamic import DynamicBatchSize
+from loop.selectors.importance import ImportanceSampling
+from loop.selectors.infobatch import InfoBatch
+from loop.selectors.loss_based import Curriculum, LossSorted, OnlineBatchSelection
+from loop.selectors.ordered_sgd import OrderedSGD
+from loop.selectors.sampling import WeightedRandom, weighted_permutation
+from loop.selectors.selective_backprop import SelectiveBackprop, StaleSelectiveBackprop
+
+__all__ = [
+    "Selector", "Shuffle", "Freeze", "chunk", "describe", "from_string", "register", "registered",
+    "Homogeneous", "Heterogeneous", "LossSorted", "Curriculum", "OnlineBatchSelection", "WeightedRandom",
+    "weighted_permutation", "DynamicBatchSize", "DyBAT", "ImportanceSampling", "SelectiveBackprop",
+    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD",
+]

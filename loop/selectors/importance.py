@@ -1,0 +1,123 @@
+"""Importance sampling of each mini-batch from a uniformly presampled larger batch."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from loop.selectors._common import check_choice, check_number
+from loop.selectors.base import Selector, register
+
+
+def gradient_norm_bound(y_true, y_pred):
+    """Per-sample ``||y_pred - target||_2``: the norm of the loss gradient at the last pre-activation.
+
+    For softmax + cross-entropy the target is ``onehot(y_true)`` (sparse labels
+    are one-hot encoded); for a sigmoid or a linear output with squared error it
+    is ``y_true`` itself (up to a constant factor).
+    """
+    y_pred = tf.cast(y_pred, tf.float32)
+    width = y_pred.shape[-1] if y_pred.shape.rank and y_pred.shape.rank > 1 else 1
+    if y_pred.shape.rank != 2:
+        y_pred = tf.reshape(y_pred, [tf.shape(y_pred)[0], -1 if width is None else width])
+    y_true = tf.convert_to_tensor(y_true)
+    if width is not None and width > 1 and (y_true.shape.rank == 1 or y_true.shape[-1] == 1):
+        target = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), width, dtype=tf.float32)
+    else:
+        target = tf.reshape(tf.cast(y_true, tf.float32), tf.shape(y_pred))
+    return tf.norm(y_pred - target, axis=-1)
+
+
+@register("importance")
+class ImportanceSampling(Selector):
+    """Importance sampling with a presampled batch and a variance-reduction switch.
+
+    Definition (Katharopoulos & Fleuret, "Not All Samples Are Created Equal:
+    Deep Learning with Importance Sampling", ICML 2018, Algorithm 1; threshold
+    and EMA as in their code, idiap/importance-sampling): the plan gives
+    candidate batches of ``B = round(presample * b)`` samples drawn uniformly
+    (consecutive slices of fresh permutations), ``ceil(N / b)`` of them per
+    epoch so an epoch has the baseline's number of steps.  In the train step,
+    the filter scores the candidates from the forward pass it is given:
+    ``score="loss"`` uses the loss, ``score="gnorm"`` the gradient-norm upper
+    bound :func:`gradient_norm_bound`.  With ``g = score / sum(score)`` and
+    ``u = 1 / B`` it updates ``tau <- m * tau + (1 - m) / sqrt(1 - sum((g - u)**2) / sum(g**2))``
+    (``tau`` starts at 0).  While the previous ``tau`` exceeds ``tau_th``
+    (default ``(B + 3b) / (3b)``), it draws b of the B with replacement with
+    ``p_i = g_i`` and gives sample i the weight ``count_i / (b * p_i)``, which
+    makes the loop's ``sum(w * loss) / B`` an unbiased estimate of the
+    candidates' mean loss (the paper's ``1 / (B p_i)``).  Otherwise it keeps a
+    uniform b of the B, each with weight ``B / b``.  ``tau`` is a
+    ``tf.Variable``; the draws are stateless, seeded by the loop's seed and the
+    global step.
+
+    Raises:
+        ValueError: ``presample`` < 1, ``tau_th`` < 1, or ``momentum`` outside [0, 1).
+    """
+
+    def __init__(self, presample=3.0, score="loss", tau_th=None, momentum=0.9):
+        self.presample = check_number("ImportanceSampling", "presample", presample, low=1)
+        self.score = check_choice("ImportanceSampling", "score", score, ("loss", "gnorm"))
+        if tau_th is not None:
+            check_number("ImportanceSampling", "tau_th", tau_th, low=1)
+        self.tau_th = tau_th
+        self.momentum = check_number("ImportanceSampling", "momentum", momentum, low=0, high=1, high_open=True)
+        self.tau_ = None          # tf.Variable, the EMA of the variance reduction
+        self.batch_size_ = None   # b, fixed per fit
+        self.seed_ = None
+
+    def presample_size(self, batch_size, num_samples):
+        """B for a batch size b."""
+        return int(min(num_samples, max(batch_size, round(self.presample * batch_size))))
+
+    def threshold(self, batch_size, num_samples):
+        """The switch-on threshold ``tau_th`` (default ``(B + 3b) / (3b)``)."""
+        if self.tau_th is not None:
+            return float(self.tau_th)
+        big = self.presample_size(batch_size, num_samples)
+        return (big + 3 * batch_size) / (3 * batch_size)
+
+    def on_train_begin(self, state):
+        self.batch_size_ = int(state.batch_size)
+        self._threshold = self.threshold(state.batch_size, state.num_samples)
+        if self.seed_ is None:
+            self.seed_ = int(state.rng.integers(2 ** 31 - 1))
+        if not isinstance(self.tau_, tf.Variable):
+            self.tau_ = tf.Variable(np.float32(0.0 if self.tau_ is None else self.tau_), trainable=False,
+                                    name="is_tau")
+
+    def __call__(self, state):
+        n, b = state.num_samples, state.batch_size
+        big = self.presample_size(b, n)
+        steps = math.ceil(n / b)
+        stream = np.concatenate([state.rng.permutation(n) for _ in range(math.ceil(steps * big / n))])
+        return list(stream[:steps * big].reshape(steps, big))
+
+    def keep(self, batch):
+        losses = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
+        n = tf.shape(losses)[0]
+        n_f = tf.cast(n, tf.float32)
+        b = tf.minimum(tf.constant(self.batch_size_, tf.int32), n)
+        b_f = tf.cast(b, tf.float32)
+        if self.score == "loss":
+            scores = losses
+        else:
+            scores = gradient_norm_bound(batch.y_true, batch.y_pred)
+        scores = tf.maximum(tf.where(tf.math.is_finite(scores), scores, 0.0), 0.0)
+        total = tf.reduce_sum(scores)
+        p = tf.where(total > 0, scores / tf.maximum(total, 1e-30), tf.fill([n], 1.0 / n_f))
+
+        active = self.tau_ > self._threshold
+        reduction = tf.math.rsqrt(tf.maximum(1.0 - tf.reduce_sum((p - 1.0 / n_f) ** 2) / tf.reduce_sum(p ** 2),
+                                             1e-12))
+        self.tau_.assign(self.momentum * self.tau_ + (1.0 - self.momentum) * reduction)
+
+        seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(batch.step, tf.int64)])
+        draws = tf.random.stateless_categorical(tf.math.log(p)[None, :], b, seed=seed)[0]
+        counts = tf.reduce_sum(tf.one_hot(draws, n, dtype=tf.float32), axis=0)
+        importance = tf.math.divide_no_nan(counts, b_f * p)
+
+        keys = tf.random.stateless_uniform([n], seed=seed + tf.constant([1, 0], tf.int64))
+        uniform = tf.reduce_sum(tf.one_hot(tf.math.top_k(keys, b).indices, n, dtype=tf.float32), axis=0) * n_f / b_f
+
+        return tf.cast(batch.weights, tf.float32) * tf.where(active, importance, uniform)

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from loop.selectors import DyBAT
+from selector_helpers import batches_of
+
+
+def _train(selector, epochs, make_state, num_samples=100, batch_size=10, loss_of_batch=None, drop=0.5):
+    """Drives the selector like the loop: each trained batch records a loss that shrinks when trained."""
+    losses = np.full(num_samples, np.nan, np.float32)
+    base = np.random.default_rng(7).random(num_samples // batch_size) + 1.0
+    plans = []
+    for epoch in range(epochs):
+        state = make_state(num_samples=num_samples, batch_size=batch_size, epoch=epoch, epochs=epochs,
+                           losses=losses)
+        plan = batches_of(selector(state))
+        plans.append((state.losses.copy(), plan))
+        for batch in plan:
+            b = batch[0] // batch_size
+            losses[batch] = base[b]
+            base[b] *= drop
+    return plans
+
+
+def test_dybat_epoch0_trains_all_fixed_batches_in_order(make_state):
+    plan = batches_of(DyBAT(delta=0.3)(make_state(num_samples=105, batch_size=10)))
+    assert len(plan) == 10  # drop_last
+    assert np.array_equal(np.stack(plan), np.arange(100).reshape(10, 10))
+
+
+@pytest.mark.parametrize("delta", [0.2, 0.3, 0.5, 1.0])
+def test_dybat_picks_top_batches_and_keeps_step_budget(make_state, delta):
+    selector = DyBAT(delta=delta)
+    m = int(delta * 10)
+    epochs = selector.epochs_for_budget(4, 10)
+    plans = _train(selector, epochs, make_state)
+    steps = sum(len(p) for _, p in plans)
+    assert 4 * 10 <= steps < 4 * 10 + m  # the baseline's 4 epochs x 10 batches, rounded up to whole rounds
+    for epoch, (losses, plan) in enumerate(plans[1:], 1):
+        batch_loss = losses[np.arange(100).reshape(10, 10)].mean(axis=1)
+        ids = [b[0] // 10 for b in plan]
+        if delta == 1.0:
+            assert ids == list(range(10))
+        else:
+            # Every round after round 0 is exactly the top-m by the losses recorded so far.
+            assert ids == list(np.argsort(-batch_loss, kind="stable")[:m])
+
+
+def test_dybat_stream_mode_keeps_b_steps_per_epoch(make_state):
+    selector = DyBAT(delta=0.3, rounds_per_call=None)
+    plans = _train(selector, 4, make_state)
+    assert [len(p) for _, p in plans] == [10, 10, 10, 10]
+    assert selector.epochs_for_budget(4, 10) == 4
+
+
+def test_dybat_rounds_per_call_one_is_the_paper(make_state):
+    selector = DyBAT(delta=0.3, rounds_per_call=1)
+    plans = _train(selector, 6, make_state)
+    assert [len(p) for _, p in plans] == [10, 3, 3, 3, 3, 3]
+    for losses, plan in plans[1:]:
+        batch_loss = losses[np.arange(100).reshape(10, 10)].mean(axis=1)
+        assert sorted(b[0] // 10 for b in plan) == sorted(np.argsort(-batch_loss)[:3])
+    assert selector.epochs_for_budget(3, 10) == 1 + 7  # 10 + 7 * 3 >= 30 steps
+
+
+def test_dybat_bad_delta():
+    for delta in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=f"delta={delta}"):
+            DyBAT(delta=delta)
+
+
+def test_dybat_state_round_trip(make_state):
+    a = DyBAT(delta=0.3)
+    _train(a, 2, make_state)
+    b = DyBAT(delta=0.3)
+    b.set_state(a.get_state())
+    state = make_state(num_samples=100, batch_size=10, epoch=2, losses=np.random.default_rng(0).random(100))
+    assert all(np.array_equal(x, y) for x, y in zip(batches_of(a(state)), batches_of(b(state))))

@@ -1,0 +1,128 @@
+"""The in-step filters (``keep``), called inside a tf.function on synthetic tensors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from loop.selectors import ImportanceSampling, OrderedSGD, SelectiveBackprop
+from loop.selectors.importance import gradient_norm_bound
+from selector_helpers import StepBatch
+
+
+def _batch(losses, step, y_true=None, y_pred=None):
+    losses = tf.constant(losses, tf.float32)
+    n = losses.shape[0]
+    y_true = tf.zeros([n], tf.int32) if y_true is None else y_true
+    y_pred = tf.fill([n, 2], 0.5) if y_pred is None else y_pred
+    return StepBatch(tf.range(n), losses, tf.ones([n]), y_true, y_pred, tf.constant(step, tf.int64))
+
+
+def _compiled(selector, state):
+    selector.on_train_begin(state)
+    return tf.function(lambda b: selector.keep(b))
+
+
+def test_selective_backprop_keep_rate_follows_beta(make_state):
+    losses = np.random.default_rng(0).random(64).astype(np.float32)
+    rates = []
+    for beta in (0.0, 1.0, 3.0):
+        selector = SelectiveBackprop(beta=beta, history=256)
+        keep = _compiled(selector, make_state())
+        kept = []
+        for step in range(40):
+            w = keep(_batch(losses, step)).numpy()
+            kept.append(np.mean(w > 0))
+            if np.any(w > 0):
+                assert np.allclose(w[w > 0], 64 / np.sum(w > 0))  # mean over the kept
+        rates.append(np.mean(kept[5:]))
+    # With a uniform loss distribution, percentile ~ U(0,1): E[p^beta] = 1 / (beta + 1).
+    assert rates[0] == 1.0
+    assert abs(rates[1] - 0.5) < 0.05 and abs(rates[2] - 0.25) < 0.05
+
+
+def test_selective_backprop_prefers_high_loss_and_fills_history(make_state):
+    selector = SelectiveBackprop(beta=2.0, history=100)
+    keep = _compiled(selector, make_state())
+    losses = np.linspace(0, 1, 50).astype(np.float32)
+    counts = np.zeros(50)
+    for step in range(60):
+        counts += keep(_batch(losses, step)).numpy() > 0
+    assert counts[-10:].mean() > 5 * counts[:10].mean()
+    assert int(selector.seen_.numpy()) == 3000
+    state = selector.get_state()
+    assert state["losses_"].shape == (100,)
+    restored = SelectiveBackprop(beta=2.0, history=100)
+    restored.set_state(state)
+    restored.on_train_begin(make_state())
+    assert np.array_equal(restored.losses_.numpy(), selector.losses_.numpy())
+
+
+@pytest.mark.parametrize("divisor,accuracy", [(1, 0.5), (2, 0.85), (4, 0.92), (8, 0.96), (16, 0.999)])
+def test_ordered_sgd_keeps_exactly_top_q(make_state, divisor, accuracy):
+    selector = OrderedSGD()
+    state = make_state(logs={"accuracy": accuracy})
+    selector.on_train_begin(state)
+    selector(state)
+    keep = tf.function(lambda b: selector.keep(b))
+    losses = np.random.default_rng(0).permutation(64).astype(np.float32)
+    w = keep(_batch(losses, 0)).numpy()
+    q = 64 // divisor
+    assert np.array_equal(np.flatnonzero(w), np.sort(np.argsort(-losses)[:q]))
+    assert np.allclose(w[w > 0], 64 / q)
+
+
+def test_ordered_sgd_fixed_q_and_regression(make_state):
+    selector = OrderedSGD(q=5)
+    selector.on_train_begin(make_state(task="regression"))
+    w = tf.function(lambda b: selector.keep(b))(_batch(np.arange(8.0), 0)).numpy()
+    assert np.array_equal(np.flatnonzero(w), [3, 4, 5, 6, 7])
+    with pytest.raises(ValueError, match="regression"):
+        OrderedSGD().on_train_begin(make_state(task="regression"))
+    with pytest.raises(ValueError, match="q=0"):
+        OrderedSGD(q=0)
+
+
+def test_importance_sampling_is_unbiased(make_state):
+    selector = ImportanceSampling(presample=4.0, tau_th=1.0)
+    keep = _compiled(selector, make_state(batch_size=8))
+    selector.tau_.assign(10.0)  # switched on
+    rng = np.random.default_rng(0)
+    losses = rng.gamma(1.0, size=32).astype(np.float32)
+    quantity = rng.normal(size=32)
+    estimates = []
+    for step in range(3000):
+        w = keep(_batch(losses, step)).numpy()
+        assert np.count_nonzero(w) <= 8
+        estimates.append(np.sum(w * quantity) / 32)
+    se = np.std(estimates) / np.sqrt(len(estimates))
+    assert abs(np.mean(estimates) - quantity.mean()) < 4 * se
+
+
+def test_importance_sampling_uniform_until_variance_reduction(make_state):
+    selector = ImportanceSampling(presample=4.0)
+    state = make_state(batch_size=8, num_samples=1000)
+    keep = _compiled(selector, state)
+    assert np.isclose(selector.threshold(8, 1000), (32 + 24) / 24)
+    flat = np.ones(32, np.float32)
+    w = keep(_batch(flat, 0)).numpy()
+    assert np.count_nonzero(w) == 8 and np.allclose(w[w > 0], 4.0)
+    assert np.isclose(selector.tau_.numpy(), 0.1)  # EMA of a reduction of 1 from 0
+    skewed = np.r_[np.full(4, 100.0), np.full(28, 1e-3)].astype(np.float32)
+    for step in range(1, 100):
+        keep(_batch(skewed, step))
+    assert selector.tau_.numpy() > selector.threshold(8, 1000)
+    w = keep(_batch(skewed, 100)).numpy()
+    assert set(np.flatnonzero(w)) <= {0, 1, 2, 3}
+
+
+def test_importance_plan_presamples(make_state):
+    plan = ImportanceSampling(presample=3.0)(make_state(num_samples=100, batch_size=10))
+    assert len(plan) == 10 and all(len(b) == 30 for b in plan)
+
+
+def test_gradient_norm_bound():
+    y_pred = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    g = gradient_norm_bound(tf.constant([0, 1]), y_pred).numpy()
+    assert np.allclose(g, [np.linalg.norm([-0.3, 0.2, 0.1]), np.linalg.norm([0.1, -0.9, 0.8])])
+    g = gradient_norm_bound(tf.constant([[1.0], [2.0]]), tf.constant([[1.5], [0.0]])).numpy()
+    assert np.allclose(g, [0.5, 2.0])
