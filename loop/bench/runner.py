@@ -1,0 +1,265 @@
+"""Runs dataset x selector x seed trainings and stores each one, atomically, as JSON.
+
+The protocol: for a given dataset and seed every selector starts from the same
+initial weights (``keras.utils.set_random_seed(seed)`` then ``ds.model()``; the
+runner records a fingerprint of those weights to prove it), trains with
+``Loop(..., seed=seed)`` for the dataset's fixed epoch budget, evaluates once
+per epoch and never stops early.  A selector that trains fewer steps per epoch
+by design and says how many epochs match the baseline's gradient steps
+(``selector.epochs_for_budget(epochs, batches_per_epoch)``, e.g. DyBAT, whose
+epochs are rounds over its hardest batches) gets that many epochs instead.  Targets are applied afterwards, from the
+stored histories (:mod:`loop.bench.tables`), so the same runs answer any
+target.
+
+Each finished run is one file ``<out>/runs/<dataset>/<selector>/seed_<k>.json``
+written to a temporary name and moved into place with ``os.replace``, so a
+killed suite leaves either a whole file or none.  A run that raises (a loss
+that becomes NaN, a selector error) is stored with ``status: "failed"`` and its
+error, and the suite goes on.  Re-running with the same ``out`` skips every run
+whose file exists with the same budget.
+"""
+
+import copy
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import time
+import traceback
+
+import numpy as np
+
+#: Bumped when the run file's layout changes.
+RUN_FORMAT = 1
+
+
+def selector_key(selector):
+    """The (label, factory) of a selector given as a string spec or as an object/function.
+
+    The label is how the selector reads in tables (``DyBAT(delta=0.5)``); the
+    factory builds a fresh selector for each run, so no state leaks between runs.
+
+    Raises:
+        ValueError: an unknown selector name or hyper-parameter (from ``from_string``).
+    """
+    from loop.selectors import describe, from_string
+
+    if isinstance(selector, str):
+        label = describe(from_string(selector))
+        return label, lambda: from_string(selector)
+    if not callable(selector):
+        raise ValueError(f"a selector must be a string such as 'dybat:delta=0.5' or a callable, got {selector!r}")
+    return describe(selector), lambda: copy.deepcopy(selector)
+
+
+def slug(text):
+    """A file-system-safe, collision-free name for ``text``."""
+    readable = re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")[:60] or "selector"
+    return f"{readable}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def run_path(out, dataset, label, seed):
+    """Where the run of ``dataset`` x selector ``label`` x ``seed`` is stored."""
+    return os.path.join(out, "runs", dataset, slug(label), f"seed_{seed}.json")
+
+
+def write_json_atomic(path, payload):
+    """Writes ``payload`` as JSON to ``path`` through a temporary file and ``os.replace``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, default=_jsonable)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def read_run(path):
+    """The stored run at ``path``, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == RUN_FORMAT else None
+
+
+def prepare_dataset(budget, data_dir=None):
+    """Loads ``budget.dataset`` and cuts the training and test subsets of the budget.
+
+    The subsets are drawn with a fixed generator (seed 0), so every selector and
+    seed trains on the same rows.
+    """
+    from loop import datasets
+
+    ds = datasets.load(budget.dataset, data_dir=data_dir, **budget.load_options)
+    rng = np.random.default_rng(0)
+    x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    if budget.n_train is not None and budget.n_train < len(y_train):
+        rows = np.sort(rng.permutation(len(y_train))[:budget.n_train])
+        x_train, y_train = x_train[rows], y_train[rows]
+    if budget.n_test is not None and budget.n_test < len(y_test):
+        rows = np.sort(rng.permutation(len(y_test))[:budget.n_test])
+        x_test, y_test = x_test[rows], y_test[rows]
+    return ds, (x_train, y_train), (x_test, y_test)
+
+
+def weights_fingerprint(model):
+    """A number that changes with any initial weight: proves runs of a seed start alike."""
+    return float(sum(np.abs(w).astype(np.float64).sum() for w in model.get_weights()))
+
+
+def train_one(ds, train, test, budget, label, make_selector, seed):
+    """Trains one run and returns its record (status ``ok`` or ``failed``); never raises."""
+    import keras
+
+    from loop import Loop
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    record = {"format": RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
+              "budget": budget.config(), "task": ds.task, "metrics": list(ds.metrics), "loss": ds.loss,
+              "target_metric": ds.target_metric, "n_train": int(len(train[1])), "n_test": int(len(test[1])),
+              "status": "ok", "error": None, "frame": [], "wall_s": None}
+    start = time.perf_counter()
+    loop = None
+    try:
+        model = ds.model(budget.model)
+        record["model"] = model.name
+        record["init_fingerprint"] = weights_fingerprint(model)
+        optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {
+            "learning_rate": budget.learning_rate or ds.learning_rate}})
+        selector = make_selector()
+        batch_size = budget.batch_size or ds.batch_size
+        epochs = budget.epochs
+        if hasattr(selector, "epochs_for_budget"):  # e.g. DyBAT: same gradient steps as the baseline
+            epochs = int(selector.epochs_for_budget(budget.epochs, math.ceil(len(train[1]) / batch_size)))
+        record["loop_epochs"] = epochs
+        loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
+                    batch_size=batch_size, seed=seed)
+        hist = loop.fit(train, epochs=epochs, validation_data=test, verbose=0)
+        record["frame"] = hist.frame.to_dict(orient="records")
+    except Exception as err:  # a failed run is a result, not a crash of the suite
+        record["status"] = "failed"
+        record["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        record["traceback"] = traceback.format_exc()[-4000:]
+        if loop is not None and loop.history is not None and loop.history.rows:
+            record["frame"] = loop.history.frame.to_dict(orient="records")
+    record["wall_s"] = time.perf_counter() - start
+    return record
+
+
+def _fmt_seconds(seconds):
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """One line per run on ``stream``: runs done, the current run, elapsed time and an ETA."""
+
+    def __init__(self, total, stream=None):
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.trained = 0
+        self.trained_s = 0.0
+
+    def begin(self, what):
+        self._line(f"running {what}")
+
+    def end(self, what, record, skipped=False):
+        self.done += 1
+        if skipped:
+            status = "skipped (already in --out)"
+        else:
+            self.trained += 1
+            self.trained_s += record["wall_s"]
+            status = "ok" if record["status"] == "ok" else f"FAILED {record['error']}"
+            status += f" in {record['wall_s']:.1f}s"
+        self._line(f"{what}: {status}")
+
+    def _line(self, text):
+        remaining = self.total - self.done
+        eta = self.trained_s / self.trained * remaining if self.trained else None
+        elapsed = time.perf_counter() - self.start
+        print(f"[{self.done}/{self.total}] {text} | elapsed {_fmt_seconds(elapsed)}, ETA {_fmt_seconds(eta)}",
+              file=self.stream, flush=True)
+
+
+def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=False, progress=True, stream=None):
+    """Runs every budget x selector x seed not already stored under ``out``.
+
+    Args:
+        budgets: :class:`loop.bench.suites.Budget` objects, one per dataset.
+        selectors: string specs (``"dybat:delta=0.5"``) or selector objects/functions.
+        seeds: an int (seeds ``0..seeds-1``) or a list of seeds.
+        out: the results directory.
+        data_dir: passed to ``loop.datasets.load`` (default ``$LOOP_DATA_DIR``).
+        retry_failed: run again the runs stored as failed.
+        progress: print a progress line per run.
+        stream: where progress goes (default stderr).
+
+    Returns:
+        ``{"ran": n, "skipped": n, "failed": n, "unloadable": [(dataset, error), ...]}``.
+
+    Raises:
+        ValueError: an unknown selector name or hyper-parameter.
+    """
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    keyed = [selector_key(s) for s in selectors]
+    labels = [label for label, _ in keyed]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"selectors {labels} repeat a selector; give each one once")
+    os.makedirs(out, exist_ok=True)
+    meter = Progress(len(budgets) * len(keyed) * len(seeds), stream) if progress else None
+    summary = {"ran": 0, "skipped": 0, "failed": 0, "unloadable": []}
+    for budget in budgets:
+        todo = []
+        for seed in seeds:
+            for label, factory in keyed:
+                path = run_path(out, budget.dataset, label, seed)
+                stored = read_run(path)
+                if stored is not None and stored.get("budget") == budget.config() and (
+                        stored["status"] == "ok" or not retry_failed):
+                    summary["skipped"] += 1
+                    if meter:
+                        meter.end(f"{budget.dataset} {label} seed {seed}", stored, skipped=True)
+                    continue
+                todo.append((seed, label, factory, path))
+        if not todo:
+            continue
+        try:
+            ds, train, test = prepare_dataset(budget, data_dir)
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            summary["unloadable"].append((budget.dataset, message))
+            print(f"cannot load {budget.dataset}, skipping its {len(todo)} runs: {message}",
+                  file=stream or sys.stderr, flush=True)
+            if meter:
+                meter.done += len(todo)
+            continue
+        for seed, label, factory, path in todo:
+            what = f"{budget.dataset} {label} seed {seed}"
+            if meter:
+                meter.begin(what)
+            record = train_one(ds, train, test, budget, label, factory, seed)
+            write_json_atomic(path, record)
+            summary["ran"] += 1
+            summary["failed"] += record["status"] != "ok"
+            if meter:
+                meter.end(what, record)
+        del ds, train, test
+    return summary

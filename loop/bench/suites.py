@@ -1,0 +1,93 @@
+"""Named benchmark suites: which datasets, selectors, seeds and budgets a run uses.
+
+A :class:`Budget` fixes what one dataset trains for (epochs, training and test
+subset sizes, reference model, batch size, learning rate); a suite is a
+:class:`Suite` of budgets plus the selectors and seeds.  The command line
+overrides any of them (``--epochs``, ``--n-train``, ``--selectors`` ...).
+"""
+
+import dataclasses
+
+#: The selectors of the default suite: the baseline, the order-only baselines
+#: of the seed 000 experiment and one of each family of published methods.
+DEFAULT_SELECTORS = ("shuffle", "freeze", "homogeneous", "heterogeneous", "loss_sorted", "dybat", "infobatch",
+                     "selective_backprop")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Budget:
+    """What one dataset trains for in a suite.
+
+    Attributes:
+        dataset: a ``loop.datasets`` name.
+        epochs: the fixed epoch budget of every run.
+        n_train: rows of the training set used (a seeded subset shared by every
+            run); None keeps all.
+        n_test: rows of the test set evaluated each epoch; None keeps all.
+        model: the reference model's name (``Dataset.model_names``); None for
+            the dataset's default.
+        batch_size: the nominal batch size; None for the dataset's default.
+        learning_rate: None for the dataset's default.
+        load_options: keyword options passed to ``loop.datasets.load``.
+    """
+
+    dataset: str
+    epochs: int
+    n_train: int | None = None
+    n_test: int | None = None
+    model: str | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    load_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.epochs, int) or self.epochs <= 0:
+            raise ValueError(f"{self.dataset}: epochs must be a positive integer, got {self.epochs!r}")
+        for name in ("n_train", "n_test", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{self.dataset}: {name} must be a positive integer or None, got {value!r}")
+
+    def config(self):
+        """The fields that define a run's training, as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Suite:
+    """Datasets with their budgets, selectors and the number of seeds."""
+
+    name: str
+    budgets: tuple
+    selectors: tuple = DEFAULT_SELECTORS
+    seeds: int = 3
+    description: str = ""
+
+
+DEFAULT = Suite(
+    name="default",
+    description="offline, a few minutes on 2 CPU cores: generated spirals and scikit-learn's iris and wine",
+    budgets=(
+        Budget(dataset="spirals", epochs=25),
+        Budget(dataset="iris", epochs=40),
+        Budget(dataset="wine", epochs=20),
+    ),
+)
+
+SEEDS = Suite(
+    name="seeds",
+    description="every dataset of the original experiments on real data, sized for ~25 minutes on 2 CPU cores",
+    budgets=(
+        Budget(dataset="spirals", epochs=25),
+        Budget(dataset="iris", epochs=40),
+        Budget(dataset="wine", epochs=20),
+        Budget(dataset="boston", epochs=40),
+        Budget(dataset="music_genre", epochs=30),
+        Budget(dataset="mnist", epochs=5, n_train=8000, n_test=2000),
+        Budget(dataset="fashion_mnist", epochs=5, n_train=4000, n_test=2000),
+        Budget(dataset="cifar10", epochs=4, n_train=2000, n_test=1000, model="simple_cnn"),
+        Budget(dataset="sentiment140", epochs=4, n_train=4000),
+    ),
+)
+
+SUITES = {suite.name: suite for suite in (DEFAULT, SEEDS)}

@@ -1,0 +1,118 @@
+"""Targets, paired speedups, bootstrap intervals and the tables, on synthetic runs (no training)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loop.bench import tables
+
+
+def _run(selector, seed, val_acc, *, dataset="toy", status="ok", step_s=1.0, selection_s=0.1):
+    n = len(val_acc)
+    frame = pd.DataFrame({"epoch": np.arange(1, n + 1, dtype=float), "step": np.arange(1, n + 1),
+                          "train_time_s": step_s * np.arange(1, n + 1),
+                          "selection_time_s": selection_s * np.arange(1, n + 1),
+                          "eval_time_s": 0.5 * np.arange(1, n + 1),
+                          "loss": 1.0 - np.asarray(val_acc), "accuracy": np.asarray(val_acc) + 0.01,
+                          "val_loss": 1.0 - np.asarray(val_acc), "val_accuracy": np.asarray(val_acc)})
+    return {"dataset": dataset, "selector": selector, "seed": seed, "status": status,
+            "error": None if status == "ok" else "FloatingPointError: nan", "metrics": ["accuracy"],
+            "target_metric": "val_accuracy", "frame": frame}
+
+
+def test_bootstrap_ci_contains_the_known_median_and_is_seeded():
+    rng = np.random.default_rng(1)
+    values = rng.normal(2.0, 0.1, size=200)
+    low, high = tables.bootstrap_ci(values, n_boot=2000)
+    assert low < np.median(values) < high
+    assert low > 1.95 and high < 2.05
+    assert tables.bootstrap_ci(values, n_boot=2000) == (low, high)
+
+
+def test_bootstrap_ci_covers_the_true_median_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    trials, covered = 200, 0
+    for t in range(trials):
+        sample = rng.lognormal(0.0, 0.5, size=40)  # true median exp(0) = 1
+        low, high = tables.bootstrap_ci(sample, n_boot=500, seed=t)
+        covered += low <= 1.0 <= high
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_bootstrap_ci_handles_infinite_ratios():
+    assert tables.bootstrap_ci([math.inf, math.inf, math.inf], n_boot=100) == (math.inf, math.inf)
+    low, high = tables.bootstrap_ci([0.0, 1.0, math.inf], n_boot=500)
+    assert low == 0.0 and high == math.inf
+    assert all(math.isnan(v) for v in tables.bootstrap_ci([]))
+
+
+def test_paired_speedups_pair_by_seed_and_score_misses():
+    base = {0: 10.0, 1: 10.0, 2: math.inf, 3: math.inf}
+    sel = {0: 5.0, 1: math.inf, 2: 4.0, 3: math.inf, 9: 1.0}  # seed 9 has no baseline run: unpaired
+    assert tables.paired_speedups(base, sel) == [2.0, 0.0, math.inf, 0.0]
+
+
+def test_infer_target_is_99_percent_of_the_median_best_shuffle():
+    records = [_run("Shuffle()", s, [0.5, best]) for s, best in enumerate([0.8, 0.9, 1.0])]
+    records.append(_run("Other()", 0, [0.99, 0.99]))
+    threshold, mode = tables.infer_target(records, "val_accuracy")
+    assert mode == "max" and threshold == pytest.approx(0.99 * 0.9)
+
+
+def test_infer_target_lower_is_better_uses_101_percent_of_the_median_best():
+    records = []
+    for seed, best in enumerate([3.0, 2.0, 4.0]):
+        run = _run("Shuffle()", seed, [0.1, 0.2])
+        run["frame"]["val_mae"] = [best + 1.0, best]
+        run["target_metric"] = "val_mae"
+        records.append(run)
+    assert tables.infer_target(records, "val_mae") == (pytest.approx(3.03), "min")
+
+
+def test_parse_targets():
+    assert tables.parse_targets(["val_mae=3", "iris:val_accuracy=0.9"]) == {
+        None: {"val_mae": 3.0}, "iris": {"val_accuracy": 0.9}}
+    for bad in ["val_mae", "val_mae=x", "=3", "val_mae=inf"]:
+        with pytest.raises(ValueError, match="bad target"):
+            tables.parse_targets([bad])
+
+
+def test_unreached_and_failed_runs_stay_in_the_table_as_not_reached():
+    records = [_run("Shuffle()", s, [0.5, 0.8, 0.9]) for s in range(3)]
+    records += [_run("Slow()", s, [0.4, 0.5, 0.6]) for s in range(3)]           # never reaches 0.891
+    records += [_run("Fast()", s, [0.9, 0.9, 0.9], step_s=0.5) for s in range(2)]
+    records.append(_run("Fast()", 2, [0.2], status="failed"))
+    table = tables.summarize(records, n_boot=200).set_index("selector")
+    assert list(table.index) == ["Shuffle()", "Slow()", "Fast()"]
+    assert table.loc["Shuffle()", "speedup"] == 1.0 and table.loc["Shuffle()", "reached"] == 1.0
+    assert table.loc["Shuffle()", "time_to_target_s"] == 3.0 and table.loc["Shuffle()", "epochs_to_target"] == 3.0
+    slow = table.loc["Slow()"]
+    assert slow["seeds"] == 3 and slow["reached"] == 0.0
+    assert math.isinf(slow["time_to_target_s"]) and slow["speedup"] == 0.0
+    fast = table.loc["Fast()"]
+    assert fast["seeds"] == 3 and fast["failed"] == 1 and fast["reached"] == pytest.approx(2 / 3)
+    assert fast["speedup"] == pytest.approx(6.0)  # ratios 6, 6, 0 (the failed seed)
+    assert fast["time_to_target_s"] == 0.5 and "FloatingPointError" in fast["errors"]
+    assert table.loc["Shuffle()", "selection_share"] == pytest.approx(0.1)
+    shown = tables.display(table.reset_index())
+    assert "not reached" in set(shown["time to target (s)"])
+    assert "2/3 (1 failed)" in set(shown["reached"])
+    assert "| Slow() |" in tables.to_markdown(shown)
+
+
+def test_a_given_target_overrides_the_inferred_one():
+    records = [_run("Shuffle()", 0, [0.5, 0.8]), _run("Other()", 0, [0.7, 0.7])]
+    table = tables.summarize(records, targets=tables.parse_targets(["val_accuracy=0.6"]), n_boot=50)
+    assert list(table["reached"]) == [1.0, 1.0]
+    assert table.loc[1, "speedup"] == pytest.approx(2.0)
+    assert set(table["target_source"]) == {"given"}
+
+
+def test_seed000_keeps_seed_0_and_the_order_only_selectors_in_order():
+    records = [_run(s, seed, [0.5, 0.6]) for s in ["Heterogeneous()", "Shuffle()", "DyBAT()", "Freeze()"]
+               for seed in (0, 1)]
+    first = tables.seed000(records)
+    assert list(first["selector"]) == ["Freeze()", "Shuffle()", "Heterogeneous()"]
+    assert list(first["best_test"]) == [0.6] * 3
