@@ -65,6 +65,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from loop import checkpoint as checkpoint_lib
+from loop import distribute as distribute_lib
 from loop import history as history_lib
 from loop.selectors.base import describe
 from loop.selectors.baselines import Shuffle
@@ -73,6 +75,8 @@ from loop.selectors.baselines import Shuffle
 StepBatch = collections.namedtuple("StepBatch", ["indices", "losses", "weights", "y_true", "y_pred", "step"])
 
 _ACCURACY_NAMES = ("accuracy", "acc")
+_REGRESSION_LOSSES = ("mse", "mae", "mape", "msle", "mean_squared", "mean_absolute", "huber", "log_cosh",
+                      "logcosh", "poisson", "cosine")
 
 
 class State:
@@ -211,6 +215,9 @@ class Loop:
         run_eagerly: run the step eagerly, for debugging.
         deterministic: enable TensorFlow op determinism.
         eval_batch_size: rows per forward pass when evaluating and scoring.
+        strategy: a ``tf.distribute`` strategy (Mirrored, MultiWorkerMirrored)
+            that splits every global mini-batch over its replicas; build the
+            model under ``strategy.scope()``.  See :mod:`loop.distribute`.
 
     Raises:
         ValueError: an argument is out of range, naming it.
@@ -218,7 +225,7 @@ class Loop:
 
     def __init__(self, model, *, optimizer="adam", loss, metrics=None, selector=None, batch_size=32, seed=0,
                  steps_per_execution=32, jit_compile=False, run_eagerly=False, deterministic=False,
-                 eval_batch_size=1024):
+                 eval_batch_size=1024, strategy=None):
         if not isinstance(model, keras.Model):
             raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
         selector = Shuffle() if selector is None else selector
@@ -233,7 +240,10 @@ class Loop:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.model = model
-        self.optimizer = keras.optimizers.get(optimizer)
+        self.strategy = strategy
+        with distribute_lib.scope(strategy):
+            self.optimizer = keras.optimizers.get(optimizer)
+        distribute_lib.check(strategy, model, self.optimizer)
         self.loss_name, self._loss = _loss_fn(loss)
         self.loss = loss
         self._metric_specs = list(metrics or [])
@@ -251,6 +261,7 @@ class Loop:
         self._data = None
         self._optimizer_built = False
         self.trace_count = 0
+        self.trace_time_s = 0.0
         self.history = None
 
     # ------------------------------------------------------------------ data
@@ -277,6 +288,8 @@ class Loop:
     def _infer_task(self, y):
         integral = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)
         lname = self.loss_name.lower()
+        if any(part in lname for part in _REGRESSION_LOSSES):
+            return "regression", None
         if "crossentropy" in lname or "hinge" in lname or integral:
             if y.ndim >= 2 and y.shape[-1] > 1:
                 return "classification", int(y.shape[-1])
@@ -353,9 +366,19 @@ class Loop:
             self._record_losses(indices, losses)
             return losses
 
+        if self.strategy is not None:  # the same chunk over a strategy's replicas; see loop.distribute
+            train_chunk = distribute_lib.train_chunk(self)
         self._train_fn = compile_fn(train_chunk, [idx_spec, w_spec, idx_spec, scalar, scalar])
         self._score_fn = compile_fn(score_batch, [idx_spec])
         self._eval_fn = compile_fn(self._eval_step)
+
+    def _trace(self):
+        """Traces the train function once, before the clock runs, so tracing is not training time."""
+        if self.run_eagerly or self.trace_count:
+            return
+        t0 = time.perf_counter()
+        self._train_fn.get_concrete_function()
+        self.trace_time_s = time.perf_counter() - t0
 
     def _build_compiled_metrics(self):
         """Builds the model's compiled metrics so that Keras monitor callbacks (EarlyStopping,
@@ -411,6 +434,11 @@ class Loop:
                     objective += tf.add_n(self.model.losses)
             kept_indices = tf.boolean_mask(indices, weights > 0)
             self._apply(tape.gradient(objective, variables), variables)
+        self._account(indices, kept_indices, losses, y, y_pred)
+        return losses
+
+    def _account(self, indices, kept_indices, losses, y, y_pred):
+        """The bookkeeping of one step: loss table, counters and train metrics (also used by distribute)."""
         finite = tf.reduce_all(tf.math.is_finite(losses))
         self._first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self._first_bad_step < 0),
                                              self._steps.read_value(), self._first_bad_step.read_value()))
@@ -422,7 +450,6 @@ class Loop:
         self._loss_tracker.update_state(losses)
         for metric in self._train_metrics:
             metric.update_state(y, y_pred)
-        return losses
 
     def _apply(self, gradients, variables):
         gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
@@ -554,7 +581,7 @@ class Loop:
 
     # ------------------------------------------------------------------- fit
     def fit(self, data, *, epochs, validation_data=None, target=None, stop_at_target=False, eval_every=None,
-            callbacks=None, verbose=1):
+            callbacks=None, verbose=1, checkpoint_dir=None):
         """Trains the model, asking the selector for a plan every epoch.
 
         Args:
@@ -568,6 +595,9 @@ class Loop:
                 per epoch (plus at the end of training).
             callbacks: ``keras.callbacks.Callback`` objects.
             verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+            checkpoint_dir: save a checkpoint there at every epoch end and on
+                SIGTERM or Ctrl-C, and resume from its latest checkpoint; see
+                :mod:`loop.checkpoint`.
 
         Returns:
             A :class:`loop.history.History`.
@@ -609,18 +639,28 @@ class Loop:
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         if self._train_fn is None:
-            self._build()
+            with distribute_lib.scope(self.strategy):
+                self._build()
         self._first_bad_step.assign(-1)
         device_val = None
         if validation_data is not None:
             device_val = (tf.nest.map_structure(tf.convert_to_tensor, vx), tf.convert_to_tensor(vy))
+        ckpt = resume = None
+        if checkpoint_dir is not None:
+            ckpt = checkpoint_lib.Checkpointer(self, checkpoint_dir)
+            resume = ckpt.restore()
         state = self._state(0, epochs, {})
         if hasattr(self.selector, "on_train_begin"):
-            self.selector.on_train_begin(state)
+            with distribute_lib.scope(self.strategy):  # an in-step filter's variables are replicated too
+                self.selector.on_train_begin(state)
+        self._trace()
 
-        hist = history_lib.History(target=parsed_target, selector=describe(self.selector),
+        hist = history_lib.History(rows=resume.rows if resume else None, target=parsed_target,
+                                   selector=describe(self.selector),
                                    params={"batch_size": self.batch_size, "seed": self.seed, "epochs": epochs})
         self.history = hist
+        if resume is not None and (resume.stopped or resume.epoch >= epochs):
+            return hist
         cbks = keras.callbacks.CallbackList(callbacks, add_history=False, add_progbar=verbose != 0,
                                             model=self.model, verbose=verbose, epochs=epochs, steps=None)
         hooks = ("on_train_batch_end", "on_train_batch_begin", "on_batch_end", "on_batch_begin")
@@ -631,13 +671,26 @@ class Loop:
         self.model.stop_training = False
         timer = {"train": 0.0, "selection": 0.0, "eval": 0.0}
         logs, last_val = {}, {}
+        if resume is not None:
+            timer, logs, last_val = dict(resume.timer), resume.logs, resume.last_val
         cbks.on_train_begin()
-        for epoch in range(epochs):
+        with checkpoint_lib.guard(ckpt):
+            return self._train_epochs(
+                epochs=epochs, state=state, hist=hist, cbks=cbks, timer=timer, logs=logs, last_val=last_val,
+                eval_every=eval_every, device_val=device_val, parsed_target=parsed_target,
+                stop_at_target=stop_at_target, batch_hooks=batch_hooks, on_batch_end=on_batch_end,
+                verbose=verbose, ckpt=ckpt, resume=resume)
+
+    def _train_epochs(self, *, epochs, state, hist, cbks, timer, logs, last_val, eval_every, device_val,
+                      parsed_target, stop_at_target, batch_hooks, on_batch_end, verbose, ckpt, resume):
+        """The eager epoch loop of :meth:`fit`; ``resume`` continues a checkpointed run where it stopped."""
+        for epoch in range(resume.epoch if resume is not None else 0, epochs):
             t0 = time.perf_counter()
             state = self._state(epoch, epochs, logs) if epoch else state
+            resumed = resume is not None and resume.plan is not None and epoch == resume.epoch
             try:
-                plan = self.selector(state)
-                indices, weights, bounds = self._validate_plan(plan)
+                plan = resume.plan if resumed else self.selector(state)
+                indices, weights, bounds = plan if resumed else self._validate_plan(plan)
             except ValueError:
                 raise
             except Exception as err:
@@ -653,11 +706,12 @@ class Loop:
             timer["train"] += elapsed
             cbks.set_params({"verbose": verbose, "epochs": epochs, "steps": num_batches})
             cbks.on_epoch_begin(epoch)
-            self._loss_tracker.reset_state()
-            for m in self._train_metrics:
-                m.reset_state()
-            start_step = int(self._steps.numpy())
-            batch = 0
+            if not resumed:  # a resumed epoch keeps its restored running metrics
+                self._loss_tracker.reset_state()
+                for m in self._train_metrics:
+                    m.reset_state()
+            start_step = resume.start_step if resumed else int(self._steps.numpy())
+            batch = resume.batch if resumed else 0
             while batch < num_batches:
                 stop = min(batch + self.steps_per_execution, num_batches)
                 if eval_every:
@@ -695,6 +749,10 @@ class Loop:
                         break
                 if self.model.stop_training:
                     break
+                if ckpt is not None and ckpt.interrupted and batch < num_batches:
+                    ckpt.save(epoch=epoch, batch=batch, plan=(indices, weights, bounds), start_step=start_step,
+                              rows=hist.rows, timer=timer, logs=logs, last_val=last_val)
+                    ckpt.stop()
             logs = self._logs(self._loss_tracker, self._train_metrics)
             if not eval_every or steps_now % eval_every == 0 or epoch == epochs - 1 or self.model.stop_training:
                 if not (hist.rows and hist.rows[-1]["step"] == steps_now):
@@ -702,7 +760,13 @@ class Loop:
             epoch_logs = {**logs, **last_val}
             cbks.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
-            if self._stop(hist, parsed_target, stop_at_target) or self.model.stop_training:
+            stopping = self._stop(hist, parsed_target, stop_at_target) or self.model.stop_training
+            if ckpt is not None:
+                ckpt.save(epoch=epoch + 1, batch=0, rows=hist.rows, timer=timer, logs=logs, last_val=last_val,
+                          stopped=stopping)
+                if ckpt.interrupted:
+                    ckpt.stop()
+            if stopping:
                 break
         cbks.on_train_end(logs)
         return hist

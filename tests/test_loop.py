@@ -440,3 +440,13 @@ def test_model_checkpoint_callback_saves_best(tmp_path):
                                                                save_best_only=True)])
     restored = keras.models.load_model(path)
     assert restored.output_shape == (None, 3)
+
+
+def test_integer_targets_with_mse_are_regression():
+    x, _ = make_data()
+    y = np.arange(len(x)) % 7  # integer counts, not classes
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    loop = Loop(model, loss="mse", metrics=["mae"], batch_size=16)
+    loop.fit((x, y), epochs=1, verbose=0)
+    assert loop.task == "regression" and loop.num_classes is None

@@ -76,7 +76,7 @@ class SelectiveBackprop(Selector):
         losses = losses[-self.history:]
         m = tf.cast(tf.shape(losses)[0], tf.int64)
         slots = (self.seen_ + tf.range(m, dtype=tf.int64)) % self.history
-        self.losses_.scatter_nd_update(slots[:, None], losses)
+        self.losses_.scatter_update(tf.IndexedSlices(losses, slots))  # also works on mirrored variables
         self.seen_.assign_add(m)
 
 

@@ -1,0 +1,305 @@
+"""Checkpoint and resume for ``Loop.fit``: a thin wrapper over ``tf.train.CheckpointManager``.
+
+What one checkpoint holds, all in one ``tf.train.Checkpoint`` (so it is written
+and becomes the latest as a whole, or not at all):
+
+* TensorFlow state: the model's variables (weights and the Keras
+  ``SeedGenerator`` states of e.g. ``Dropout``), the optimizer, the train and
+  validation metrics, the per-sample loss table, ``loss_step``, trained counts
+  and the step, seen and backpropagated counters.
+* Python state, as one ``tf.train.experimental.PythonState`` blob (an in-memory
+  ``.npz`` of arrays plus JSON): the run's identity (selector, seed, batch
+  size, number of samples), where the loop is (epoch and batch), the history
+  rows, the timing counters, the last logs, the selector's ``get_state()``
+  and, for a checkpoint taken mid-epoch, the epoch's plan.
+
+``CheckpointManager`` writes the data files first and switches its
+``checkpoint`` index file with an atomic rename last, so a process killed while
+saving (even with SIGKILL) leaves the previous checkpoint as the latest.
+
+When checkpoints are saved: at the end of every epoch, and when the fit gets
+SIGTERM or SIGINT (Ctrl-C).  :meth:`Checkpointer.guard` installs handlers for
+both for the duration of the fit only; they set a flag that the eager loop reads
+between compiled chunks, so the checkpoint is taken at a chunk boundary (at most
+``steps_per_execution`` steps later) with the plan and position of the current
+epoch, and a resumed fit continues with the next batch of that plan: the run is
+the same as one that was never stopped.  Then SIGINT raises
+``KeyboardInterrupt`` and SIGTERM calls the previous handler (the default one
+exits with status 143).  A second Ctrl-C stops at once without saving.  A fit
+killed without warning (SIGKILL, power loss) resumes from the end of the last
+completed epoch.  The handlers are only installed from the main thread.
+"""
+
+import io
+import json
+import os
+import signal
+
+import numpy as np
+import tensorflow as tf
+
+from loop.selectors.base import describe
+
+#: Keys of a checkpoint's identity; a resumed fit must match all of them.
+IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas")
+
+
+class Resume:
+    """Where a restored run continues.
+
+    Attributes:
+        epoch: the epoch to run next (or to continue, when ``plan`` is set).
+        batch: the next batch of ``plan`` (0 at an epoch boundary).
+        plan: ``(indices, weights, bounds)`` of the interrupted epoch, or None.
+        start_step: the optimizer step at which the interrupted epoch began.
+        rows, timer, logs, last_val: the history rows, timing counters and
+            last train/validation logs.
+        stopped: the checkpointed fit stopped early (at its target or by a
+            callback); a resumed fit then trains no further.
+    """
+
+    def __init__(self, blob):
+        self.epoch = int(blob["epoch"])
+        self.batch = int(blob["batch"])
+        self.plan = blob.get("plan")
+        self.start_step = blob.get("start_step")
+        self.rows = blob["rows"]
+        self.timer = blob["timer"]
+        self.logs = blob["logs"]
+        self.last_val = blob["last_val"]
+        self.stopped = bool(blob["stopped"])
+
+
+def pack(values):
+    """Serializes a dict of arrays and JSON values to bytes (an ``.npz`` with a JSON entry).
+
+    Raises:
+        TypeError: a value is neither an array, a NumPy scalar nor JSON-serializable, naming its key.
+    """
+    arrays, plain, kinds = {}, {}, {}
+    for key, value in values.items():
+        if isinstance(value, (np.ndarray, np.generic)):
+            arrays[key] = np.asarray(value)
+            kinds[key] = "scalar" if isinstance(value, np.generic) else "array"
+            if arrays[key].dtype == object:
+                raise TypeError(f"state[{key!r}] is an object array; checkpoints hold numeric or string arrays")
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            try:
+                array = np.asarray(value)
+            except Exception:
+                array = None
+            if array is None or array.dtype == object:
+                raise TypeError(f"state[{key!r}] = {type(value).__name__} cannot be checkpointed; use arrays, "
+                                "numbers, strings, lists or dicts of them") from None
+            arrays[key], kinds[key] = array, "array"
+            continue
+        plain[key] = value
+    buffer = io.BytesIO()
+    np.savez(buffer, __json__=np.frombuffer(json.dumps({"plain": plain, "kinds": kinds}).encode(), np.uint8),
+             **arrays)
+    return buffer.getvalue()
+
+
+def unpack(data):
+    """Inverts :func:`pack`."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(npz["__json__"].tobytes().decode())
+        out = dict(meta["plain"])
+        for key, kind in meta["kinds"].items():
+            out[key] = npz[key][()] if kind == "scalar" else npz[key]
+    return out
+
+
+class _PythonBlob(tf.train.experimental.PythonState):
+    """The Python half of a checkpoint: one bytes value, set before saving and read after restoring."""
+
+    def __init__(self):
+        self.value = b""
+
+    def serialize(self):
+        return self.value
+
+    def deserialize(self, string_value):
+        self.value = bytes(string_value)
+
+
+def _selector_state(selector):
+    get_state = getattr(selector, "get_state", None)
+    if get_state is None:
+        return None
+    state = get_state()
+    if not isinstance(state, dict):
+        raise TypeError(f"selector {describe(selector)}: get_state() returned {type(state).__name__}; "
+                        "return a dict of arrays and numbers")
+    return {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
+
+
+def _worker_directory(directory, strategy):
+    """Non-chief workers of a multi-worker strategy write to a directory of their own (TF requires all to save)."""
+    if strategy is None or getattr(strategy.extended, "should_checkpoint", True):
+        return directory
+    resolver = strategy.cluster_resolver
+    return os.path.join(directory, f".{resolver.task_type}-{resolver.task_id}")
+
+
+class Checkpointer:
+    """Saves and restores everything a ``Loop.fit`` needs to resume exactly.
+
+    Args:
+        loop: a built :class:`loop.Loop` (its tables and metrics exist).
+        directory: the checkpoint directory; created if missing.
+        max_to_keep: checkpoints kept by the ``CheckpointManager``.
+    """
+
+    def __init__(self, loop, directory, *, max_to_keep=2):
+        self.loop = loop
+        self.directory = os.fspath(directory)
+        self._blob = _PythonBlob()
+        metrics = [loop._loss_tracker, loop._val_loss_tracker, *loop._train_metrics, *loop._val_metrics]
+        self._checkpoint = tf.train.Checkpoint(
+            model_variables=list(loop.model.variables),
+            optimizer=loop.optimizer,
+            metric_variables=[v for m in metrics for v in m.variables],
+            tables=[loop._loss_table, loop._loss_step_table, loop._trained_table],
+            counters=[loop._steps, loop._seen, loop._backprop],
+            python=self._blob)
+        write_dir = _worker_directory(self.directory, getattr(loop, "strategy", None))
+        self._manager = tf.train.CheckpointManager(self._checkpoint, write_dir, max_to_keep=max_to_keep)
+        self._read_manager = (self._manager if write_dir == self.directory else
+                              tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=None))
+        self.signal = None
+        self._previous = {}
+
+    def identity(self):
+        """The values a checkpoint must share with the fit that resumes it."""
+        strategy = getattr(self.loop, "strategy", None)
+        return {"selector": describe(self.loop.selector), "seed": self.loop.seed,
+                "batch_size": self.loop.batch_size, "num_samples": int(self.loop.num_samples),
+                "loss": self.loop.loss_name, "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+
+    @property
+    def latest(self):
+        """The path prefix of the latest checkpoint, or None."""
+        return self._read_manager.latest_checkpoint
+
+    def restore(self):
+        """Restores the latest checkpoint into the loop and its selector.
+
+        Returns:
+            A :class:`Resume`, or None when the directory holds no checkpoint.
+
+        Raises:
+            ValueError: the checkpoint belongs to a different run (another
+                selector, seed, batch size, dataset size, loss or replica
+                count), naming the difference.
+        """
+        path = self.latest
+        if path is None:
+            return None
+        reader = tf.train.load_checkpoint(path)
+        blob_key = [k for k in reader.get_variable_to_shape_map() if k.startswith("python/")]
+        if not blob_key:
+            raise ValueError(f"checkpoint {path} was not written by loop.Loop.fit (no Python state); "
+                             "pass a fresh checkpoint_dir")
+        blob = unpack(reader.get_tensor(blob_key[0]))
+        saved = json.loads(blob["identity"])
+        here = self.identity()
+        different = [f"{k}: {saved.get(k)!r} there, {here[k]!r} here" for k in IDENTITY if saved.get(k) != here[k]]
+        if different:
+            raise ValueError(f"checkpoint_dir {self.directory!r} holds a checkpoint of a different run "
+                             f"({'; '.join(different)}); pass a fresh checkpoint_dir or delete that one")
+        self._checkpoint.restore(path).assert_existing_objects_matched()
+        state = blob.get("selector_state")
+        if state is not None:
+            selector_state = unpack(state)
+            if not hasattr(self.loop.selector, "set_state"):
+                raise ValueError(f"checkpoint {path} holds selector state but {describe(self.loop.selector)} "
+                                 "has no set_state()")
+            self.loop.selector.set_state(selector_state)
+        plan = None
+        if "plan_indices" in blob:
+            plan = (blob["plan_indices"], blob["plan_weights"], blob["plan_bounds"])
+        progress = json.loads(blob["progress"])
+        return Resume({**progress, "plan": plan})
+
+    def save(self, *, epoch, batch, rows, timer, logs, last_val, stopped=False, plan=None, start_step=None):
+        """Writes a checkpoint; ``batch > 0`` with ``plan`` marks a mid-epoch position.
+
+        Returns:
+            The path prefix of the checkpoint written.
+        """
+        blob = {"identity": json.dumps(self.identity()),
+                "progress": json.dumps({"epoch": int(epoch), "batch": int(batch), "rows": rows, "timer": timer,
+                                        "logs": logs, "last_val": last_val, "stopped": bool(stopped),
+                                        "start_step": None if start_step is None else int(start_step)})}
+        state = _selector_state(self.loop.selector)
+        if state is not None:
+            blob["selector_state"] = np.frombuffer(pack(state), np.uint8)
+        if plan is not None:
+            blob["plan_indices"], blob["plan_weights"], blob["plan_bounds"] = plan
+        self._blob.value = pack(blob)
+        return self._manager.save()
+
+    # --------------------------------------------------------------- signals
+    @property
+    def interrupted(self):
+        """True once SIGTERM or SIGINT arrived during the fit."""
+        return self.signal is not None
+
+    def guard(self):
+        """A context manager that installs the SIGTERM/SIGINT handlers for the fit's duration."""
+        return _Guard(self)
+
+    def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.signal == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
+        self.signal = signum
+
+    def stop(self):
+        """After the interrupt's checkpoint: re-delivers the signal the way the previous handler would."""
+        signum, previous = self.signal, self._previous.get(self.signal)
+        self._restore_handlers()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt(f"fit interrupted; checkpoint saved to {self.latest}")
+        if callable(previous):
+            previous(signum, None)
+        raise SystemExit(128 + signum)
+
+    def _install_handlers(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous = signal.getsignal(signum)
+                if previous is signal.SIG_IGN:
+                    continue
+                signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: no handlers, checkpoints at epoch ends only
+                continue
+            self._previous[signum] = previous
+
+    def _restore_handlers(self):
+        while self._previous:
+            signum, previous = self._previous.popitem()
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+
+
+class _Guard:
+    def __init__(self, checkpointer):
+        self.checkpointer = checkpointer
+
+    def __enter__(self):
+        if self.checkpointer is not None:
+            self.checkpointer._install_handlers()
+        return self.checkpointer
+
+    def __exit__(self, *exc):
+        if self.checkpointer is not None:
+            self.checkpointer._restore_handlers()
+        return False
+
+
+def guard(checkpointer):
+    """``checkpointer.guard()``, or a no-op context when there is no checkpointer."""
+    return _Guard(checkpointer)

@@ -1,0 +1,279 @@
+"""The error catalogue: every bad input ``loop`` refuses, with the error it raises.
+
+Each :class:`Case` holds a trigger (a function that provokes the error on tiny
+data), the exception type and a fragment of the message that names the bad
+value or the fix.  ``tests/test_errors.py`` runs every trigger and checks the
+type and the fragment, and checks that ``docs/errors.md`` equals
+:func:`render` of the real messages, so the list cannot drift.  Regenerate it
+with::
+
+    python -m loop.errors > docs/errors.md
+
+None of these errors changes a checkpoint or a result already written: plans
+and data are validated before any training step, and checkpoints are only
+written at epoch ends and on SIGTERM/SIGINT (see :mod:`loop.checkpoint`).
+"""
+
+import collections
+import os
+import re
+import tempfile
+
+import numpy as np
+
+#: One catalogue entry.
+Case = collections.namedtuple("Case", ["group", "case", "exception", "fragment", "trigger"])
+
+NUM_SAMPLES = 48
+
+
+def _data(n=NUM_SAMPLES, d=4, classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d)).astype("float32")
+    return x, np.argmax(x[:, :classes], axis=1).astype("int32")
+
+
+def _model(d=4, classes=3):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((d,)), keras.layers.Dense(classes, activation="softmax")])
+
+
+def _loop(selector=None, **kwargs):
+    from loop import Loop
+
+    kwargs.setdefault("batch_size", 8)
+    return Loop(kwargs.pop("model", None) or _model(), loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"], selector=selector, **kwargs)
+
+
+def _fit(selector=None, data=None, loop_kwargs=None, **fit_kwargs):
+    fit_kwargs.setdefault("epochs", 1)
+    return _loop(selector, **(loop_kwargs or {})).fit(data or _data(), verbose=0, **fit_kwargs)
+
+
+def _plan(make):
+    """A selector named ``plan`` that returns ``make(n)`` (named, so its messages are stable)."""
+    def plan(state):
+        return make(state.num_samples)
+    return plan
+
+
+def _raises_mid_fit(state):
+    if state.epoch == 1:
+        raise KeyError("no such column 'difficulty'")
+    return [np.arange(state.num_samples)]
+
+
+def _nan_loss():
+    import keras
+
+    from loop import Loop
+    x, y = _data()
+    Loop(_model(), loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.SGD(1e30),
+         batch_size=8).fit((x * 1e30, y), epochs=2, verbose=0)
+
+
+def _other_run_checkpoint():
+    with tempfile.TemporaryDirectory() as tmp:
+        _fit(checkpoint_dir=tmp, loop_kwargs={"batch_size": 8})
+        _fit(checkpoint_dir=tmp, loop_kwargs={"batch_size": 16})
+
+
+def _corrupted_local_file():
+    from loop import datasets
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "mnist"))
+        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                     "t10k-labels-idx1-ubyte.gz"):
+            with open(os.path.join(tmp, "mnist", name), "wb") as f:
+                f.write(b"\x1f\x8b truncated")
+        datasets.load("mnist", data_dir=tmp)
+
+
+def _truncated_cache():
+    from loop.datasets import sources
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "tokens.npz")
+        sources.save_npz_atomic(path, x=np.arange(1000))
+        with open(path, "r+b") as f:
+            f.truncate(100)
+        sources.load_npz(path, ["x"])
+
+
+def _model_outside_scope():
+    import tensorflow as tf
+
+    _loop(model=_model(), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+
+
+def _from_string(spec):
+    from loop.selectors import from_string
+    return lambda: from_string(spec)
+
+
+def _selector(name, **kwargs):
+    def build():
+        import loop.selectors as selectors
+        getattr(selectors, name)(**kwargs)
+    return build
+
+
+def _nan_inputs():
+    x, y = _data()
+    x[3, 1] = np.nan
+    _fit(data=(x, y))
+
+
+def _labels_out_of_range():
+    x, y = _data()
+    y[5] = 7
+    _fit(data=(x, y))
+
+
+CATALOGUE = [
+    # ---------------------------------------------------------------- selector output
+    Case("selector output", "non-integer indices", ValueError, "indices must be integers",
+         lambda: _fit(_plan(lambda n: [np.array([0.0, 1.5])]))),
+    Case("selector output", "index out of range", ValueError, f"outside [0, {NUM_SAMPLES})",
+         lambda: _fit(_plan(lambda n: [np.arange(8), np.array([2, n])]))),
+    Case("selector output", "negative index", ValueError, "indices [-1] are outside",
+         lambda: _fit(_plan(lambda n: [np.array([-1, 2])]))),
+    Case("selector output", "empty mini-batch", ValueError, "the mini-batch is empty",
+         lambda: _fit(_plan(lambda n: [np.arange(2), np.array([], dtype=int)]))),
+    Case("selector output", "empty plan", ValueError, "returned an empty plan",
+         lambda: _fit(_plan(lambda n: []))),
+    Case("selector output", "plan is None", ValueError, "returned None",
+         lambda: _fit(_plan(lambda n: None))),
+    Case("selector output", "NaN weight", ValueError, "weights must be finite and non-negative, got [nan]",
+         lambda: _fit(_plan(lambda n: [(np.array([0, 1]), np.array([1.0, np.nan]))]))),
+    Case("selector output", "negative weight", ValueError, "finite and non-negative, got [-1.0]",
+         lambda: _fit(_plan(lambda n: [(np.array([0, 1]), np.array([1.0, -1.0]))]))),
+    Case("selector output", "wrong number of weights", ValueError, "2 weights for 3 indices",
+         lambda: _fit(_plan(lambda n: [(np.array([0, 1, 2]), np.array([1.0, 1.0]))]))),
+    Case("selector output", "selector raises mid-fit (traceback kept)", RuntimeError,
+         "raised KeyError at epoch 1", lambda: _fit(_raises_mid_fit, epochs=2)),
+    Case("selector output", "selector not callable", ValueError, "selector 42 is not callable",
+         lambda: _loop(42)),
+    # ---------------------------------------------------------------- selector construction
+    Case("selectors and hyper-parameters", "unknown selector name", ValueError, "unknown selector 'dybatt'",
+         _from_string("dybatt:delta=0.5")),
+    Case("selectors and hyper-parameters", "unknown hyper-parameter", ValueError,
+         "unknown hyper-parameter 'detla'", _from_string("dybat:detla=0.5")),
+    Case("selectors and hyper-parameters", "malformed hyper-parameter", ValueError, "write key=value",
+         _from_string("dybat:0.5")),
+    Case("selectors and hyper-parameters", "DyBAT delta outside (0, 1]", ValueError, "delta=1.5 is out of range",
+         _selector("DyBAT", delta=1.5)),
+    Case("selectors and hyper-parameters", "DyBAT delta = 0", ValueError, "delta=0 is out of range",
+         _selector("DyBAT", delta=0)),
+    Case("selectors and hyper-parameters", "OnlineBatchSelection s_e < 1", ValueError,
+         "s_e0=0.5 is out of range", _selector("OnlineBatchSelection", s_e0=0.5)),
+    Case("selectors and hyper-parameters", "InfoBatch prune_ratio outside [0, 1)", ValueError,
+         "prune_ratio=1.0 is out of range", _selector("InfoBatch", prune_ratio=1.0)),
+    Case("selectors and hyper-parameters", "batch size <= 0", ValueError, "batch_size must be a positive integer",
+         lambda: _loop(batch_size=0)),
+    Case("selectors and hyper-parameters", "batch size larger than the data", ValueError,
+         f"batch_size=100 is larger than the {NUM_SAMPLES} training samples",
+         lambda: _fit(loop_kwargs={"batch_size": 100})),
+    # ---------------------------------------------------------------- data
+    Case("data", "x and y lengths differ", ValueError, f"x has {NUM_SAMPLES} samples but y has {NUM_SAMPLES - 1}",
+         lambda: _fit(data=(_data()[0], _data()[1][:-1]))),
+    Case("data", "NaN or Inf in the inputs", ValueError, "x holds NaN or Inf at sample(s) [3]", _nan_inputs),
+    Case("data", "label outside [0, num_classes)", ValueError, "label [7] at sample 5 is outside [0, 3)",
+         _labels_out_of_range),
+    Case("data", "labels given as strings", ValueError, "encode labels as integer class ids",
+         lambda: _fit(data=(_data()[0], np.array(["cat"] * NUM_SAMPLES)))),
+    Case("data", "empty dataset", ValueError, "the dataset is empty",
+         lambda: _fit(data=(_data()[0][:0], _data()[1][:0]))),
+    Case("data", "validation data of the wrong shape", ValueError, "validation_data: x has sample shape (2,)",
+         lambda: _fit(validation_data=(_data()[0][:, :2], _data()[1]))),
+    Case("data", "unknown dataset name", ValueError, "Unknown dataset 'mnits'. Did you mean 'mnist'?",
+         lambda: __import__("loop.datasets", fromlist=["load"]).load("mnits")),
+    Case("data", "corrupted or truncated local file", ValueError, "The file is corrupted, truncated",
+         _corrupted_local_file),
+    Case("data", "corrupted or truncated cached file", RuntimeError, "is corrupted or truncated",
+         _truncated_cache),
+    # ---------------------------------------------------------------- training
+    Case("training", "NaN or Inf loss", FloatingPointError, "the loss became NaN or Inf at epoch 0, step",
+         _nan_loss),
+    Case("training", "target metric not tracked", ValueError, "target metric(s) ['val_f1'] are not tracked",
+         lambda: _fit(target={"val_f1": 0.5})),
+    Case("training", "stop_at_target without a target", ValueError, "stop_at_target=True needs a target",
+         lambda: _fit(stop_at_target=True)),
+    Case("training", "epochs <= 0", ValueError, "epochs must be a positive integer, got 0",
+         lambda: _fit(epochs=0)),
+    Case("training", "checkpoint of a different run", ValueError,
+         "holds a checkpoint of a different run (batch_size: 8 there, 16 here)", _other_run_checkpoint),
+    Case("training", "model built outside strategy.scope()", ValueError, "created outside strategy.scope()",
+         _model_outside_scope),
+    Case("training", "strategy that is not a tf.distribute.Strategy", ValueError,
+         "strategy must be a tf.distribute.Strategy", lambda: _loop(strategy="mirrored")),
+]
+
+#: Cases covered elsewhere, listed in the rendered catalogue for completeness.
+ELSEWHERE = [
+    ("data", "a download interrupted midway leaves no partial file",
+     "tests/datasets/test_datasets_sources.py::test_interrupted_download_leaves_no_partial_file"),
+    ("results", "benchmark result files are never half-written", "loop.bench (atomic writes, resumable suite)"),
+    ("training", "a killed fit leaves its last checkpoint intact and resumable", "tests/test_checkpoint.py"),
+]
+
+
+def run(case):
+    """Runs ``case.trigger`` and returns the exception it raised.
+
+    Raises:
+        AssertionError: it raised nothing, another type, or a message without the fragment.
+    """
+    try:
+        case.trigger()
+    except Exception as err:  # noqa: BLE001 - the catalogue checks the type itself
+        if not isinstance(err, case.exception):
+            raise AssertionError(f"{case.case}: expected {case.exception.__name__}, got "
+                                 f"{type(err).__name__}: {err}") from err
+        if case.fragment not in str(err):
+            raise AssertionError(f"{case.case}: the message lacks {case.fragment!r}: {err}") from err
+        return err
+    raise AssertionError(f"{case.case}: no error was raised")
+
+
+def _first_line(message):
+    line = str(message).strip().splitlines()[0]
+    line = re.sub(re.escape(tempfile.gettempdir()) + r"/[^\s/']+", "<tmp>", line)
+    line = re.sub(r"sha256 is [0-9a-f]{64}", "sha256 is <sha256>", line)
+    line = re.sub(r"expected [0-9a-f]{64}( or [0-9a-f]{64})*", "expected <known sha256>", line)
+    return line.replace("|", "\\|")
+
+
+def render(errors):
+    """The catalogue as Markdown, given ``{case name: raised exception}`` from :func:`run`."""
+    out = ["# Error catalogue", "",
+           "Every bad input `loop` refuses, the exception it raises and its message (first line).",
+           "Generated by `python -m loop.errors > docs/errors.md`; `tests/test_errors.py` checks that this",
+           "file matches the code.  No error below changes a checkpoint or a result already written.", ""]
+    group = None
+    for case in CATALOGUE:
+        if case.group != group:
+            group = case.group
+            out += [f"## {group[0].upper() + group[1:]}", "", "| Case | Exception | Message |", "|---|---|---|"]
+        out.append(f"| {case.case} | `{type(errors[case.case]).__name__}` | {_first_line(errors[case.case])} |")
+        if case is CATALOGUE[-1] or CATALOGUE[CATALOGUE.index(case) + 1].group != group:
+            out.append("")
+    out += ["## Covered elsewhere", "", "| Area | Case | Where |", "|---|---|---|"]
+    out += [f"| {area} | {case} | `{where}` |" for area, case, where in ELSEWHERE]
+    return "\n".join(out) + "\n"
+
+
+def run_all():
+    """Runs every trigger; returns ``{case name: exception}``."""
+    return {case.case: run(case) for case in CATALOGUE}
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import sys
+
+    sys.stdout.write(render(run_all()))
