@@ -51,7 +51,10 @@ Object selectors may define optional hooks:
     without gradient, ``weights``, ``y_true``, ``y_pred``, ``step``).  It
     returns new weights; the step then runs forward and backward only on the
     rows whose weight is positive, with the objective above (``n`` stays the
-    number of candidate rows, so a filter normalizes its own weights).
+    number of candidate rows, so a filter normalizes its own weights).  A
+    selector with ``filter_mode = "mask"`` instead gets the losses of the
+    training forward pass and its weights mask that same pass: one forward
+    pass, and a backward pass over every row (cheaper when most rows are kept).
 ``get_state()`` / ``set_state(state)``
     the selector's learned state, for checkpoints.
 """
@@ -257,6 +260,10 @@ class Loop:
         self.deterministic = bool(deterministic)
         self.eval_batch_size = int(eval_batch_size)
         self._filter = getattr(selector, "keep", None)
+        self._filter_mode = getattr(selector, "filter_mode", "compact")
+        if self._filter_mode not in ("compact", "mask"):
+            raise ValueError(f"selector {describe(selector)} has filter_mode={self._filter_mode!r}; "
+                             "use 'compact' or 'mask'")
         self._train_fn = None
         self._data = None
         self._optimizer_built = False
@@ -402,7 +409,19 @@ class Loop:
         y = tf.gather(self._y, indices)
         n = tf.cast(tf.shape(indices)[0], tf.float32)
         variables = self.model.trainable_variables
-        if self._filter is not None:
+        if self._filter is not None and self._filter_mode == "mask":
+            with tf.GradientTape() as tape:
+                y_pred = self.model(x, training=True)
+                losses = self._loss(y, y_pred)
+                weights = tf.stop_gradient(tf.cast(self._filter(StepBatch(
+                    indices, tf.stop_gradient(losses), weights, y, tf.stop_gradient(y_pred),
+                    self._steps.read_value())), tf.float32))
+                objective = tf.reduce_sum(weights * losses) / n
+                if self.model.losses:
+                    objective += tf.add_n(self.model.losses)
+            kept_indices = tf.boolean_mask(indices, weights > 0)
+            self._apply(tape.gradient(objective, variables), variables)
+        elif self._filter is not None:
             y_pred_all = self.model(x, training=False)
             losses = self._loss(y, y_pred_all)
             weights = tf.cast(self._filter(StepBatch(indices, tf.stop_gradient(losses), weights, y,

@@ -450,3 +450,24 @@ def test_integer_targets_with_mse_are_regression():
     loop = Loop(model, loss="mse", metrics=["mae"], batch_size=16)
     loop.fit((x, y), epochs=1, verbose=0)
     assert loop.task == "regression" and loop.num_classes is None
+
+
+class MaskHalfFilter(HalfFilter):
+    filter_mode = "mask"
+
+
+def test_mask_mode_filter_trains_like_compact_mode():
+    x, y = make_data(n=64)
+    weights = []
+    for selector in (HalfFilter(), MaskHalfFilter()):
+        loop = Loop(make_model(), loss="sparse_categorical_crossentropy", batch_size=16, selector=selector,
+                    optimizer=keras.optimizers.SGD(0.1))
+        row = loop.fit((x, y), epochs=2, verbose=0).rows[-1]
+        assert row["samples_backpropagated"] == 64 and loop.trained_counts.sum() == 64
+        weights.append(loop.model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="filter_mode='fast'"):
+        bad = HalfFilter()
+        bad.filter_mode = "fast"
+        make_loop(bad)

@@ -35,10 +35,15 @@ class OrderedSGD(Selector):
     accuracy >= 80%, ``s/4`` at >= 90%, ``s/8`` at >= 95%, ``s/16`` at >=
     99.5% (``q = max(1, s // d)``).  With an integer ``q`` it is fixed
     (``min(q, s)``).  The divisor is a ``tf.Variable`` assigned at epoch start.
+    As in the paper, the top-q choice uses the losses of the training forward
+    pass itself (``filter_mode = "mask"``): one forward pass, no extra scoring
+    pass.
 
     Raises:
         ValueError: ``q`` < 1; or, with ``q=None``, a task without an accuracy.
     """
+
+    filter_mode = "mask"
 
     def __init__(self, q=None):
         if q is not None:
