@@ -37,7 +37,11 @@ class ImportanceSampling(Selector):
     and EMA as in their code, idiap/importance-sampling): the plan gives
     candidate batches of ``B = round(presample * b)`` samples drawn uniformly
     (consecutive slices of fresh permutations), ``ceil(N / b)`` of them per
-    epoch so an epoch has the baseline's number of steps.  In the train step,
+    epoch so an epoch has the baseline's number of steps.  Until ``tau``
+    exceeds ``tau_th`` (read once at each epoch's start, so the switch acts per
+    epoch), the candidate batches have only b samples, which are trained
+    uniformly and scored to update ``tau``: Algorithm 1's "else" branch, which
+    costs no presampling.  In the train step,
     the filter scores the candidates from the forward pass it is given:
     ``score="loss"`` uses the loss, ``score="gnorm"`` the gradient-norm upper
     bound :func:`gradient_norm_bound`.  With ``g = score / sum(score)`` and
@@ -89,9 +93,20 @@ class ImportanceSampling(Selector):
     def __call__(self, state):
         n, b = state.num_samples, state.batch_size
         big = self.presample_size(b, n)
+        if not self.active(state):
+            big = b  # Algorithm 1's "else" branch: train on b uniform samples and score only those
         steps = math.ceil(n / b)
         stream = np.concatenate([state.rng.permutation(n) for _ in range(math.ceil(steps * big / n))])
         return list(stream[:steps * big].reshape(steps, big))
+
+    def active(self, state):
+        """Whether this epoch presamples: the variance-reduction EMA ``tau`` exceeded ``tau_th``.
+
+        Read once per epoch from the ``tf.Variable`` (one host read), so the
+        switch acts at epoch granularity.
+        """
+        tau = self.tau_.numpy() if isinstance(self.tau_, tf.Variable) else (self.tau_ or 0.0)
+        return float(tau) > self.threshold(state.batch_size, state.num_samples)
 
     def keep(self, batch):
         losses = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
@@ -107,7 +122,7 @@ class ImportanceSampling(Selector):
         total = tf.reduce_sum(scores)
         p = tf.where(total > 0, scores / tf.maximum(total, 1e-30), tf.fill([n], 1.0 / n_f))
 
-        active = self.tau_ > self._threshold
+        active = tf.logical_and(self.tau_ > self._threshold, n > b)  # b-sized batches: plain training
         reduction = tf.math.rsqrt(tf.maximum(1.0 - tf.reduce_sum((p - 1.0 / n_f) ** 2) / tf.reduce_sum(p ** 2),
                                              1e-12))
         self.tau_.assign(self.momentum * self.tau_ + (1.0 - self.momentum) * reduction)

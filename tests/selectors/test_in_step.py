@@ -115,8 +115,14 @@ def test_importance_sampling_uniform_until_variance_reduction(make_state):
     assert set(np.flatnonzero(w)) <= {0, 1, 2, 3}
 
 
-def test_importance_plan_presamples(make_state):
-    plan = ImportanceSampling(presample=3.0)(make_state(num_samples=100, batch_size=10))
+def test_importance_plan_presamples_only_once_switched_on(make_state):
+    selector = ImportanceSampling(presample=3.0)
+    state = make_state(num_samples=100, batch_size=10)
+    plan = selector(state)  # tau = 0: Algorithm 1's uniform branch, no presampling
+    assert len(plan) == 10 and all(len(b) == 10 for b in plan)
+    selector.on_train_begin(state)
+    selector.tau_.assign(10.0)  # the variance reduction exceeds tau_th
+    plan = selector(state)
     assert len(plan) == 10 and all(len(b) == 30 for b in plan)
 
 
