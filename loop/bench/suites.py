@@ -77,10 +77,7 @@ DEFAULT = Suite(
 SEEDS = Suite(
     name="seeds",
     description="every dataset of the original experiments on real data, sized for ~25 minutes on 2 CPU cores",
-    budgets=(
-        Budget(dataset="spirals", epochs=25),
-        Budget(dataset="iris", epochs=40),
-        Budget(dataset="wine", epochs=20),
+    budgets=DEFAULT.budgets + (
         Budget(dataset="boston", epochs=40),
         Budget(dataset="music_genre", epochs=30),
         Budget(dataset="mnist", epochs=5, n_train=8000, n_test=2000),
