@@ -125,12 +125,17 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
 
     stream = stream or sys.stdout
     records = tables.load_runs(out)
+    skipped = tables.not_applicable(records)
+    records = [r for r in records if r["status"] != "not_applicable"]
     table = tables.summarize(records, targets=targets, n_boot=n_boot)
     first = tables.seed000(records)
     table.to_csv(os.path.join(out, "table.csv"), index=False)
     first.to_csv(os.path.join(out, "seed000.csv"), index=False)
     text = ["## Time to target", "", tables.to_markdown(tables.display(table)), "",
             "## Seed 000 (seed 0 only)", "", tables.to_markdown(first), ""]
+    if skipped:
+        text += ["Not applicable (not trained): " + "; ".join(
+            f"{selector} on {', '.join(datasets)}" for selector, datasets in skipped.items()), ""]
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(text))
     print("\n".join(text), file=stream)
@@ -191,7 +196,8 @@ def main(argv=None):
     summary = runner.run_suite(budgets, specs, seeds, out, data_dir=data_dir, retry_failed=args.retry_failed)
     wall = time.perf_counter() - start
     print(f"loop.bench: ran {summary['ran']}, skipped {summary['skipped']} already stored, "
-          f"{summary['failed']} failed, in {wall:.0f}s", file=sys.stderr)
+          f"{summary['failed']} failed, {summary['not_applicable']} not applicable, in {wall:.0f}s",
+          file=sys.stderr)
     report(out, targets=targets, plots=not args.no_plots, n_boot=args.bootstrap)
     if summary["unloadable"]:
         for dataset, message in summary["unloadable"]:

@@ -6,7 +6,7 @@ runner records a fingerprint of those weights to prove it), trains with
 ``Loop(..., seed=seed)`` for the dataset's fixed epoch budget, evaluates once
 per epoch and never stops early.  A selector that trains fewer steps per epoch
 by design and says how many epochs match the baseline's gradient steps
-(``selector.epochs_for_budget(epochs, batches_per_epoch)``, e.g. DyBAT, whose
+(``selector.epochs_for_budget(epochs, num_samples, batch_size)``, e.g. DyBAT, whose
 epochs are rounds over its hardest batches) gets that many epochs instead.  Targets are applied afterwards, from the
 stored histories (:mod:`loop.bench.tables`), so the same runs answer any
 target.
@@ -15,7 +15,9 @@ Each finished run is one file ``<out>/runs/<dataset>/<selector>/seed_<k>.json``
 written to a temporary name and moved into place with ``os.replace``, so a
 killed suite leaves either a whole file or none.  A run that raises (a loss
 that becomes NaN, a selector error) is stored with ``status: "failed"`` and its
-error, and the suite goes on.  Re-running with the same ``out`` skips every run
+error, and the suite goes on.  A selector that does not support the dataset's
+task (``selector.tasks``) is stored as ``not_applicable`` without training, and
+the tables leave it out.  Re-running with the same ``out`` skips every run
 whose file exists with the same budget.
 """
 
@@ -33,6 +35,7 @@ import numpy as np
 
 #: Bumped when the run file's layout changes.
 RUN_FORMAT = 1
+NOT_APPLICABLE = "not_applicable"  # the status of a selector that does not support the dataset's task
 
 
 def selector_key(selector):
@@ -120,7 +123,12 @@ def weights_fingerprint(model):
 
 
 def train_one(ds, train, test, budget, label, make_selector, seed):
-    """Trains one run and returns its record (status ``ok`` or ``failed``); never raises."""
+    """Trains one run and returns its record (status ``ok``, ``failed`` or ``not_applicable``); never raises.
+
+    A selector whose ``tasks`` attribute leaves out the dataset's task (the
+    class-based selectors on a regression dataset) is not trained: its record
+    says ``not_applicable`` and why.
+    """
     import keras
 
     from loop import Loop
@@ -140,10 +148,17 @@ def train_one(ds, train, test, budget, label, make_selector, seed):
         optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {
             "learning_rate": budget.learning_rate or ds.learning_rate}})
         selector = make_selector()
+        tasks = getattr(selector, "tasks", None) or ("classification", "regression")
+        if ds.task not in tasks:
+            record["status"] = NOT_APPLICABLE
+            record["error"] = (f"{label} supports {' and '.join(tasks)} only; {budget.dataset} is a {ds.task} "
+                               "task")
+            record["wall_s"] = time.perf_counter() - start
+            return record
         batch_size = budget.batch_size or ds.batch_size
         epochs = budget.epochs
         if hasattr(selector, "epochs_for_budget"):  # e.g. DyBAT: same gradient steps as the baseline
-            epochs = int(selector.epochs_for_budget(budget.epochs, math.ceil(len(train[1]) / batch_size)))
+            epochs = int(selector.epochs_for_budget(budget.epochs, len(train[1]), batch_size))
         record["loop_epochs"] = epochs
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=seed)
@@ -187,7 +202,8 @@ class Progress:
         else:
             self.trained += 1
             self.trained_s += record["wall_s"]
-            status = "ok" if record["status"] == "ok" else f"FAILED {record['error']}"
+            status = {"ok": "ok", NOT_APPLICABLE: f"not applicable ({record['error']})"}.get(
+                record["status"], f"FAILED {record['error']}")
             status += f" in {record['wall_s']:.1f}s"
         self._line(f"{what}: {status}")
 
@@ -213,7 +229,7 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
         stream: where progress goes (default stderr).
 
     Returns:
-        ``{"ran": n, "skipped": n, "failed": n, "unloadable": [(dataset, error), ...]}``.
+        ``{"ran": n, "skipped": n, "failed": n, "not_applicable": n, "unloadable": [(dataset, error), ...]}``.
 
     Raises:
         ValueError: an unknown selector name or hyper-parameter.
@@ -225,7 +241,7 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
         raise ValueError(f"selectors {labels} repeat a selector; give each one once")
     os.makedirs(out, exist_ok=True)
     meter = Progress(len(budgets) * len(keyed) * len(seeds), stream) if progress else None
-    summary = {"ran": 0, "skipped": 0, "failed": 0, "unloadable": []}
+    summary = {"ran": 0, "skipped": 0, "failed": 0, "not_applicable": 0, "unloadable": []}
     for budget in budgets:
         todo = []
         for seed in seeds:
@@ -233,7 +249,7 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
                 path = run_path(out, budget.dataset, label, seed)
                 stored = read_run(path)
                 if stored is not None and stored.get("budget") == budget.config() and (
-                        stored["status"] == "ok" or not retry_failed):
+                        stored["status"] != "failed" or not retry_failed):
                     summary["skipped"] += 1
                     if meter:
                         meter.end(f"{budget.dataset} {label} seed {seed}", stored, skipped=True)
@@ -258,7 +274,8 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
             record = train_one(ds, train, test, budget, label, factory, seed)
             write_json_atomic(path, record)
             summary["ran"] += 1
-            summary["failed"] += record["status"] != "ok"
+            summary["failed"] += record["status"] == "failed"
+            summary["not_applicable"] += record["status"] == NOT_APPLICABLE
             if meter:
                 meter.end(what, record)
         del ds, train, test

@@ -52,6 +52,16 @@ def load_runs(out):
     return records
 
 
+def not_applicable(records):
+    """``{selector: [datasets]}`` of the runs stored as not applicable (a selector that does not support the
+    dataset's task); the tables leave these out."""
+    found = {}
+    for r in records:
+        if r["status"] == "not_applicable" and r["dataset"] not in found.setdefault(r["selector"], []):
+            found[r["selector"]].append(r["dataset"])
+    return {k: v for k, v in found.items() if v}
+
+
 def bootstrap_ci(values, statistic=np.median, *, level=0.95, n_boot=10_000, seed=0):
     """A percentile bootstrap confidence interval of ``statistic(values)``.
 
@@ -196,7 +206,8 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
     rows = []
     by_dataset = {}
     for r in records:
-        by_dataset.setdefault(r["dataset"], []).append(r)
+        if r["status"] != "not_applicable":
+            by_dataset.setdefault(r["dataset"], []).append(r)
     for dataset, recs in by_dataset.items():
         target, how = dataset_target(recs, targets, baseline)
         target_text = ", ".join(f"{m} {'>=' if mode == 'max' else '<='} {t:.4g}" for m, (t, mode) in target.items())
@@ -241,7 +252,7 @@ def seed000(records, selectors=SEED000_SELECTORS, seed=0):
     """The seed 000 table: best train/test metric and loss of one seed, for the order-only selectors."""
     rows = []
     for r in records:
-        if r["seed"] != seed or r["selector"] not in selectors:
+        if r["seed"] != seed or r["selector"] not in selectors or r["status"] == "not_applicable":
             continue
         metric = r["metrics"][0] if r["metrics"] else "loss"
         rows.append({"dataset": r["dataset"], "selector": r["selector"], "status": r["status"], "metric": metric,

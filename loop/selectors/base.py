@@ -51,9 +51,15 @@ class Selector:
       costs a host read per execution chunk, so only define it when needed.
     * ``keep(batch) -> weights``: an in-step filter traced inside the compiled
       train step; see :mod:`loop.loop`.
+
+    ``tasks`` names the tasks the selector can order ("classification",
+    "regression"); the benchmark records a selector on a task it does not
+    support as not applicable instead of training it.  Plain functions are
+    taken to support every task.
     """
 
     name = None
+    tasks = ("classification", "regression")
 
     @classmethod
     def _param_names(cls):

@@ -21,6 +21,8 @@ class Homogeneous(Selector):
     from ``state.rng``.
     """
 
+    tasks = ("classification",)
+
     def __init__(self, drop_last=False):
         self.drop_last = drop_last
 
@@ -44,6 +46,8 @@ class Heterogeneous(Selector):
     samples, the class counts of any batch differ by at most one; once a class
     runs out, the remaining classes share the batches.
     """
+
+    tasks = ("classification",)
 
     def __init__(self, drop_last=False):
         self.drop_last = drop_last

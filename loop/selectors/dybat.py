@@ -26,7 +26,7 @@ class DyBAT(Selector):
     call, i.e. every loop epoch, is one round, exactly as in the paper: b
     steps at epoch 0 and m after, with every round ranking the batches by the
     losses its predecessor recorded.  To give DyBAT the baseline's budget of
-    E * b gradient steps, run :meth:`epochs_for_budget` loop epochs (the
+    E * ceil(n / batch_size) gradient steps, run :meth:`epochs_for_budget` loop epochs (the
     benchmark does); its epochs-to-target then count rounds.  A batch's
     recorded loss is the mean of the per-sample losses the train step recorded
     when it last trained that batch, read from ``state.losses`` at every call.
@@ -76,17 +76,31 @@ class DyBAT(Selector):
         keys = np.where(np.isnan(self.batch_loss_), np.inf, self.batch_loss_)
         return np.argsort(-keys, kind="stable")[:m]
 
-    def epochs_for_budget(self, baseline_epochs, num_batches):
-        """Loop epochs that make at least ``baseline_epochs * num_batches`` steps (the baseline's budget).
+    def epochs_for_budget(self, baseline_epochs, num_samples, batch_size):
+        """Loop epochs that make at least the baseline's gradient steps.
 
-        With ``rounds_per_call=None`` every epoch is already ``num_batches`` steps.
+        The baseline (``Shuffle``) trains ``ceil(num_samples / batch_size)``
+        batches per epoch, the last one partial.  DyBAT's fixed batches drop
+        that partial batch, so a round 0 has ``num_samples // batch_size``
+        steps and every later round ``max(1, int(delta * num_samples //
+        batch_size))``.  With ``rounds_per_call=None`` every epoch is a full
+        set of fixed batches.
         """
-        if baseline_epochs <= 0:
+        baseline_epochs = check_number("DyBAT.epochs_for_budget", "baseline_epochs", baseline_epochs, low=0,
+                                       integer=True)
+        num_samples = check_number("DyBAT.epochs_for_budget", "num_samples", num_samples, low=1, integer=True)
+        batch_size = check_number("DyBAT.epochs_for_budget", "batch_size", batch_size, low=1, integer=True)
+        if batch_size > num_samples:
+            raise ValueError(f"DyBAT.epochs_for_budget: batch_size={batch_size} is larger than the {num_samples} "
+                             "samples, so drop_last leaves no batch")
+        budget = baseline_epochs * math.ceil(num_samples / batch_size)
+        own = num_samples // batch_size
+        if budget == 0:
             return 0
         if self.rounds_per_call is None:
-            return baseline_epochs
-        m = max(1, int(self.delta * num_batches))
-        rounds = 1 + math.ceil((baseline_epochs - 1) * num_batches / m)
+            return math.ceil(budget / own)
+        m = max(1, int(self.delta * own))
+        rounds = 1 + math.ceil(max(0, budget - own) / m)
         return math.ceil(rounds / self.rounds_per_call)
 
     def __call__(self, state):

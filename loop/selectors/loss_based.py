@@ -39,6 +39,10 @@ class LossSorted(Selector):
         self.per_class = per_class
         self.refresh_every = check_refresh("LossSorted", refresh_every)
 
+    @property
+    def tasks(self):
+        return ("classification",) if self.per_class else Selector.tasks
+
     def __call__(self, state):
         labels = class_labels(state, "LossSorted(per_class=True)") if self.per_class else None
         losses = latest_losses(state, self.refresh_every)

@@ -1,5 +1,6 @@
 """The runner on tiny trainings: pairing by seed, atomic files, resumption, failures."""
 
+import dataclasses
 import json
 import os
 
@@ -23,7 +24,7 @@ def run_files(out):
 def test_tiny_bench_pairs_runs_by_seed_and_stores_full_histories(tmp_path, tiny_budget):
     out = str(tmp_path / "out")
     summary = runner.run_suite([tiny_budget], ["shuffle", "dybat:delta=0.3"], 2, out, progress=False)
-    assert summary == {"ran": 4, "skipped": 0, "failed": 0, "unloadable": []}
+    assert summary == {"ran": 4, "skipped": 0, "failed": 0, "not_applicable": 0, "unloadable": []}
     records = tables.load_runs(out)
     assert len(records) == 4
     for seed in (0, 1):
@@ -104,6 +105,33 @@ def test_failed_runs_are_recorded_and_the_suite_goes_on(tmp_path, monkeypatch, t
     assert table.loc[("spirals", "broken"), "reached"] == 0.0
     assert table.loc[("spirals", "broken"), "speedup"] == 0.0
     assert table.loc[("toy", "Shuffle()"), "failed"] == 1
+
+
+def _sane_regression(budget, data_dir=None):
+    ds, train, test = _diverging_regression(budget, data_dir)
+    return dataclasses.replace(ds, learning_rate=1e-3), train, test
+
+
+def test_class_based_selectors_are_not_applicable_to_regression(tmp_path, monkeypatch, capsys):
+    from loop.bench.__main__ import report
+
+    out = str(tmp_path / "out")
+    monkeypatch.setattr(runner, "prepare_dataset", _sane_regression)
+    specs = ["shuffle", "homogeneous", "heterogeneous", "loss_sorted:per_class=True", "loss_sorted"]
+    summary = runner.run_suite([Budget(dataset="toy", epochs=2)], specs, 2, out, progress=False)
+    assert summary["ran"] == 10 and summary["failed"] == 0 and summary["not_applicable"] == 6
+    records = tables.load_runs(out)
+    skipped = [r for r in records if r["status"] == "not_applicable"]
+    assert {r["selector"] for r in skipped} == {"Homogeneous()", "Heterogeneous()", "LossSorted(per_class=True)"}
+    assert all(r["frame"].empty and "regression" in r["error"] for r in skipped)  # never trained
+    assert tables.not_applicable(records) == {s: ["toy"] for s in
+                                               ("Heterogeneous()", "Homogeneous()", "LossSorted(per_class=True)")}
+    table = report(out, plots=False, n_boot=50)
+    assert list(table["selector"]) == ["Shuffle()", "LossSorted()"] and (table["failed"] == 0).all()
+    assert "Not applicable (not trained): " in capsys.readouterr().out
+    # Stored as not applicable: a re-run, even retrying failures, trains nothing again.
+    again = runner.run_suite([Budget(dataset="toy", epochs=2)], specs, 2, out, progress=False, retry_failed=True)
+    assert again["ran"] == 0 and again["skipped"] == 10
 
 
 def test_write_json_atomic_leaves_no_temp_file(tmp_path):

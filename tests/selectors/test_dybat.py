@@ -32,7 +32,7 @@ def test_dybat_epoch0_trains_all_fixed_batches_in_order(make_state):
 def test_dybat_picks_top_batches_and_keeps_step_budget(make_state, delta):
     selector = DyBAT(delta=delta)
     m = int(delta * 10)
-    epochs = selector.epochs_for_budget(4, 10)
+    epochs = selector.epochs_for_budget(4, 100, 10)
     plans = _train(selector, epochs, make_state)
     steps = sum(len(p) for _, p in plans)
     assert 4 * 10 <= steps < 4 * 10 + m  # the baseline's 4 epochs x 10 batches, rounded up to whole rounds
@@ -50,7 +50,7 @@ def test_dybat_stream_mode_keeps_b_steps_per_epoch(make_state):
     selector = DyBAT(delta=0.3, rounds_per_call=None)
     plans = _train(selector, 4, make_state)
     assert [len(p) for _, p in plans] == [10, 10, 10, 10]
-    assert selector.epochs_for_budget(4, 10) == 4
+    assert selector.epochs_for_budget(4, 100, 10) == 4
 
 
 def test_dybat_rounds_per_call_one_is_the_paper(make_state):
@@ -60,7 +60,7 @@ def test_dybat_rounds_per_call_one_is_the_paper(make_state):
     for losses, plan in plans[1:]:
         batch_loss = losses[np.arange(100).reshape(10, 10)].mean(axis=1)
         assert sorted(b[0] // 10 for b in plan) == sorted(np.argsort(-batch_loss)[:3])
-    assert selector.epochs_for_budget(3, 10) == 1 + 7  # 10 + 7 * 3 >= 30 steps
+    assert selector.epochs_for_budget(3, 100, 10) == 1 + 7  # 10 + 7 * 3 >= 30 steps
 
 
 def test_dybat_bad_delta():
@@ -76,3 +76,28 @@ def test_dybat_state_round_trip(make_state):
     b.set_state(a.get_state())
     state = make_state(num_samples=100, batch_size=10, epoch=2, losses=np.random.default_rng(0).random(100))
     assert all(np.array_equal(x, y) for x, y in zip(batches_of(a(state)), batches_of(b(state))))
+
+
+@pytest.mark.parametrize("rounds_per_call", [1, 2, None])
+@pytest.mark.parametrize("num_samples, batch_size", [(100, 10), (105, 10), (1000, 64), (64, 64), (127, 64)])
+@pytest.mark.parametrize("delta", [0.1, 0.5, 1.0])
+def test_dybat_budget_covers_the_baselines_steps_with_a_partial_batch(make_state, num_samples, batch_size, delta,
+                                                                     rounds_per_call):
+    """Shuffle trains ceil(n / b) batches an epoch; DyBAT drops the partial one, and must still match the steps."""
+    selector = DyBAT(delta=delta, rounds_per_call=rounds_per_call)
+    baseline = 3 * -(-num_samples // batch_size)
+    epochs = selector.epochs_for_budget(3, num_samples, batch_size)
+    steps = []
+    for epoch in range(epochs):
+        state = make_state(num_samples=num_samples, batch_size=batch_size, epoch=epoch, epochs=epochs,
+                           losses=np.random.default_rng(epoch).random(num_samples))
+        steps.append(len(batches_of(selector(state))))
+    assert sum(steps[:-1]) < baseline <= sum(steps)  # enough steps, and the fewest epochs that give them
+
+
+def test_dybat_budget_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size=200 is larger than the 100 samples"):
+        DyBAT().epochs_for_budget(3, 100, 200)
+    with pytest.raises(ValueError, match="baseline_epochs=-1"):
+        DyBAT().epochs_for_budget(-1, 100, 10)
+    assert DyBAT().epochs_for_budget(0, 100, 10) == 0

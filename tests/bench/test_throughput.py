@@ -1,0 +1,48 @@
+"""The throughput benchmark: analytic FLOP counts, the printed report, exit codes and argument checks."""
+
+import keras
+import pytest
+
+from loop.bench import throughput
+from loop.bench.__main__ import main
+
+
+def test_forward_flops_counts_conv_and_dense_multiply_adds():
+    model = keras.Sequential([
+        keras.Input((4, 4, 1)),
+        keras.layers.Conv2D(3, 2, padding="same"),  # 4*4 outputs * 3 filters * (2*2*1) weights * 2
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),  # 48 inputs * 2 units * 2
+    ])
+    assert throughput.forward_flops(model) == 2 * 4 * 4 * 3 * 4 + 2 * 48 * 2
+
+
+def test_fashion_cnn_forward_flops_match_a_hand_count():
+    model = throughput.fashion_cnn()
+    convs = 2 * (28 * 28 * 4 * 1 * 64 + 14 * 14 * 4 * 64 * 128 + 7 * 7 * 4 * 128 * 64)
+    dense = 2 * (4 * 4 * 64 * 256 + 256 * 10)
+    assert throughput.forward_flops(model) == convs + dense
+
+
+def test_report_times_both_ways_and_exits_0(capsys):
+    result = throughput.measure(throughput.parse_args(["--samples", "256", "--pairs", "2", "--matmul-size", "64"]))
+    printed = capsys.readouterr().out
+    assert printed.count("pair ") == 2 and "fit outside epoch" in printed
+    assert "median ratio loop/fit" in printed and "epoch only" in printed and "GFLOP/s" in printed
+    assert len(result["loop_call_s"]) == len(result["fit_epoch_s"]) == 2
+    # The whole call contains the epoch.
+    assert all(c >= e for c, e in zip(result["loop_call_s"], result["loop_epoch_s"]))
+    assert all(c >= e for c, e in zip(result["fit_call_s"], result["fit_epoch_s"]))
+    assert result["ratio"] > 0 and result["peak_gflops"] > 0
+    assert main(["throughput", "--samples", "128", "--pairs", "1", "--matmul-size", "64"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pairs", "0"], "--pairs must be at least 1, got 0"),
+    (["--samples", "10", "--batch-size", "64"], "--samples (10) must be at least --batch-size (64)"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
+    assert main(["throughput"] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
