@@ -34,13 +34,14 @@ def test_report_times_both_ways_and_exits_0(capsys):
     assert all(c >= e for c, e in zip(result["loop_call_s"], result["loop_epoch_s"]))
     assert all(c >= e for c, e in zip(result["fit_call_s"], result["fit_epoch_s"]))
     assert result["ratio"] > 0 and result["peak_gflops"] > 0
-    assert main(["throughput", "--samples", "128", "--pairs", "1", "--matmul-size", "64"]) == 0
+    assert main(["throughput", "--samples", "128", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64"]) == 0
 
 
 @pytest.mark.parametrize("args, message", [
     (["--pairs", "0"], "--pairs must be at least 1, got 0"),
     (["--samples", "10", "--batch-size", "64"], "--samples (10) must be at least --batch-size (64)"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--epochs-per-call", "0"], "--epochs-per-call must be at least 1, got 0"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     assert main(["throughput"] + args) == 2
