@@ -80,7 +80,9 @@ def train_step(loop):
     """Returns ``step(indices, weights) -> losses``: one global step over the replicas of ``loop.strategy``.
 
     The returned function is called inside the loop's compiled chunk function,
-    in cross-replica context, in place of the single-device ``Loop._train_step``.
+    in cross-replica context, in place of the single-device ``Loop._train_step``,
+    with a third argument: the chunk's largest batch size, so that the step's
+    collectives keep one shape for the whole call.
     """
     from loop.loop import StepBatch
 
@@ -185,25 +187,3 @@ def train_step(loop):
         return losses
 
     return step
-
-
-def train_chunk(loop):
-    """Returns the distributed counterpart of ``Loop``'s compiled chunk function (same arguments and result).
-
-    It runs :func:`train_step` for batches ``first..last-1`` of the plan,
-    passing the chunk's largest batch size so that the step's collectives keep
-    one shape for the whole call.
-    """
-    step = train_step(loop)
-
-    def chunk(indices, weights, bounds, first, last):
-        loop.trace_count += 1  # Python side effect: runs once per trace, not per call.
-        capacity = tf.reduce_max(bounds[first + 1:last + 1] - bounds[first:last])
-        for i in tf.range(first, last):
-            start, stop = bounds[i], bounds[i + 1]
-            losses = step(indices[start:stop], weights[start:stop], capacity)
-            if loop._position_losses is not None:
-                loop._position_losses[start:stop].assign(losses)
-        return tf.stack([loop._steps.read_value(), loop._first_bad_step.read_value()])
-
-    return chunk

@@ -352,16 +352,23 @@ class Loop:
                 return fn
             return tf.function(fn, input_signature=signature, reduce_retracing=signature is None, jit_compile=jit)
 
-        step = compile_fn(self._train_step, jit=True) if self.jit_compile else self._train_step
+        if self.strategy is not None:  # one global step over a strategy's replicas; see loop.distribute
+            step = distribute_lib.train_step(self)
+        else:
+            step = compile_fn(self._train_step, jit=True) if self.jit_compile else self._train_step
         idx_spec = tf.TensorSpec([None], tf.int32)
         w_spec = tf.TensorSpec([None], tf.float32)
         scalar = tf.TensorSpec([], tf.int32)
 
         def train_chunk(indices, weights, bounds, first, last):
             self.trace_count += 1  # Python side effect: runs once per trace, not per call.
+            extra = ()
+            if self.strategy is not None:
+                # The chunk's largest batch: collectives inside the loop keep one shape for the whole call.
+                extra = (tf.reduce_max(bounds[first + 1:last + 1] - bounds[first:last]),)
             for i in tf.range(first, last):
                 start, stop = bounds[i], bounds[i + 1]
-                losses = step(indices[start:stop], weights[start:stop])
+                losses = step(indices[start:stop], weights[start:stop], *extra)
                 if self._position_losses is not None:
                     self._position_losses[start:stop].assign(losses)
             return tf.stack([self._steps.read_value(), self._first_bad_step.read_value()])
@@ -373,8 +380,6 @@ class Loop:
             self._record_losses(indices, losses)
             return losses
 
-        if self.strategy is not None:  # the same chunk over a strategy's replicas; see loop.distribute
-            train_chunk = distribute_lib.train_chunk(self)
         self._train_fn = compile_fn(train_chunk, [idx_spec, w_spec, idx_spec, scalar, scalar])
         self._score_fn = compile_fn(score_batch, [idx_spec])
         self._eval_fn = compile_fn(self._eval_step)

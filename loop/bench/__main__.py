@@ -9,6 +9,7 @@
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -39,14 +40,17 @@ protocol:
 def split_specs(text):
     """Splits ``"shuffle,dybat:delta=0.5,shuffle=False,infobatch"`` into selector specs.
 
-    A comma starts a new spec unless what follows is a ``key=value`` without a
-    selector name (then it is another hyper-parameter of the previous spec).
+    A comma starts a new spec unless what follows is a ``key=value`` (then it is
+    another hyper-parameter of the previous spec).  Commas inside quotes or
+    brackets split nothing: ``"dynamic:base='dybat:delta=0.5,shuffle=True'"``.
     """
+    from loop.selectors.base import split_top_level
+
     specs = []
-    for token in (t.strip() for t in text.split(",")):
+    for token in (t.strip() for t in split_top_level(text)):
         if not token:
             continue
-        if "=" in token and ":" not in token and specs:
+        if re.match(r"[A-Za-z_]\w*\s*=", token) and specs:
             specs[-1] += "," + token
         else:
             specs.append(token)

@@ -115,8 +115,42 @@ def _parse_value(text):
         return text
 
 
+def split_top_level(text, sep=","):
+    """Splits ``text`` on ``sep`` outside quotes and brackets.
+
+    ``"a=1,b='x,y',c=[1, 2]"`` gives ``["a=1", "b='x,y'", "c=[1, 2]"]``.
+
+    Raises:
+        ValueError: an unclosed quote or bracket.
+    """
+    parts, current, depth, quote = [], [], 0, None
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == sep and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if quote or depth:
+        raise ValueError(f"unclosed {'quote ' + quote if quote else 'bracket'} in {text!r}")
+    parts.append("".join(current))
+    return parts
+
+
 def from_string(spec):
     """Builds a selector from ``"name"`` or ``"name:key=value,key=value"``.
+
+    Values are Python literals where they parse as one (``0.5``, ``True``,
+    ``None``, ``[1, 2]``), else plain strings.  Quote a value that holds a
+    comma, such as another selector's spec:
+    ``"dynamic:base='dybat:delta=0.5,shuffle=True',k0=16"``.
 
     Raises:
         ValueError: the name or a hyper-parameter is unknown, naming the
@@ -133,7 +167,7 @@ def from_string(spec):
     kwargs = {}
     if args.strip():
         allowed = cls._param_names()
-        for item in args.split(","):
+        for item in split_top_level(args):
             k, eq, v = item.partition("=")
             k = k.strip()
             if not eq or not k:

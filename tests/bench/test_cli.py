@@ -22,6 +22,8 @@ def run_files(out):
 def test_split_specs_keeps_hyper_parameters_with_their_selector():
     assert split_specs("shuffle, dybat:delta=0.5,shuffle=False,infobatch") == [
         "shuffle", "dybat:delta=0.5,shuffle=False", "infobatch"]
+    assert split_specs("shuffle,dynamic:base='dybat:delta=0.5,shuffle=True',k0=16,loss_sorted") == [
+        "shuffle", "dynamic:base='dybat:delta=0.5,shuffle=True',k0=16", "loss_sorted"]
 
 
 @pytest.mark.parametrize("args, message", [

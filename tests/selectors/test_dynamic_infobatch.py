@@ -40,6 +40,20 @@ def test_dynamic_from_string_and_hooks():
         DynamicBatchSize(base="nope")
 
 
+def test_from_string_nests_a_spec_with_commas_in_quotes():
+    from loop.selectors.base import split_top_level
+
+    selector = from_string("dynamic:base='dybat:delta=0.5,shuffle=True',k0=16,schedule=geometric")
+    assert isinstance(selector._base, DyBAT)
+    assert selector._base.delta == 0.5 and selector._base.shuffle is True
+    assert selector.k0 == 16 and selector.schedule == "geometric"
+    assert split_top_level("a=1,b='x,y',c=[1, 2],d=\"p,q\"") == ["a=1", "b='x,y'", "c=[1, 2]", 'd="p,q"']
+    with pytest.raises(ValueError, match="unclosed quote"):
+        from_string("dynamic:base='dybat:delta=0.5,k0=16")
+    with pytest.raises(ValueError, match="unclosed bracket"):
+        split_top_level("a=[1,2")
+
+
 def test_dynamic_state_includes_base(make_state):
     a = DynamicBatchSize(DyBAT(delta=0.5), k0=10, k1=10)
     a(make_state(num_samples=100))
