@@ -115,6 +115,12 @@ def _from_string(spec):
     return lambda: from_string(spec)
 
 
+def _dybat_budget():
+    from loop.selectors import DyBAT
+
+    DyBAT().epochs_for_budget(3, NUM_SAMPLES, 64)
+
+
 def _selector(name, **kwargs):
     def build():
         import loop.selectors as selectors
@@ -165,6 +171,10 @@ CATALOGUE = [
          "unknown hyper-parameter 'detla'", _from_string("dybat:detla=0.5")),
     Case("selectors and hyper-parameters", "malformed hyper-parameter", ValueError, "write key=value",
          _from_string("dybat:0.5")),
+    Case("selectors and hyper-parameters", "unclosed quote in a nested spec", ValueError, "close every quote and bracket",
+         _from_string("dynamic:base='dybat:delta=0.5,k0=16")),
+    Case("selectors and hyper-parameters", "DyBAT step budget with a batch larger than the data", ValueError,
+         "batch_size=64 is larger than the 48 samples", _dybat_budget),
     Case("selectors and hyper-parameters", "DyBAT delta outside (0, 1]", ValueError, "delta=1.5 is out of range",
          _selector("DyBAT", delta=1.5)),
     Case("selectors and hyper-parameters", "DyBAT delta = 0", ValueError, "delta=0 is out of range",

@@ -167,7 +167,12 @@ def from_string(spec):
     kwargs = {}
     if args.strip():
         allowed = cls._param_names()
-        for item in split_top_level(args):
+        try:
+            items = split_top_level(args)
+        except ValueError as err:
+            raise ValueError(f"bad selector spec {spec!r}: {err}; close every quote and bracket, e.g. "
+                             "\"dynamic:base='dybat:delta=0.5,shuffle=True',k0=16\"") from None
+        for item in items:
             k, eq, v = item.partition("=")
             k = k.strip()
             if not eq or not k:
