@@ -24,7 +24,7 @@ class DynamicBatchSize(Selector):
     plan is flattened (in order, keeping per-sample weights if it gives any)
     and re-chunked into batches of exactly k (the last may be smaller).  The
     base is a selector object or a spec string (``base="dybat:delta=0.5"``);
-    its hooks (``on_train_begin``, ``on_batch_end``, ``keep``) are forwarded,
+    its hooks (``on_train_begin``, ``on_batch_end``, ``keep``) and ``tasks`` are forwarded,
     and its state is checkpointed with the wrapper's.
     """
 
@@ -45,6 +45,11 @@ class DynamicBatchSize(Selector):
         else:
             k = self.k0 * (self.k1 / self.k0) ** t
         return max(1, int(round(k)))
+
+    @property
+    def tasks(self):
+        """The base selector's tasks: a wrapped class-based selector is still classification-only."""
+        return getattr(self._base, "tasks", None) or Selector.tasks
 
     def __getattr__(self, name):
         if name in _HOOKS:

@@ -40,6 +40,16 @@ def test_dynamic_from_string_and_hooks():
         DynamicBatchSize(base="nope")
 
 
+def test_selectors_declare_the_tasks_they_support():
+    from loop.selectors import Heterogeneous, Homogeneous, LossSorted, Shuffle
+
+    both = ("classification", "regression")
+    assert Shuffle().tasks == both and DyBAT().tasks == both and LossSorted().tasks == both
+    assert Homogeneous().tasks == Heterogeneous().tasks == LossSorted(per_class=True).tasks == ("classification",)
+    assert DynamicBatchSize(base="homogeneous").tasks == ("classification",)
+    assert DynamicBatchSize(base=lambda state: []).tasks == both
+
+
 def test_from_string_nests_a_spec_with_commas_in_quotes():
     from loop.selectors.base import split_top_level
 
