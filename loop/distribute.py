@@ -32,12 +32,19 @@ variables once, as on one device), and the filtered weights go back to the
 replicas for the backward pass.  A filter that drops every candidate skips the
 optimizer step on all replicas, as on one device.
 
+Across workers, every worker calls the selector and trains its own copy of the
+plan, so the plans must agree: :func:`plan_check` compares a digest of each
+epoch's plan over all workers (one small all-reduce per epoch) and raises a
+``ValueError`` on every worker when they differ, instead of letting replicas
+train different batches or hang in a collective.
+
 Every variable (model, optimizer, metrics, tables, a filter's variables) must
 be created under ``strategy.scope()``: the loop does so for its own; build the
 model (and pass the optimizer by name, or create it) under the scope yourself.
 """
 
 import contextlib
+import hashlib
 
 import tensorflow as tf
 
@@ -187,3 +194,37 @@ def train_step(loop):
         return losses
 
     return step
+
+
+def plan_check(loop):
+    """Returns ``check(indices, weights, bounds, epoch)`` that raises ``ValueError`` on every worker when the
+    workers' plans for an epoch differ, or None when all replicas live in this process (nothing to compare)."""
+    from loop.selectors.base import describe
+
+    strategy = loop.strategy
+    if strategy is None or len(strategy.extended.worker_devices) == strategy.num_replicas_in_sync:
+        return None
+
+    replicas = strategy.num_replicas_in_sync
+
+    @tf.function(input_signature=[tf.TensorSpec([6], tf.float64)])
+    def total(value):
+        def add(v):
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v))
+        return strategy.run(add, args=(value,))
+
+    def check(indices, weights, bounds, epoch):
+        digest = hashlib.sha256(indices.tobytes() + weights.tobytes() + bounds.tobytes()).digest()
+        # Three 20-bit pieces of the digest and their squares: every sum stays an exact integer in float64, and
+        # the pieces agree on all replicas exactly when replicas * sum(x^2) == sum(x)^2 for each piece.
+        pieces = [float(int.from_bytes(digest[3 * k:3 * k + 3], "little") >> 4) for k in range(3)]
+        sums = strategy.experimental_local_results(
+            total(tf.constant(pieces + [p * p for p in pieces], tf.float64)))[0].numpy()
+        if any(replicas * int(sums[3 + k]) != int(sums[k]) ** 2 for k in range(3)):
+            raise ValueError(
+                f"selector {describe(loop.selector)} gave the workers different plans for epoch {epoch}; under a "
+                "multi-worker strategy every worker calls the selector and must get the same plan. Draw "
+                "randomness from state.rng (seeded by the loop seed and the epoch), never from np.random, "
+                "time or the worker's task index")
+
+    return check

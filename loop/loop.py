@@ -352,6 +352,7 @@ class Loop:
                 return fn
             return tf.function(fn, input_signature=signature, reduce_retracing=signature is None, jit_compile=jit)
 
+        self._plan_check = distribute_lib.plan_check(self)  # None unless several workers must agree
         if self.strategy is not None:  # one global step over a strategy's replicas; see loop.distribute
             step = distribute_lib.train_step(self)
         else:
@@ -720,6 +721,8 @@ class Loop:
             except Exception as err:
                 raise RuntimeError(f"selector {describe(self.selector)} raised {type(err).__name__} at epoch "
                                    f"{epoch}: {err}\n{traceback.format_exc()}") from err
+            if self._plan_check is not None:
+                self._plan_check(indices, weights, bounds, epoch)
             num_batches = len(bounds) - 1
             dev_indices, dev_weights, dev_bounds = (tf.constant(indices), tf.constant(weights),
                                                     tf.constant(bounds))

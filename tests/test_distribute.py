@@ -86,7 +86,7 @@ def mirrored_worker(kind):
     print(json.dumps({"single": _fit(None, kind), "mirrored": _fit(strategy, kind)}))
 
 
-def multi_worker(index, ports, out):
+def multi_worker(index, ports, out, kind="plain"):
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports.split(",")]},
                                           "task": {"type": "worker", "index": int(index)}})
     import tensorflow as tf
@@ -94,9 +94,36 @@ def multi_worker(index, ports, out):
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=60)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     assert strategy.num_replicas_in_sync == 2
-    result = _fit(strategy, "plain")
+    if kind == "diverge":
+        result = _diverging_plans(strategy, int(index))
+    else:
+        result = _fit(strategy, "plain")
     with open(out, "w") as f:
         json.dump(result, f)
+
+
+def _diverging_plans(strategy, index):
+    """A selector whose plan depends on the worker: the loop must refuse it on every worker, training nothing."""
+    import keras
+
+    from loop import Loop
+
+    def per_worker(state):
+        return [np.arange(16) + 16 * index]
+
+    x, y = _data()
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    before = [w.copy() for w in model.get_weights()]
+    loop = Loop(model, loss="sparse_categorical_crossentropy", batch_size=16, selector=per_worker,
+                strategy=strategy)
+    try:
+        loop.fit((x, y), epochs=1, verbose=0)
+    except ValueError as err:
+        untouched = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+        return {"error": str(err), "untouched": untouched, "trained": int(loop.trained_counts.sum())}
+    return {"error": None}
 
 
 def _env():
@@ -163,6 +190,29 @@ def test_multi_worker_mirrored_strategy_over_tf_config(tmp_path):
                                        text=True, timeout=90, check=True).stdout.strip().splitlines()[-1])
     assert workers[0] == workers[1]  # both workers hold the same model, tables and history
     _assert_same_training(single, workers[0])
+
+
+def _run_workers(tmp_path, kind):
+    ports = ",".join(map(str, _free_ports(2)))
+    outs = [tmp_path / f"worker{i}.json" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, __file__, "multi", str(i), ports, str(outs[i]), kind], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        logs = [p.communicate(timeout=90)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+    return [json.loads(o.read_text()) for o in outs]
+
+
+def test_multi_worker_refuses_plans_that_differ_between_workers(tmp_path):
+    for result in _run_workers(tmp_path, "diverge"):  # both workers raise; neither hangs in a collective
+        assert "gave the workers different plans for epoch 0" in result["error"]
+        assert "state.rng" in result["error"]
+        assert result["untouched"] and result["trained"] == 0
 
 
 if __name__ == "__main__":
