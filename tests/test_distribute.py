@@ -173,19 +173,7 @@ def _free_ports(k):
 
 
 def test_multi_worker_mirrored_strategy_over_tf_config(tmp_path):
-    ports = ",".join(map(str, _free_ports(2)))
-    outs = [tmp_path / f"worker{i}.json" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, __file__, "multi", str(i), ports, str(outs[i])], env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    try:
-        logs = [p.communicate(timeout=90)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
-    workers = [json.loads(o.read_text()) for o in outs]
+    workers = _run_workers(tmp_path, "plain")
     single = json.loads(subprocess.run([sys.executable, __file__, "single"], env=_env(), capture_output=True,
                                        text=True, timeout=90, check=True).stdout.strip().splitlines()[-1])
     assert workers[0] == workers[1]  # both workers hold the same model, tables and history
