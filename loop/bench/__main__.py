@@ -130,7 +130,7 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
     stream = stream or sys.stdout
     records = tables.load_runs(out)
     skipped = tables.not_applicable(records)
-    records = [r for r in records if r["status"] != "not_applicable"]
+    records = [r for r in records if r["status"] != tables.NOT_APPLICABLE]
     table = tables.summarize(records, targets=targets, n_boot=n_boot)
     first = tables.seed000(records)
     table.to_csv(os.path.join(out, "table.csv"), index=False)

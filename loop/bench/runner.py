@@ -33,9 +33,10 @@ import traceback
 
 import numpy as np
 
+from loop.bench.tables import NOT_APPLICABLE
+
 #: Bumped when the run file's layout changes.
 RUN_FORMAT = 1
-NOT_APPLICABLE = "not_applicable"  # the status of a selector that does not support the dataset's task
 
 
 def selector_key(selector):
@@ -132,6 +133,7 @@ def train_one(ds, train, test, budget, label, make_selector, seed):
     import keras
 
     from loop import Loop
+    from loop.selectors import Selector
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -148,7 +150,7 @@ def train_one(ds, train, test, budget, label, make_selector, seed):
         optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {
             "learning_rate": budget.learning_rate or ds.learning_rate}})
         selector = make_selector()
-        tasks = getattr(selector, "tasks", None) or ("classification", "regression")
+        tasks = getattr(selector, "tasks", None) or Selector.tasks
         if ds.task not in tasks:
             record["status"] = NOT_APPLICABLE
             record["error"] = (f"{label} supports {' and '.join(tasks)} only; {budget.dataset} is a {ds.task} "

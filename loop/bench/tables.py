@@ -32,6 +32,9 @@ import pandas as pd
 
 from loop import history as history_lib
 
+#: The status of a run whose selector does not support the dataset's task; the tables leave it out.
+NOT_APPLICABLE = "not_applicable"
+
 #: The baseline every speedup is measured against, as its table label.
 BASELINE = "Shuffle()"
 #: The rows of the seed 000 experiment.
@@ -57,9 +60,11 @@ def not_applicable(records):
     dataset's task); the tables leave these out."""
     found = {}
     for r in records:
-        if r["status"] == "not_applicable" and r["dataset"] not in found.setdefault(r["selector"], []):
-            found[r["selector"]].append(r["dataset"])
-    return {k: v for k, v in found.items() if v}
+        if r["status"] == NOT_APPLICABLE:
+            datasets = found.setdefault(r["selector"], [])
+            if r["dataset"] not in datasets:
+                datasets.append(r["dataset"])
+    return found
 
 
 def bootstrap_ci(values, statistic=np.median, *, level=0.95, n_boot=10_000, seed=0):
@@ -206,7 +211,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
     rows = []
     by_dataset = {}
     for r in records:
-        if r["status"] != "not_applicable":
+        if r["status"] != NOT_APPLICABLE:
             by_dataset.setdefault(r["dataset"], []).append(r)
     for dataset, recs in by_dataset.items():
         target, how = dataset_target(recs, targets, baseline)
@@ -252,7 +257,7 @@ def seed000(records, selectors=SEED000_SELECTORS, seed=0):
     """The seed 000 table: best train/test metric and loss of one seed, for the order-only selectors."""
     rows = []
     for r in records:
-        if r["seed"] != seed or r["selector"] not in selectors or r["status"] == "not_applicable":
+        if r["seed"] != seed or r["selector"] not in selectors or r["status"] == NOT_APPLICABLE:
             continue
         metric = r["metrics"][0] if r["metrics"] else "loss"
         rows.append({"dataset": r["dataset"], "selector": r["selector"], "status": r["status"], "metric": metric,

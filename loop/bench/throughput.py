@@ -4,9 +4,10 @@ Both train the same model (same initial weights, optimizer, batch size and
 data), alternating A/B in one process after a warm-up call each.  Each call
 trains ``--epochs-per-call`` epochs (default 3), so fit's own per-epoch work (a
 new ``tf.data`` iterator each epoch) shows inside one call, as a user's
-``model.fit(epochs=E)`` sees it; ``--epochs-per-call 1`` times single epochs.  It prints every epoch time, the median of the per-pair ratios
-Loop/fit (below 1 means the loop is faster), and the train step's achieved
-GFLOP/s against a measured float32 matmul peak on this machine.
+``model.fit(epochs=E)`` sees it; ``--epochs-per-call 1`` times single epochs.
+It prints every call's times, the median of the per-pair ratios Loop/fit
+(below 1 means the loop is faster), and the train step's achieved GFLOP/s
+against a measured float32 matmul peak on this machine.
 
 Each call is timed two ways, both divided by the epochs it trained:
 
@@ -15,12 +16,12 @@ Each call is timed two ways, both divided by the epochs it trained:
 - ``epoch``: the sum of ``on_epoch_begin`` to ``on_epoch_end`` spans (for the
   loop, its ``train_time_s``), i.e. the epochs alone.
 
-The difference for ``model.fit`` (printed as ``fit outside epoch``) is mostly
-the destruction of its ``tf.data`` iterator: with TensorFlow 2.21 the iterator's
-destructor waits for the autotuning thread's current timed sleep to end, which
-can take many seconds of idle time.  The loop has no ``tf.data`` pipeline, so it
-never pays this; its ``epoch`` ratio shows what is left once that wait is set
-aside.
+``model.fit`` makes a ``tf.data`` iterator every epoch, and with TensorFlow
+2.21 destroying one waits for the autotuning thread's current timed sleep to
+end, which can take many seconds of idle time.  The last epoch's wait falls
+after ``on_epoch_end`` (printed as ``fit outside epoch``); the others fall into
+the next epoch, so with several epochs per call fit's ``epoch`` time holds them
+too.  The loop has no ``tf.data`` pipeline, so it never waits.
 
 FLOPs are counted analytically from the layers (2 multiply-adds per weight use
 in Conv2D and Dense), and a train step is taken as 3x the forward pass
