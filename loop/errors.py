@@ -115,6 +115,12 @@ def _from_string(spec):
     return lambda: from_string(spec)
 
 
+def _tf_dataset():
+    import tensorflow as tf
+
+    _fit(data=tf.data.Dataset.from_tensor_slices(_data()).batch(8))
+
+
 def _dybat_budget():
     from loop.selectors import DyBAT
 
@@ -191,6 +197,8 @@ CATALOGUE = [
     # ---------------------------------------------------------------- data
     Case("data", "x and y lengths differ", ValueError, f"x has {NUM_SAMPLES} samples but y has {NUM_SAMPLES - 1}",
          lambda: _fit(data=(_data()[0], _data()[1][:-1]))),
+    Case("data", "a tf.data.Dataset instead of arrays", ValueError, "pass an (x, y) pair of arrays instead",
+         _tf_dataset),
     Case("data", "NaN or Inf in the inputs", ValueError, "x holds NaN or Inf at sample(s) [3]", _nan_inputs),
     Case("data", "label outside [0, num_classes)", ValueError, "label [7] at sample 5 is outside [0, 3)",
          _labels_out_of_range),

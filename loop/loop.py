@@ -191,6 +191,10 @@ def _validate_arrays(x, y, what):
 
 
 def _as_arrays(data, what):
+    if isinstance(data, tf.data.Dataset):
+        raise ValueError(f"{what} is a tf.data.Dataset; the loop keeps the whole set on the device and gathers "
+                         "mini-batches by index, so pass an (x, y) pair of arrays instead (for a tfds dataset: "
+                         "tfds.as_numpy(tfds.load(name, split=..., batch_size=-1, as_supervised=True)))")
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"{what} must be an (x, y) pair of arrays, got {type(data).__name__}")
     x, y = data
