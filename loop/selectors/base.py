@@ -121,7 +121,7 @@ def split_top_level(text, sep=","):
     ``"a=1,b='x,y',c=[1, 2]"`` gives ``["a=1", "b='x,y'", "c=[1, 2]"]``.
 
     Raises:
-        ValueError: an unclosed quote or bracket.
+        ValueError: an unclosed quote or bracket, or an unmatched closing bracket.
     """
     parts, current, depth, quote = [], [], 0, None
     for char in text:
@@ -133,6 +133,8 @@ def split_top_level(text, sep=","):
             depth += 1
         elif char in ")]}":
             depth -= 1
+            if depth < 0:
+                raise ValueError(f"unmatched closing bracket {char!r} in {text!r}")
         elif char == sep and depth == 0:
             parts.append("".join(current))
             current = []

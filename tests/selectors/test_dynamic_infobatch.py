@@ -62,6 +62,8 @@ def test_from_string_nests_a_spec_with_commas_in_quotes():
         from_string("dynamic:base='dybat:delta=0.5,k0=16")
     with pytest.raises(ValueError, match="unclosed bracket"):
         split_top_level("a=[1,2")
+    with pytest.raises(ValueError, match="unmatched closing bracket ']'"):
+        split_top_level("a=1],b=2")
 
 
 def test_dynamic_state_includes_base(make_state):
