@@ -7,7 +7,8 @@ the time-to-accuracy benchmark.
 """
 
 from loop.history import History
-from loop.loop import Loop, State, StepBatch
+from loop.loop import Loop
+from loop.protocol import State, StepBatch
 
 __all__ = ["Loop", "State", "StepBatch", "History"]
 __version__ = "0.1.0"

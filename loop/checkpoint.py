@@ -5,8 +5,9 @@ and becomes the latest as a whole, or not at all):
 
 * TensorFlow state: the model's variables (weights and the Keras
   ``SeedGenerator`` states of e.g. ``Dropout``), the optimizer, the train and
-  validation metrics, the per-sample loss table, ``loss_step``, trained counts
-  and the step, seen and backpropagated counters.
+  validation metrics, and the :class:`loop.tables.Tables` module whole (the
+  per-sample loss table, ``loss_step``, trained counts and the step, seen and
+  backpropagated counters).
 * Python state, as one ``tf.train.experimental.PythonState`` blob (an in-memory
   ``.npz`` of arrays plus JSON): the run's identity (selector, seed, batch
   size, number of samples), where the loop is (epoch and batch), the history
@@ -38,7 +39,7 @@ import signal
 import numpy as np
 import tensorflow as tf
 
-from loop.selectors.base import describe
+from loop.protocol import describe
 
 #: Keys of a checkpoint's identity; a resumed fit must match all of them.
 IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas")
@@ -71,45 +72,75 @@ class Resume:
 
 
 def pack(values):
-    """Serializes a dict of arrays and JSON values to bytes (an ``.npz`` with a JSON entry).
+    """Serializes a dict of arrays, JSON values and nested dicts of them to bytes (an ``.npz`` with a JSON entry).
 
     Raises:
-        TypeError: a value is neither an array, a NumPy scalar nor JSON-serializable, naming its key.
+        TypeError: a value is neither an array, a NumPy scalar, a dict nor JSON-serializable, naming its key.
     """
     arrays, plain, kinds = {}, {}, {}
-    for key, value in values.items():
-        if isinstance(value, (np.ndarray, np.generic)):
-            arrays[key] = np.asarray(value)
-            kinds[key] = "scalar" if isinstance(value, np.generic) else "array"
-            if arrays[key].dtype == object:
-                raise TypeError(f"state[{key!r}] is an object array; checkpoints hold numeric or string arrays")
-            continue
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            try:
-                array = np.asarray(value)
-            except Exception:
-                array = None
-            if array is None or array.dtype == object:
-                raise TypeError(f"state[{key!r}] = {type(value).__name__} cannot be checkpointed; use arrays, "
-                                "numbers, strings, lists or dicts of them") from None
-            arrays[key], kinds[key] = array, "array"
-            continue
-        plain[key] = value
+    _flatten(values, (), arrays, plain, kinds)
     buffer = io.BytesIO()
     np.savez(buffer, __json__=np.frombuffer(json.dumps({"plain": plain, "kinds": kinds}).encode(), np.uint8),
              **arrays)
     return buffer.getvalue()
 
 
+def _flatten(values, path, arrays, plain, kinds):
+    """Walks nested dicts; arrays go to ``arrays`` under a numbered key, the rest to ``plain``, by JSON path."""
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise TypeError(f"state key {key!r} under {list(path)} is not a string; checkpoints need string keys")
+        where = json.dumps([*path, key])
+        if isinstance(value, dict) and value and not _is_json(value):
+            kinds[where] = "dict"
+            _flatten(value, (*path, key), arrays, plain, kinds)
+            continue
+        if not isinstance(value, (np.ndarray, np.generic)) and _is_json(value):
+            plain[where] = value
+            continue
+        if isinstance(value, np.generic):
+            array, kind = np.asarray(value), "scalar"
+        else:
+            try:
+                array, kind = np.asarray(value), "array"
+            except Exception:
+                array = None
+            if array is None or array.dtype == object:
+                raise TypeError(f"state[{'/'.join([*path, key])!r}] = {type(value).__name__} cannot be "
+                                "checkpointed; use arrays, numbers, strings, lists or dicts of them") from None
+        slot = f"a{len(arrays)}"
+        arrays[slot] = array
+        kinds[where] = [kind, slot]
+
+
+def _is_json(value):
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def unpack(data):
     """Inverts :func:`pack`."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         meta = json.loads(npz["__json__"].tobytes().decode())
-        out = dict(meta["plain"])
-        for key, kind in meta["kinds"].items():
-            out[key] = npz[key][()] if kind == "scalar" else npz[key]
+        entries = dict(meta["plain"])
+        for where, kind in meta["kinds"].items():
+            if kind == "dict":
+                entries.setdefault(where, {})
+            else:
+                entries[where] = npz[kind[1]][()] if kind[0] == "scalar" else npz[kind[1]]
+    out = {}
+    for where in sorted(entries, key=lambda w: len(json.loads(w))):
+        *parents, key = json.loads(where)
+        node = out
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        if isinstance(entries[where], dict) and where in meta["kinds"]:
+            node.setdefault(key, {})
+        else:
+            node[key] = entries[where]
     return out
 
 
@@ -134,7 +165,12 @@ def _selector_state(selector):
     if not isinstance(state, dict):
         raise TypeError(f"selector {describe(selector)}: get_state() returned {type(state).__name__}; "
                         "return a dict of arrays and numbers")
-    return {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
+    return _to_numpy(state)
+
+
+def _to_numpy(state):
+    return {k: _to_numpy(v) if isinstance(v, dict) else (v.numpy() if hasattr(v, "numpy") else v)
+            for k, v in state.items()}
 
 
 def _worker_directory(directory, strategy):
@@ -149,24 +185,31 @@ class Checkpointer:
     """Saves and restores everything a ``Loop.fit`` needs to resume exactly.
 
     Args:
-        loop: a built :class:`loop.Loop` (its tables and metrics exist).
         directory: the checkpoint directory; created if missing.
+        model: the Keras model.
+        optimizer: its optimizer (a ``LossScaleOptimizer`` is saved whole).
+        metrics: the Keras metric objects of the fit (train and validation).
+        tables: the :class:`loop.tables.Tables` module, saved whole.
+        selector: a zero-argument function returning the selector whose
+            ``get_state``/``set_state`` hold its learned state.
+        identity: the values a resumed fit must share with this one (see :data:`IDENTITY`).
+        strategy: the ``tf.distribute`` strategy, or None.
         max_to_keep: checkpoints kept by the ``CheckpointManager``.
     """
 
-    def __init__(self, loop, directory, *, max_to_keep=2):
-        self.loop = loop
+    def __init__(self, directory, *, model, optimizer, metrics, tables, selector, identity, strategy=None,
+                 max_to_keep=2):
         self.directory = os.fspath(directory)
+        self._selector = selector
+        self._identity = dict(identity)
         self._blob = _PythonBlob()
-        metrics = [loop._loss_tracker, loop._val_loss_tracker, *loop._train_metrics, *loop._val_metrics]
         self._checkpoint = tf.train.Checkpoint(
-            model_variables=list(loop.model.variables),
-            optimizer=loop.optimizer,
+            model_variables=list(model.variables),
+            optimizer=optimizer,
             metric_variables=[v for m in metrics for v in m.variables],
-            tables=[loop._loss_table, loop._loss_step_table, loop._trained_table],
-            counters=[loop._steps, loop._seen, loop._backprop],
+            tables=tables,
             python=self._blob)
-        write_dir = _worker_directory(self.directory, getattr(loop, "strategy", None))
+        write_dir = _worker_directory(self.directory, strategy)
         self._manager = tf.train.CheckpointManager(self._checkpoint, write_dir, max_to_keep=max_to_keep)
         self._read_manager = (self._manager if write_dir == self.directory else
                               tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=None))
@@ -175,10 +218,7 @@ class Checkpointer:
 
     def identity(self):
         """The values a checkpoint must share with the fit that resumes it."""
-        strategy = getattr(self.loop, "strategy", None)
-        return {"selector": describe(self.loop.selector), "seed": self.loop.seed,
-                "batch_size": self.loop.batch_size, "num_samples": int(self.loop.num_samples),
-                "loss": self.loop.loss_name, "replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
+        return dict(self._identity)
 
     @property
     def latest(self):
@@ -215,10 +255,11 @@ class Checkpointer:
         state = blob.get("selector_state")
         if state is not None:
             selector_state = unpack(state)
-            if not hasattr(self.loop.selector, "set_state"):
-                raise ValueError(f"checkpoint {path} holds selector state but {describe(self.loop.selector)} "
+            selector = self._selector()
+            if not hasattr(selector, "set_state"):
+                raise ValueError(f"checkpoint {path} holds selector state but {describe(selector)} "
                                  "has no set_state()")
-            self.loop.selector.set_state(selector_state)
+            selector.set_state(selector_state)
         plan = None
         if "plan_indices" in blob:
             plan = (blob["plan_indices"], blob["plan_weights"], blob["plan_bounds"])
@@ -235,7 +276,7 @@ class Checkpointer:
                 "progress": json.dumps({"epoch": int(epoch), "batch": int(batch), "rows": rows, "timer": timer,
                                         "logs": logs, "last_val": last_val, "stopped": bool(stopped),
                                         "start_step": None if start_step is None else int(start_step)})}
-        state = _selector_state(self.loop.selector)
+        state = _selector_state(self._selector())
         if state is not None:
             blob["selector_state"] = np.frombuffer(pack(state), np.uint8)
         if plan is not None:

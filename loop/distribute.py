@@ -3,8 +3,9 @@
 Who owns what: the selector still plans *global* mini-batches that index the
 whole training set; this module owns how one global mini-batch is split over
 the replicas and how the results come back into the loop's single, global
-accounting.  ``Loop(..., strategy=...)`` swaps the single-device train step for
-:func:`train_step`; the eager epoch driver, the plan validation, the loss table
+accounting.  ``Loop(..., strategy=...)`` wraps the single-device
+:class:`loop.step.TrainStep` in a :class:`DistributedStep`, through the train
+step's public attributes; the eager epoch driver, the plan validation, the loss table
 and the metrics stay what they are.
 
 One global step, inside the compiled chunk loop (cross-replica context):
@@ -48,6 +49,9 @@ import hashlib
 
 import tensorflow as tf
 
+from loop.protocol import describe
+from loop.step import objective
+
 
 def scope(strategy):
     """``strategy.scope()``, or a no-op context without a strategy.
@@ -73,7 +77,9 @@ def check(strategy, model, optimizer):
         raise ValueError(f"{len(outside)} of the model's variables (such as {outside[:2]}) were created outside "
                          "strategy.scope(); build the model inside `with strategy.scope():` before passing it "
                          "to Loop(..., strategy=...)")
-    if getattr(optimizer, "_distribution_strategy", strategy) is not strategy:
+    iterations = getattr(optimizer, "iterations", None)
+    if iterations is not None and not strategy.extended.variable_created_in_scope(getattr(iterations, "value",
+                                                                                          iterations)):
         raise ValueError(f"the optimizer {type(optimizer).__name__} was created outside strategy.scope(); "
                          "pass its name (optimizer='adam') or create it inside `with strategy.scope():`")
 
@@ -83,64 +89,67 @@ def _replica_rows(tensor, per):
     return tensor[replica * per:(replica + 1) * per]
 
 
-def train_step(loop):
-    """Returns ``step(indices, weights) -> losses``: one global step over the replicas of ``loop.strategy``.
+class DistributedStep:
+    """One global step of a :class:`loop.step.TrainStep` over the replicas of ``strategy``.
 
-    The returned function is called inside the loop's compiled chunk function,
-    in cross-replica context, in place of the single-device ``Loop._train_step``,
-    with a third argument: the chunk's largest batch size, so that the step's
-    collectives keep one shape for the whole call.
+    Called inside the compiled chunk function, in cross-replica context, as
+    ``step(indices, weights, capacity)``: ``capacity`` is the chunk's largest
+    batch size, so that the step's collectives keep one shape for the whole
+    call (``needs_capacity`` tells :class:`loop.step.Functions` to pass it).
+    It reads only the train step's public attributes: ``model``, ``data``,
+    ``loss_fn``, ``apply``, ``keep`` with ``filter_weights``, and ``account``.
+    A mask-mode filter runs in compact mode here.
+
+    Args:
+        step: the single-device :class:`loop.step.TrainStep`.
+        strategy: the ``tf.distribute.Strategy`` the variables were made under.
     """
-    from loop.loop import StepBatch
 
-    strategy = loop.strategy
-    replicas = strategy.num_replicas_in_sync
-    model = loop.model
+    needs_capacity = True
 
-    def rows(per, padded_indices):
-        indices = _replica_rows(padded_indices, per)
-        x = tf.nest.map_structure(lambda t: tf.gather(t, indices), loop._x)
-        return x, tf.gather(loop._y, indices)
+    def __init__(self, step, strategy):
+        self.step, self.strategy = step, strategy
+        self.replicas = strategy.num_replicas_in_sync
+        self.local = len(strategy.extended.worker_devices) == self.replicas
+        # The predictions' per-row shape and dtype, from one eager forward pass now (not per step).
+        self.y_pred_spec = tf.TensorSpec.from_tensor(step.model(step.data.head(), training=False))
 
-    def objective(y, y_pred, weights, n):
-        value = tf.reduce_sum(weights * loop._loss(y, y_pred)) / n
-        if model.losses:
-            value += tf.add_n(model.losses) / replicas
-        return value
+    def _rows(self, per, padded_indices):
+        return self.step.data.rows(_replica_rows(padded_indices, per))
 
-    def forward_backward(per, n, capacity, padded_indices, padded_weights):
-        x, y = rows(per, padded_indices)
+    def _objective(self, y, y_pred, weights, n):
+        return objective(weights, self.step.loss_fn(y, y_pred), n, self.step.model, self.replicas)
+
+    def _forward_backward(self, per, n, capacity, padded_indices, padded_weights):
+        x, y = self._rows(per, padded_indices)
         weights = _replica_rows(padded_weights, per)
-        variables = model.trainable_variables
+        model, variables = self.step.model, self.step.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
-            loss = objective(y, y_pred, weights, n)
-        loop._apply(tape.gradient(loss, variables), variables)
+            value = self._objective(y, y_pred, weights, n)
+        self.step.apply(tape.gradient(value, variables), variables)
         # Every replica launches its collectives in the same order: the gradient all-reduce, then ours.
-        with tf.control_dependencies([tf.convert_to_tensor(loop.optimizer.iterations)]):
-            return pack(loop._loss(y, y_pred), y_pred, capacity)
+        with tf.control_dependencies([tf.convert_to_tensor(self.step.optimizer.iterations)]):
+            return self._pack(self.step.loss_fn(y, y_pred), y_pred, capacity)
 
-    def forward(per, capacity, padded_indices):
-        x, y = rows(per, padded_indices)
-        y_pred = model(x, training=False)
-        return pack(loop._loss(y, y_pred), y_pred, capacity)
+    def _forward(self, per, capacity, padded_indices):
+        x, y = self._rows(per, padded_indices)
+        y_pred = self.step.model(x, training=False)
+        return self._pack(self.step.loss_fn(y, y_pred), y_pred, capacity)
 
-    def backward_kept(per, n, padded_indices, padded_weights):
-        x, y = rows(per, padded_indices)
+    def _backward_kept(self, per, n, padded_indices, padded_weights):
+        x, y = self._rows(per, padded_indices)
         weights = _replica_rows(padded_weights, per)
         keep = tf.reshape(tf.where(weights > 0), [-1])
         kept_x = tf.nest.map_structure(lambda t: tf.gather(t, keep), x)
-        variables = model.trainable_variables
+        variables = self.step.model.trainable_variables
         with tf.GradientTape() as tape:
-            loss = objective(tf.gather(y, keep), model(kept_x, training=True), tf.gather(weights, keep), n)
-        loop._apply(tape.gradient(loss, variables), variables)
+            value = self._objective(tf.gather(y, keep), self.step.model(kept_x, training=True),
+                                    tf.gather(weights, keep), n)
+        self.step.apply(tape.gradient(value, variables), variables)
         return tf.constant(0)
 
-    local = len(strategy.extended.worker_devices) == replicas
-    # The predictions' per-row shape and dtype, from one eager forward pass now (not per step).
-    y_pred_spec = tf.TensorSpec.from_tensor(model(tf.nest.map_structure(lambda t: t[:1], loop._x), training=False))
-
-    def pack(losses, y_pred, capacity):
+    def _pack(self, losses, y_pred, capacity):
         """One tensor per replica: its losses and predictions, so one collective per step brings both back.
 
         Across workers the replicas' rows are placed at their offsets in a zero
@@ -148,60 +157,61 @@ def train_step(loop):
         worker then holds the global rows.
         """
         rows = tf.concat([losses[:, None], tf.reshape(tf.cast(y_pred, tf.float32), [tf.shape(y_pred)[0], -1])], 1)
-        if local:
+        if self.local:
             return rows
         context = tf.distribute.get_replica_context()
         replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
         per = tf.shape(rows)[0]
         # A collective inside the chunk's loop keeps one shape for the whole call: pad to the chunk's largest batch.
-        total = replicas * ((capacity + replicas - 1) // replicas)
+        total = self.replicas * ((capacity + self.replicas - 1) // self.replicas)
         placed = tf.pad(rows, [[replica * per, total - (replica + 1) * per], [0, 0]])
         return context.all_reduce(tf.distribute.ReduceOp.SUM, placed)
 
-    def gather(packed, n, y_pred_spec):
-        if local:  # every replica lives in this process: no collective, just copies
-            rows = tf.concat(strategy.experimental_local_results(packed), 0)
+    def _gather(self, packed, n):
+        if self.local:  # every replica lives in this process: no collective, just copies
+            rows = tf.concat(self.strategy.experimental_local_results(packed), 0)
         else:
-            rows = strategy.experimental_local_results(packed)[0]
+            rows = self.strategy.experimental_local_results(packed)[0]
         rows = rows[:n]
-        y_pred = tf.cast(tf.reshape(rows[:, 1:], tf.concat([[n], y_pred_spec.shape[1:]], 0)), y_pred_spec.dtype)
+        spec = self.y_pred_spec
+        y_pred = tf.cast(tf.reshape(rows[:, 1:], tf.concat([[n], spec.shape[1:]], 0)), spec.dtype)
         return rows[:, 0], y_pred
 
-    def step(indices, weights, capacity):
+    def __call__(self, indices, weights, capacity):
+        strategy, replicas = self.strategy, self.replicas
         n = tf.shape(indices)[0]
         per = (n + replicas - 1) // replicas
         pad = per * replicas - n
         padded_indices = tf.concat([indices, tf.zeros([pad], indices.dtype)], 0)
         n_float = tf.cast(n, tf.float32)
-        y = tf.gather(loop._y, indices)
-        if loop._filter is None:
+        y = tf.gather(self.step.data.y, indices)
+        if self.step.keep is None:
             padded_weights = tf.concat([weights, tf.zeros([pad], weights.dtype)], 0)
-            packed = strategy.run(forward_backward, args=(per, n_float, capacity, padded_indices, padded_weights))
-            losses, y_pred = gather(packed, n, y_pred_spec)
+            packed = strategy.run(self._forward_backward,
+                                  args=(per, n_float, capacity, padded_indices, padded_weights))
+            losses, y_pred = self._gather(packed, n)
         else:
-            losses, y_pred = gather(strategy.run(forward, args=(per, capacity, padded_indices)), n, y_pred_spec)
-            weights = tf.cast(loop._filter(StepBatch(indices, tf.stop_gradient(losses), weights, y,
-                                                     tf.stop_gradient(y_pred), loop._steps.read_value())),
-                              tf.float32)
+            losses, y_pred = self._gather(strategy.run(self._forward, args=(per, capacity, padded_indices)), n)
+            weights = self.step.filter_weights(indices, losses, weights, y, y_pred)
             padded_weights = tf.concat([weights, tf.zeros([pad], tf.float32)], 0)
 
             def run_backward():
-                strategy.run(backward_kept, args=(per, n_float, padded_indices, padded_weights))
+                strategy.run(self._backward_kept, args=(per, n_float, padded_indices, padded_weights))
                 return tf.constant(0)
 
             tf.cond(tf.reduce_any(weights > 0), run_backward, lambda: tf.constant(0))
-        loop._account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
+        self.step.account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
         return losses
 
-    return step
 
+def plan_check(strategy, selector):
+    """Returns ``check(plan, epoch)`` that raises ``ValueError`` on every worker when the workers' plans for an
+    epoch differ, or None when all replicas live in this process (nothing to compare).
 
-def plan_check(loop):
-    """Returns ``check(indices, weights, bounds, epoch)`` that raises ``ValueError`` on every worker when the
-    workers' plans for an epoch differ, or None when all replicas live in this process (nothing to compare)."""
-    from loop.selectors.base import describe
-
-    strategy = loop.strategy
+    Args:
+        strategy: the ``tf.distribute.Strategy``, or None.
+        selector: a zero-argument function returning the current selector (for the message).
+    """
     if strategy is None or len(strategy.extended.worker_devices) == strategy.num_replicas_in_sync:
         return None
 
@@ -213,8 +223,8 @@ def plan_check(loop):
             return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v))
         return strategy.run(add, args=(value,))
 
-    def check(indices, weights, bounds, epoch):
-        digest = hashlib.sha256(indices.tobytes() + weights.tobytes() + bounds.tobytes()).digest()
+    def check(plan, epoch):
+        digest = hashlib.sha256(plan.indices.tobytes() + plan.weights.tobytes() + plan.bounds.tobytes()).digest()
         # Three 20-bit pieces of the digest and their squares: every sum stays an exact integer in float64, and
         # the pieces agree on all replicas exactly when replicas * sum(x^2) == sum(x)^2 for each piece.
         pieces = [float(int.from_bytes(digest[3 * k:3 * k + 3], "little") >> 4) for k in range(3)]
@@ -222,7 +232,7 @@ def plan_check(loop):
             total(tf.constant(pieces + [p * p for p in pieces], tf.float64)))[0].numpy()
         if any(replicas * int(sums[3 + k]) != int(sums[k]) ** 2 for k in range(3)):
             raise ValueError(
-                f"selector {describe(loop.selector)} gave the workers different plans for epoch {epoch}; under a "
+                f"selector {describe(selector())} gave the workers different plans for epoch {epoch}; under a "
                 "multi-worker strategy every worker calls the selector and must get the same plan. Draw "
                 "randomness from state.rng (seeded by the loop seed and the epoch), never from np.random, "
                 "time or the worker's task index")

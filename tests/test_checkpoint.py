@@ -22,7 +22,7 @@ EPOCHS, KILL_EPOCH, KILL_BATCH = 4, 2, 1
 def _selector(name):
     import tensorflow as tf
 
-    from loop.selectors import DyBAT, Selector, SelectiveBackprop, Shuffle
+    from loop.selectors import DyBAT, DynamicBatchSize, Selector, SelectiveBackprop, Shuffle
 
     class TopHalf(Selector):
         """A stateless in-step filter (used when SelectiveBackprop is not importable)."""
@@ -36,7 +36,9 @@ def _selector(name):
             return tf.where(batch.losses >= threshold, 2.0, 0.0)
 
     return {"shuffle": Shuffle, "dybat": lambda: DyBAT(delta=0.5),
-            "selective_backprop": lambda: SelectiveBackprop(beta=1.0, history=64), "tophalf": TopHalf}[name]()
+            "selective_backprop": lambda: SelectiveBackprop(beta=1.0, history=64), "tophalf": TopHalf,
+            # A wrapper whose base has learned state: the state nests, and the batch size changes every epoch.
+            "dynamic_dybat": lambda: DynamicBatchSize(DyBAT(delta=0.5), k0=8, k1=16)}[name]()
 
 
 def worker(selector, checkpoint_dir, out, marker=None, go=None):
@@ -91,6 +93,7 @@ def _wait(proc, timeout=150):
 CASES = {  # case: (selector, signal)
     "shuffle": ("shuffle", signal.SIGKILL),
     "dybat": ("dybat", signal.SIGKILL),
+    "dynamic_dybat": ("dynamic_dybat", signal.SIGKILL),
     "in_step_filter": (None, signal.SIGKILL),
     "sigterm": ("dybat", signal.SIGTERM),
 }
@@ -165,7 +168,7 @@ def _assert_same(ref_path, got_path):
     assert json.loads(str(ref["history"])) == json.loads(str(got["history"]))
 
 
-@pytest.mark.parametrize("case", ["shuffle", "dybat", "in_step_filter"])
+@pytest.mark.parametrize("case", ["shuffle", "dybat", "dynamic_dybat", "in_step_filter"])
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(runs, case):
     ref, resumed, code, progress = runs[case]
     assert code == -signal.SIGKILL
@@ -184,20 +187,27 @@ def test_sigterm_saves_mid_epoch_and_resumes_exactly(runs):
 
 # ------------------------------------------------------------------ in-process behaviour
 def _tiny_loop(**kwargs):
-    import keras
+    from helpers import make_loop, make_model
 
-    from loop import Loop
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
-    return Loop(model, loss="sparse_categorical_crossentropy", metrics=["accuracy"], batch_size=8,
-                steps_per_execution=1, **kwargs)
+    return make_loop(model=make_model(d=4, hidden=0), batch_size=8, steps_per_execution=1, **kwargs)
 
 
 def _tiny_data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(48, 4)).astype("float32")
-    return x, np.argmax(x[:, :3], axis=1).astype("int32")
+    from helpers import make_data
+
+    return make_data(n=48, d=4)
+
+
+def test_pack_round_trips_nested_selector_state():
+    from loop.checkpoint import pack, unpack
+
+    state = {"round_": 2, "base": {"batches_": np.arange(6).reshape(2, 3), "loss_": np.float32(0.5),
+                                   "inner": {"seen_": np.arange(3)}, "plain": {"k": 1}}, "empty": {}}
+    out = unpack(pack(state))
+    assert out["round_"] == 2 and out["empty"] == {} and out["base"]["plain"] == {"k": 1}
+    np.testing.assert_array_equal(out["base"]["batches_"], state["base"]["batches_"])
+    np.testing.assert_array_equal(out["base"]["inner"]["seen_"], np.arange(3))
+    assert out["base"]["loss_"] == np.float32(0.5) and isinstance(out["base"]["loss_"], np.float32)
 
 
 def test_pack_round_trips_arrays_scalars_and_json():
@@ -236,7 +246,7 @@ def test_signal_saves_at_chunk_boundary_and_handlers_are_restored(tmp_path, sign
     assert len(hist.rows) == 2 and hist.rows[-1]["step"] == 12
     again = _tiny_loop()
     assert again.fit(_tiny_data(), epochs=2, verbose=0, checkpoint_dir=tmp_path).rows == hist.rows
-    assert int(again._steps.numpy()) == 12 and again.trained_counts.sum() == 96
+    assert int(again.tables.steps.numpy()) == 12 and again.trained_counts.sum() == 96
     assert {s: signal.getsignal(s) for s in before} == before
 
 
@@ -246,7 +256,7 @@ def test_handlers_restored_after_an_error(tmp_path):
     def broken(state):
         raise KeyError("x")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(KeyError):
         _tiny_loop(selector=broken).fit(_tiny_data(), epochs=1, verbose=0, checkpoint_dir=tmp_path)
     assert signal.getsignal(signal.SIGTERM) is before
 

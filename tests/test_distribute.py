@@ -17,10 +17,9 @@ PLAN_SIZES = (5, 17, 1, 33, 8, 16)  # 1 and odd sizes force zero-weight padding 
 
 
 def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(120, 6)).astype("float32")
-    y = np.argmax(x[:, :3], axis=1).astype("int32")
-    return x, y
+    from helpers import make_data
+
+    return make_data(n=120)
 
 
 def _plans():
@@ -72,7 +71,7 @@ def _fit(strategy, kind):
            "rows": frame[[c for c in frame.columns if not c.endswith("_time_s")]].to_dict("list"),
            "weights": [w.ravel().tolist() for w in model.get_weights()]}
     if kind == "filter":
-        out["filter_calls"] = int(selector.calls_.numpy())
+        out["filter_calls"] = int(loop.selector.calls_.numpy())
     return out
 
 

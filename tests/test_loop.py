@@ -8,32 +8,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from loop import History, Loop
-from loop.history import first_reached, infer_mode, parse_target
+from loop import Loop
 from loop.selectors import Freeze, Selector, Shuffle
-
-
-def make_data(n=240, d=6, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, d)).astype("float32")
-    y = (np.argmax(x[:, :classes], axis=1)).astype("int32")
-    return x, y
-
-
-def make_model(d=6, classes=3, seed=0, dropout=0.0):
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input((d,)), keras.layers.Dense(16, activation="relu")]
-    if dropout:
-        layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(classes, activation="softmax"))
-    return keras.Sequential(layers)
-
-
-def make_loop(selector=None, model=None, **kwargs):
-    kwargs.setdefault("batch_size", 16)
-    kwargs.setdefault("optimizer", "adam")
-    return Loop(model or make_model(), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                selector=selector, **kwargs)
+from helpers import make_data, make_loop, make_model
 
 
 def weights_of(model):
@@ -69,8 +46,8 @@ def test_trains_exactly_the_plan():
         expected_step[batch] = step
     np.testing.assert_array_equal(loop.loss_step, expected_step)
     assert np.isnan(loop.losses[counts == 0]).all() and np.isfinite(loop.losses[counts > 0]).all()
-    assert [list(i) for i, _ in selector.seen] == [list(b) for b in plan]
-    for step, (idx, losses) in enumerate(selector.seen):
+    assert [list(i) for i, _ in loop.selector.seen] == [list(b) for b in plan]
+    for step, (idx, losses) in enumerate(loop.selector.seen):
         last = loop.loss_step[idx] == step  # the table keeps the loss of each sample's last batch
         np.testing.assert_allclose(losses[last], loop.losses[idx][last])
     row = loop.history.rows[-1]
@@ -142,9 +119,11 @@ def test_selector_errors_keep_their_traceback():
     def broken(state):
         raise KeyError("no such thing")
 
-    with pytest.raises(RuntimeError, match="broken raised KeyError at epoch 0") as err:
+    with pytest.raises(KeyError, match="no such thing") as err:
         make_loop(broken).fit((x, y), epochs=1, verbose=0)
-    assert "Traceback" in str(err.value) and isinstance(err.value.__cause__, KeyError)
+    # The selector's own exception, with its own traceback, and a note naming the selector and the epoch.
+    assert err.value.__notes__ == ["raised by selector broken (__call__) at epoch 0"]
+    assert err.traceback[-1].name == "broken"
     with pytest.raises(ValueError, match="not callable"):
         make_loop(42)
 
@@ -178,8 +157,10 @@ def test_validation_shape_and_batch_size_errors():
     x, y = make_data()
     with pytest.raises(ValueError, match="sample shape"):
         make_loop().fit((x, y), epochs=1, verbose=0, validation_data=(x[:, :3], y))
-    with pytest.raises(ValueError, match="larger than"):
-        make_loop(batch_size=10_000).fit((x, y), epochs=1, verbose=0)
+    # As in Keras, a batch size larger than the data trains one batch of all of it.
+    loop = make_loop(batch_size=10_000)
+    hist = loop.fit((x, y), epochs=2, verbose=0)
+    assert hist.frame["step"].tolist() == [1, 2] and loop.trained_counts.tolist() == [2] * len(x)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         make_loop(batch_size=0)
 
@@ -197,29 +178,6 @@ def test_trace_count_constant_with_varying_batch_sizes():
     assert loop.trace_count == 1
     loop.fit((x, y), epochs=2, verbose=0)
     assert loop.trace_count == 1
-
-
-def scripted_history():
-    rows = [dict(epoch=e, step=10 * e, train_time_s=1.5 * e, val_accuracy=a, val_loss=l)
-            for e, a, l in [(1, 0.5, 1.0), (2, 0.7, 0.8), (3, 0.91, 0.6), (4, 0.89, 0.4), (5, 0.95, 0.3)]]
-    return rows
-
-
-def test_time_to_target_arithmetic():
-    hist = History(scripted_history(), target={"val_accuracy": 0.9})
-    assert (hist.time_to_target, hist.epochs_to_target, hist.steps_to_target) == (4.5, 3.0, 30)
-    hist = History(scripted_history(), target={"val_loss": 0.5})
-    assert hist.epochs_to_target == 4.0
-    hist = History(scripted_history(), target={"val_accuracy": 0.9, "val_loss": 0.5})
-    assert hist.epochs_to_target == 5.0
-    hist = History(scripted_history(), target={"val_accuracy": 0.99})
-    assert hist.time_to_target is None and hist.epochs_to_target is None and hist.steps_to_target is None
-    hist = History(scripted_history(), target={"val_loss": (0.85, "max")})
-    assert hist.epochs_to_target == 1.0
-    assert infer_mode("val_mae") == "min" and infer_mode("val_accuracy") == "max"
-    assert parse_target({"val_mae": 3}) == {"val_mae": (3.0, "min")}
-    with pytest.raises(ValueError, match="not in the history"):
-        first_reached(pd.DataFrame(scripted_history()), {"val_f1": 0.2})
 
 
 class OrderRecorder(keras.callbacks.Callback):
@@ -388,7 +346,7 @@ def test_state_fields_and_score():
     np.testing.assert_array_equal(first.labels, y)
     probs = loop.model(x[:10], training=False)
     expected = keras.losses.sparse_categorical_crossentropy(y[:10], probs).numpy()
-    np.testing.assert_allclose(loop._score(np.arange(10)), expected, rtol=1e-5)
+    np.testing.assert_allclose(loop.score(np.arange(10)), expected, rtol=1e-5)
 
 
 class HalfFilter(Selector):
@@ -471,3 +429,87 @@ def test_mask_mode_filter_trains_like_compact_mode():
         bad = HalfFilter()
         bad.filter_mode = "fast"
         make_loop(bad)
+
+
+# ------------------------------------------------------------------ the façade's contracts
+def _comparable(frame):
+    return frame[[c for c in frame.columns if not c.endswith("_time_s")]]
+
+
+def test_a_selector_reused_across_loops_starts_fresh_each_time():
+    """Documented in loop.protocol ("Reuse"): Loop clones a selector object; loop.selector is the copy that learns."""
+    from loop.selectors import DyBAT
+
+    x, y = make_data(n=96)
+    shared = DyBAT(delta=0.5)
+    first = make_loop(shared, deterministic=True)
+    first.fit((x, y), epochs=3, verbose=0)
+    assert first.selector is not shared and repr(first.selector) == repr(shared)
+    assert shared.batches_ is None and first.selector.batches_ is not None  # the caller's object learned nothing
+    second = make_loop(shared, deterministic=True)  # the same object again, e.g. for the next seed
+    fresh = make_loop(DyBAT(delta=0.5), deterministic=True)
+    frames = [_comparable(lp.fit((x, y), epochs=3, verbose=0).frame) for lp in (second, fresh)]
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+def test_a_second_fit_on_the_same_loop_continues():
+    x, y = make_data(n=64)
+    loop = make_loop()
+    loop.fit((x, y), epochs=2, verbose=0)
+    selector = loop.selector
+    hist = loop.fit((x, y), epochs=1, verbose=0)
+    assert loop.selector is selector and hist.rows[-1]["step"] == 12  # 2 epochs of 4 steps, then 4 more
+    assert loop.trace_count == 1  # the same data: nothing is rebuilt
+
+
+def test_reassigning_the_selector_rebuilds_the_step():
+    from loop.selectors import OrderedSGD
+
+    x, y = make_data(n=64)
+    loop = make_loop()
+    loop.fit((x, y), epochs=1, verbose=0)
+    assert loop.step.variant == "plain"
+    loop.selector = OrderedSGD(q=4)
+    loop.fit((x, y), epochs=1, verbose=0)
+    assert loop.step.variant == "mask" and loop.history.rows[-1]["samples_backpropagated"] == 64 + 16
+
+
+def test_a_compiled_model_keeps_its_compile_and_lends_its_settings():
+    x, y = make_data(n=64)
+    model = make_model()
+    optimizer = keras.optimizers.SGD(0.05)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    config = model.get_compile_config()
+    loop = Loop(model, batch_size=16)  # optimizer, loss and metrics come from the compile
+    hist = loop.fit((x, y), epochs=1, verbose=0)
+    assert loop.optimizer is optimizer and "accuracy" in hist.rows[-1]
+    assert model.optimizer is optimizer and model.get_compile_config() == config
+    with pytest.warns(UserWarning, match="leaves your compile alone"):
+        other = Loop(model, optimizer="adam", batch_size=16)
+    other.fit((x, y), epochs=1, verbose=0)
+    assert model.optimizer is optimizer and model.get_compile_config() == config
+
+
+def test_fit_sets_no_global_seed():
+    x, y = make_data(n=64)
+    loop = make_loop(seed=7)
+    np.random.seed(123)
+    expected = np.random.rand(2)[1]
+    np.random.seed(123)
+    np.random.rand()
+    loop.fit((x, y), epochs=1, verbose=0)
+    assert np.random.rand() == expected
+
+
+def test_fit_and_evaluate_take_data_the_same_ways():
+    x, y = make_data(n=64)
+    histories = []
+    for args in (((x, y),), (x, y)):
+        loop = make_loop(deterministic=True)
+        histories.append(_comparable(loop.fit(*args, epochs=1, verbose=0).frame))
+        assert loop.evaluate(x, y) == loop.evaluate((x, y))
+    pd.testing.assert_frame_equal(*histories)
+    with pytest.raises(ValueError, match=r"validation_data: label \[5\] at sample 0"):
+        make_loop().fit(x, y, epochs=1, verbose=0, validation_data=(x, np.r_[5, y[1:]]))
+    with pytest.raises(ValueError, match=r"evaluation data: label \[5\] at sample 0"):
+        loop.evaluate(x, np.r_[5, y[1:]])

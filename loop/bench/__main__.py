@@ -91,9 +91,107 @@ def _parser():
     return parser
 
 
-def _fail(message):
-    print(f"python -m loop.bench: error: {message}", file=sys.stderr)
-    return 2
+#: The numeric options that must be at least 1 when given.
+_COUNTS = ("--seeds", "--epochs", "--n-train", "--n-test", "--bootstrap")
+
+#: What a results directory holds: name -> whether it is a directory.
+_OUTPUTS = {"runs": True, "plots": True, "table.csv": False, "table.md": False, "seed000.csv": False}
+
+
+def _directory_problem(path):
+    """Why ``path`` cannot be (made) a directory this process writes in, or None when it can."""
+    if os.path.isdir(path):
+        return None if os.access(path, os.W_OK | os.X_OK) else "is a directory you cannot write in"
+    if os.path.lexists(path):
+        return "is a file, not a directory" if os.path.isfile(path) else "exists and is not a directory"
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"cannot be created: {parent!r} is {'a file' if os.path.isfile(parent) else 'not a directory'}"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: you cannot write in {parent!r}"
+    return None
+
+
+def _check_out(parser, args, command):
+    """The results directory, after ``parser.error`` for one that cannot be read or written as one."""
+    if args.out == "":
+        parser.error("--out is empty; give a results directory (it is created if missing), or leave --out out "
+                     "for results/<timestamp>")
+    if command == "report":
+        if args.out is None:
+            parser.error("report needs --out DIR: the results directory of an earlier run")
+        if not os.path.isdir(args.out):
+            state = "does not exist" if not os.path.lexists(args.out) else "is not a directory"
+            parser.error(f"report --out {args.out!r} {state}; give the results directory of an earlier run "
+                         "(the --out it was run with)")
+    out = args.out if args.out is not None else os.path.join("results", time.strftime("%Y%m%d-%H%M%S"))
+    flag = "report --out" if command == "report" else "--out"
+    why = _directory_problem(out)
+    if why:
+        parser.error(f"{flag} {out!r} {why}; give a directory you can write in (it is created if missing)")
+    for name, is_dir in _OUTPUTS.items():
+        path = os.path.join(out, name)
+        if os.path.lexists(path) and os.path.isdir(path) != is_dir and not (name == "plots" and args.no_plots):
+            parser.error(f"{flag} {out!r} cannot hold the results: {path!r} is "
+                         f"{'not a directory' if is_dir else 'a directory'}; move it away or give another --out")
+    return out
+
+
+def _check_data_dir(parser, args):
+    """The data directory (--data-dir, else $LOOP_DATA_DIR, else None), after ``parser.error`` for a bad one."""
+    if args.data_dir is not None:
+        data_dir, named = args.data_dir, "--data-dir"
+    else:
+        data_dir, named = os.environ.get("LOOP_DATA_DIR") or None, "$LOOP_DATA_DIR"
+    if data_dir is None:
+        return None
+    path = os.path.expanduser(data_dir)  # as loop.datasets.load reads it
+    if not os.path.isdir(path):
+        state = "does not exist" if not os.path.lexists(path) else "is not a directory"
+        fix = "leave --data-dir out" if named == "--data-dir" else "unset $LOOP_DATA_DIR"
+        parser.error(f"{named} {data_dir!r} {state}; give the directory of the original data files "
+                     f"(layout in docs/datasets.md), or {fix} to use only the Keras cache and bundled data")
+    return data_dir
+
+
+def _plan(parser, args, command):
+    """Checks every argument, with ``parser.error``, before anything is trained or written.
+
+    Returns:
+        A namespace: ``out`` and ``targets``; for ``run`` also ``specs``, ``budgets``, ``seeds`` and ``data_dir``.
+    """
+    for flag in _COUNTS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}; leave {flag} out for the default")
+    out = _check_out(parser, args, command)
+    data_dir = _check_data_dir(parser, args) if command == "run" else None
+
+    import tensorflow as tf
+
+    from loop.bench import runner, tables
+    from loop.bench.suites import SUITES
+
+    tf.get_logger().setLevel("ERROR")  # per-run retracing warnings of fresh models are expected
+    suite = SUITES[args.suite]
+    try:
+        targets = tables.parse_targets(args.target)
+        if command == "report":
+            if not tables.load_runs(out):
+                raise ValueError(f"report --out {out!r} holds no runs (no runs/<dataset>/<selector>/seed_<k>.json "
+                                 "in it); give the --out of an earlier run")
+            return argparse.Namespace(out=out, targets=targets)
+        specs = split_specs(args.selectors) if args.selectors else list(suite.selectors)
+        labels = [runner.selector_key(s)[0] for s in specs]
+        if tables.BASELINE not in labels:
+            specs.insert(0, "shuffle")
+        budgets = _budgets(args, suite)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
+    seeds = suite.seeds if args.seeds is None else args.seeds
+    return argparse.Namespace(out=out, targets=targets, specs=specs, budgets=budgets, seeds=seeds, data_dir=data_dir)
 
 
 def _budgets(args, suite):
@@ -104,7 +202,7 @@ def _budgets(args, suite):
 
     known = {b.dataset: b for s in SUITES.values() for b in s.budgets}
     known.update({b.dataset: b for b in suite.budgets})
-    if not args.datasets:
+    if args.datasets is None:
         chosen = list(suite.budgets)
     else:
         chosen = []
@@ -113,6 +211,9 @@ def _budgets(args, suite):
             if key not in datasets.names():
                 raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(datasets.names())}")
             chosen.append(known.get(key) or Budget(dataset=key, epochs=10))
+        if not chosen:
+            raise ValueError(f"--datasets {args.datasets!r} names no dataset; give comma-separated names such as "
+                             "iris,wine, or leave --datasets out for the suite's")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("n_train", args.n_train), ("n_test", args.n_test))
                  if v is not None}
     return [dataclasses.replace(b, **overrides) for b in chosen]
@@ -152,7 +253,7 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit code."""
+    """Runs the command line; returns the exit code (2, after the usage and what is wrong, for a bad argument)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("throughput", "overhead"):
         import importlib
@@ -164,45 +265,27 @@ def main(argv=None):
         command = argv.pop(0)
     parser = _parser()
     args = parser.parse_args(argv)
-
-    import tensorflow as tf
-
-    from loop.bench import runner, tables
-    from loop.bench.suites import SUITES
-
-    tf.get_logger().setLevel("ERROR")  # per-run retracing warnings of fresh models are expected
-
-    suite = SUITES[args.suite]
     try:
-        targets = tables.parse_targets(args.target)
-    except ValueError as err:
-        return _fail(err)
+        plan = _plan(parser, args, command)
+    except SystemExit as exit_:  # parser.error has printed the usage and the message
+        return exit_.code
     if command == "report":
-        if not args.out or not os.path.isdir(args.out):
-            return _fail(f"report needs --out with stored runs; {args.out!r} is not a directory")
-        report(args.out, targets=targets, plots=not args.no_plots, n_boot=args.bootstrap)
+        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
         return 0
-    specs = split_specs(args.selectors) if args.selectors else list(suite.selectors)
-    try:
-        labels = [runner.selector_key(s)[0] for s in specs]
-        if tables.BASELINE not in labels:
-            specs.insert(0, "shuffle")
-        budgets = _budgets(args, suite)
-    except (ValueError, TypeError) as err:
-        return _fail(err)
-    seeds = suite.seeds if args.seeds is None else args.seeds
-    if seeds <= 0:
-        return _fail(f"--seeds must be positive, got {seeds}")
-    out = args.out or os.path.join("results", time.strftime("%Y%m%d-%H%M%S"))
-    data_dir = args.data_dir or os.environ.get("LOOP_DATA_DIR")
-    print(f"loop.bench: {len(budgets)} datasets x {len(specs)} selectors x {seeds} seeds -> {out}", file=sys.stderr)
+
+    from loop.bench import runner
+
+    out = plan.out
+    print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds -> {out}",
+          file=sys.stderr)
     start = time.perf_counter()
-    summary = runner.run_suite(budgets, specs, seeds, out, data_dir=data_dir, retry_failed=args.retry_failed)
+    summary = runner.run_suite(plan.budgets, plan.specs, plan.seeds, out, data_dir=plan.data_dir,
+                               retry_failed=args.retry_failed)
     wall = time.perf_counter() - start
     print(f"loop.bench: ran {summary['ran']}, skipped {summary['skipped']} already stored, "
           f"{summary['failed']} failed, {summary['not_applicable']} not applicable, in {wall:.0f}s",
           file=sys.stderr)
-    report(out, targets=targets, plots=not args.no_plots, n_boot=args.bootstrap)
+    report(out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
     if summary["unloadable"]:
         for dataset, message in summary["unloadable"]:
             print(f"python -m loop.bench: could not load {dataset}: {message}", file=sys.stderr)

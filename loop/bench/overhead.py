@@ -90,9 +90,10 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4, help="at least 2: the first epoch is not counted")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--model", choices=("fashion_cnn", "spirals_mlp"), default="fashion_cnn")
-    args = parser.parse_args(argv)
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2")
+    try:
+        args = _check(parser, parser.parse_args(argv))
+    except SystemExit as exit_:  # argparse has printed the usage and the message
+        return exit_.code
     specs = [s for s in args.selectors.split(",") if s.strip()]
     try:
         table = measure(specs, n_samples=args.n_samples, epochs=args.epochs, batch_size=args.batch_size,
@@ -102,6 +103,21 @@ def main(argv=None):
         return 2
     print(to_markdown(table))
     return 0
+
+
+def _check(parser, args):
+    """Exits through ``parser.error`` for a bad argument, naming the flag; returns ``args``."""
+    if args.epochs < 2:
+        parser.error(f"--epochs must be at least 2 (the first epoch is not counted), got {args.epochs}")
+    for name in ("n_samples", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.batch_size > args.n_samples:
+        parser.error(f"--batch-size ({args.batch_size}) must be at most --n-samples ({args.n_samples})")
+    specs = [s for s in args.selectors.split(",") if s.strip()]
+    if not specs:
+        parser.error(f"--selectors {args.selectors!r} names no selector; give specs such as shuffle,dybat:delta=0.5")
+    return args
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.samples < args.batch_size:
         parser.error(f"--samples ({args.samples}) must be at least --batch-size ({args.batch_size})")
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer, got {args.seed}")
     return args
 
 

@@ -8,7 +8,8 @@
 
 This package owns the public entry points (`load`, `available`) and the
 registry of names; `sources` owns files, hashes, downloads and caches;
-`loaders` owns reading and preprocessing; `models` owns reference models.
+`images` (MNIST, Fashion-MNIST, CIFAR) and `loaders` (the other datasets)
+own reading and preprocessing; `models` owns reference models.
 
 Offline use: pass ``data_dir=`` to `load` or set ``$LOOP_DATA_DIR`` to a
 directory holding the original files in this layout::
@@ -38,7 +39,7 @@ from __future__ import annotations
 import difflib
 import os
 
-from loop.datasets import loaders, sources
+from loop.datasets import images, loaders, sources
 from loop.datasets.dataset import Dataset
 from loop.datasets.sources import (
     CacheCorruptedError,
@@ -61,19 +62,19 @@ __all__ = [
 # name: (loader, task, classes, train, test, input shape, source keys, origin)
 # Source keys name the files `available()` checks; "sklearn"/"generated" need none.
 _REGISTRY = {
-    "mnist": (loaders.load_mnist, "classification", 10, 60_000, 10_000,
+    "mnist": (images.load_mnist, "classification", 10, 60_000, 10_000,
               (28, 28, 1), ["mnist/train-images", "mnist/train-labels",
                             "mnist/test-images", "mnist/test-labels"],
               ["mnist/npz"]),
-    "fashion_mnist": (loaders.load_fashion_mnist, "classification", 10, 60_000,
+    "fashion_mnist": (images.load_fashion_mnist, "classification", 10, 60_000,
                       10_000, (28, 28, 1),
                       ["fashion-mnist/train-images", "fashion-mnist/train-labels",
                        "fashion-mnist/test-images", "fashion-mnist/test-labels"],
                       ["fashion-mnist/train-images", "fashion-mnist/train-labels",
                        "fashion-mnist/test-images", "fashion-mnist/test-labels"]),
-    "cifar10": (loaders.load_cifar10, "classification", 10, 50_000, 10_000,
+    "cifar10": (images.load_cifar10, "classification", 10, 50_000, 10_000,
                 (32, 32, 3), ["cifar-10"], ["cifar-10"]),
-    "cifar100": (loaders.load_cifar100, "classification", 100, 50_000, 10_000,
+    "cifar100": (images.load_cifar100, "classification", 100, 50_000, 10_000,
                  (32, 32, 3), ["cifar-100"], ["cifar-100"]),
     "sentiment140": (loaders.load_sentiment140, "classification", 2, 20_000, 359,
                      (48,), ["sentiment140/train-slice", "sentiment140/test"],

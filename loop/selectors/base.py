@@ -4,13 +4,17 @@ A selector decides, at the start of every epoch, which training samples form
 each mini-batch.  Any callable ``selector(state) -> plan`` is a selector; this
 module owns the optional base class that gives object selectors an sklearn-style
 ``repr``, ``get_params``, checkpointable state and a name for the command line
-(``"dybat:delta=0.5"``).  The protocol itself is documented in :mod:`loop.loop`.
+(``"dybat:delta=0.5"``).  The protocol itself (the state, plans and optional
+hooks) is defined and documented in :mod:`loop.protocol`.
 """
 
 import ast
+import copy
 import inspect
 
 import numpy as np
+
+from loop.protocol import describe  # noqa: F401  (re-exported: selectors name themselves with it)
 
 _REGISTRY = {}
 
@@ -42,20 +46,13 @@ class Selector:
     lives in attributes whose names end with ``_`` and is what
     :meth:`get_state` returns for checkpoints.
 
-    Optional hooks the loop calls when a selector defines them:
-
-    * ``on_train_begin(state)``: once per ``fit``, before the train step is
-      traced (create ``tf.Variable`` objects for an in-step filter here).
-    * ``on_batch_end(indices, losses)``: after each mini-batch, with the
-      trained indices and their fresh per-sample losses (NumPy).  Defining it
-      costs a host read per execution chunk, so only define it when needed.
-    * ``keep(batch) -> weights``: an in-step filter traced inside the compiled
-      train step; see :mod:`loop.loop`.
-
-    ``tasks`` names the tasks the selector can order ("classification",
-    "regression"); the benchmark records a selector on a task it does not
-    support as not applicable instead of training it.  Plain functions are
-    taken to support every task.
+    The optional hooks the loop calls when a selector defines them
+    (``on_train_begin``, ``on_batch_end``, ``keep`` with ``filter_mode``,
+    ``get_state``/``set_state``) and ``tasks`` are defined in
+    :mod:`loop.protocol`; this class gives ``tasks`` (both tasks),
+    ``get_state``/``set_state`` over the ``*_`` attributes, and :meth:`clone`.
+    ``Loop`` clones a selector it is given, so one object can be passed to
+    several loops and each run starts fresh.
     """
 
     name = None
@@ -80,6 +77,15 @@ class Selector:
             if default is inspect.Parameter.empty or not _equal(value, default):
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    def clone(self):
+        """A new selector with the same hyper-parameters and no learned state (nested selectors are cloned too)."""
+        params = {k: v.clone() if isinstance(v, Selector) else copy.deepcopy(v) for k, v in self.get_params().items()}
+        clone = type(self)(**params)
+        for name in ("filter_mode", "tasks"):  # protocol settings given on the instance, not the class
+            if name in vars(self):
+                setattr(clone, name, vars(self)[name])
+        return clone
 
     def get_state(self):
         """Returns the learned state (attributes ending in ``_``) for a checkpoint."""
@@ -185,10 +191,3 @@ def from_string(spec):
                     f"it takes: {', '.join(allowed) or 'no hyper-parameters'}")
             kwargs[k] = _parse_value(v.strip())
     return cls(**kwargs)
-
-
-def describe(selector):
-    """A short, readable name for any selector: the repr of objects, the name of functions."""
-    if isinstance(selector, Selector):
-        return repr(selector)
-    return getattr(selector, "__name__", None) or repr(selector)

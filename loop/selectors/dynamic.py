@@ -2,11 +2,13 @@
 
 import numpy as np
 
+from loop.protocol import HOOKS
 from loop.selectors._common import StateView, check_choice, check_number, progress
 from loop.selectors.base import Selector, from_string, register
 from loop.selectors.baselines import chunk
 
-_HOOKS = ("on_train_begin", "on_batch_end", "keep")
+#: The protocol members forwarded from the base (``tasks``, ``get_state`` and ``set_state`` are defined here).
+_FORWARDED = tuple(h for h in HOOKS if h not in ("tasks", "get_state", "set_state"))
 
 
 @register("dynamic")
@@ -24,8 +26,9 @@ class DynamicBatchSize(Selector):
     plan is flattened (in order, keeping per-sample weights if it gives any)
     and re-chunked into batches of exactly k (the last may be smaller).  The
     base is a selector object or a spec string (``base="dybat:delta=0.5"``);
-    its hooks (``on_train_begin``, ``on_batch_end``, ``keep``) and ``tasks`` are forwarded,
-    and its state is checkpointed with the wrapper's.
+    every protocol member it defines (:data:`loop.protocol.HOOKS`: the hooks,
+    an in-step filter with its ``filter_mode``, and ``tasks``) is forwarded,
+    and its state is nested under ``"base"`` in the wrapper's checkpointed state.
     """
 
     def __init__(self, base="shuffle", k0=32, k1=256, schedule="linear"):
@@ -52,7 +55,7 @@ class DynamicBatchSize(Selector):
         return getattr(self._base, "tasks", None) or Selector.tasks
 
     def __getattr__(self, name):
-        if name in _HOOKS:
+        if name in _FORWARDED:
             base = self.__dict__.get("_base")
             if base is not None and hasattr(base, name):
                 return getattr(base, name)

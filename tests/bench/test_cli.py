@@ -39,6 +39,166 @@ def test_bad_arguments_exit_2_with_a_message(args, message, capsys, tmp_path):
     assert not os.path.exists(tmp_path / "x")
 
 
+#: Arguments of a run that takes seconds, should a check fail to stop it.
+TINY = ["--datasets", "spirals", "--selectors", "shuffle", "--seeds", "1", "--epochs", "1", "--n-train", "50",
+        "--n-test", "20", "--no-plots", "--bootstrap", "10"]
+
+
+def cli_error(args, capsys):
+    """Runs ``main(args)``; asserts exit status 2 with argparse's usage and no traceback; returns stderr."""
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m loop.bench") and "Traceback" not in err
+    assert "python -m loop.bench: error: " in err
+    return err
+
+
+def snapshot(root):
+    """Every path under ``root`` with its bytes (None for a directory)."""
+    return {p: (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def results_dir(root):
+    """A results directory as a run leaves it: one stored run and the tables."""
+    run = root / "runs" / "spirals" / "Shuffle-0" / "seed_0.json"
+    run.parent.mkdir(parents=True)
+    run.write_text('{"format": 1}')
+    for name in ("table.csv", "table.md", "seed000.csv"):
+        (root / name).write_text("kept")
+    return root
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--seeds", "0"), ("--seeds", "-2"), ("--epochs", "0"), ("--epochs", "-1"), ("--n-train", "0"),
+    ("--n-test", "-5"), ("--bootstrap", "0"),
+])
+def test_counts_below_one_are_refused_before_anything_runs(flag, value, capsys, tmp_path):
+    out = tmp_path / "x"
+    err = cli_error(TINY + [flag, value, "--out", str(out)], capsys)
+    assert f"{flag} must be at least 1, got {value}; leave {flag} out" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("datasets", [",", ""])
+def test_datasets_naming_no_dataset_is_refused(datasets, capsys, tmp_path):
+    err = cli_error(TINY + ["--datasets", datasets, "--out", str(tmp_path / "x")], capsys)
+    assert f"--datasets {datasets!r} names no dataset" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_out_that_is_a_file_is_refused_and_left_alone(capsys, tmp_path):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    err = cli_error(TINY + ["--out", str(out)], capsys)
+    assert f"--out {str(out)!r} is a file, not a directory; give a directory" in err
+    assert out.read_text() == "mine"
+
+
+def test_out_under_a_file_is_refused(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / "results"
+    err = cli_error(TINY + ["--out", str(out)], capsys)
+    assert f"--out {str(out)!r} cannot be created: {str(tmp_path / 'notes.txt')!r} is a file" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_default_out_that_cannot_be_created_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("not a directory")
+    err = cli_error(TINY, capsys)
+    assert "--out 'results/" in err and "cannot be created: " in err and "is a file" in err
+
+
+@pytest.mark.parametrize("where, message", [
+    ("locked", "is a directory you cannot write in"),
+    ("locked/new", "cannot be created: you cannot write in"),
+])
+def test_out_that_cannot_be_written_is_refused(where, message, capsys, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        os.path.abspath(path) != str(locked) and real_access(path, mode, **kw)))
+    err = cli_error(TINY + ["--out", str(tmp_path / where)], capsys)
+    assert f"--out {str(tmp_path / where)!r} {message}" in err
+    assert list(locked.iterdir()) == []
+
+
+def test_out_is_empty_string(capsys):
+    assert "--out is empty" in cli_error(TINY + ["--out", ""], capsys)
+
+
+@pytest.mark.parametrize("command", [[], ["report"]])
+@pytest.mark.parametrize("name, make", [
+    ("runs", lambda p: p.write_text("x")),
+    ("table.md", lambda p: p.mkdir()),
+])
+def test_out_whose_contents_are_not_a_results_directory_is_refused(command, name, make, capsys, tmp_path):
+    out = results_dir(tmp_path / "out")
+    target = out / name
+    if target.is_dir():
+        import shutil
+
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    make(target)
+    before = snapshot(out)
+    err = cli_error(command + TINY + ["--out", str(out)], capsys)
+    assert f"cannot hold the results: {str(target)!r} is" in err and "give another --out" in err
+    assert snapshot(out) == before
+
+
+def test_a_bad_argument_leaves_an_existing_results_directory_untouched(capsys, tmp_path):
+    out = results_dir(tmp_path / "out")
+    before = snapshot(out)
+    for bad in (["--seeds", "0"], ["--data-dir", str(tmp_path / "missing")], ["--datasets", "mnsit"],
+                ["--target", "val_accuracy"]):
+        cli_error(TINY + bad + ["--out", str(out)], capsys)
+        assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("kind, state", [("missing", "does not exist"), ("file", "is not a directory")])
+def test_bad_data_dir_is_refused(kind, state, capsys, tmp_path):
+    data_dir = tmp_path / "data"
+    if kind == "file":
+        data_dir.write_text("x")
+    err = cli_error(TINY + ["--data-dir", str(data_dir), "--out", str(tmp_path / "x")], capsys)
+    assert f"--data-dir {str(data_dir)!r} {state}; give the directory of the original data files" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_loop_data_dir_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOP_DATA_DIR", str(tmp_path / "missing"))
+    err = cli_error(TINY + ["--out", str(tmp_path / "x")], capsys)
+    assert f"$LOOP_DATA_DIR {str(tmp_path / 'missing')!r} does not exist" in err and "unset $LOOP_DATA_DIR" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_report_needs_an_out_that_holds_runs(capsys, tmp_path):
+    assert "report needs --out DIR" in cli_error(["report"], capsys)
+    missing = tmp_path / "missing"
+    assert f"report --out {str(missing)!r} does not exist; give the results directory" in cli_error(
+        ["report", "--out", str(missing)], capsys)
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert f"report --out {str(afile)!r} is not a directory" in cli_error(["report", "--out", str(afile)], capsys)
+    assert afile.read_text() == "mine"
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    assert f"report --out {str(empty)!r} holds no runs" in cli_error(["report", "--out", str(empty)], capsys)
+    assert snapshot(empty) == {empty / "runs": None}
+    assert not missing.exists()
+
+
+def test_report_with_a_bad_count_writes_nothing(capsys, tmp_path):
+    out = results_dir(tmp_path / "out")
+    before = snapshot(out)
+    assert "--bootstrap must be at least 1, got 0" in cli_error(["report", "--out", str(out), "--bootstrap", "0"],
+                                                                 capsys)
+    assert snapshot(out) == before
+
+
 def test_help_states_the_protocol(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
@@ -89,3 +249,16 @@ def test_overhead_benchmark_reports_each_selector(capsys):
     assert "| Shuffle() |" in printed and "| DyBAT() |" in printed  # Shuffle is added as the reference
     assert "epoch_ratio" in printed and "step_ratio" in printed and "selection_share" in printed
     assert main(["overhead", "--selectors", "nope"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "1"], "--epochs must be at least 2 (the first epoch is not counted), got 1"),
+    (["--n-samples", "0"], "--n-samples must be at least 1, got 0"),
+    (["--batch-size", "-3"], "--batch-size must be at least 1, got -3"),
+    (["--batch-size", "500", "--n-samples", "400"], "--batch-size (500) must be at most --n-samples (400)"),
+    (["--selectors", ","], "--selectors ',' names no selector"),
+])
+def test_overhead_arguments_exit_2_naming_the_flag(args, message, capsys):
+    assert main(["overhead"] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

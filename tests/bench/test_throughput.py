@@ -42,6 +42,7 @@ def test_report_times_both_ways_and_exits_0(capsys):
     (["--samples", "10", "--batch-size", "64"], "--samples (10) must be at least --batch-size (64)"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--epochs-per-call", "0"], "--epochs-per-call must be at least 1, got 0"),
+    (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     assert main(["throughput"] + args) == 2

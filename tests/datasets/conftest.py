@@ -3,7 +3,7 @@
 Every test runs with an empty KERAS_HOME, LOOP_CACHE_DIR and no
 LOOP_DATA_DIR, and with every download origin pointed at a closed local port,
 so no test can reach the network or see /work/shared. File writers live in
-datasets_testutil.py.
+tests/helpers.py.
 """
 
 import dataclasses

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from loop import datasets
-from loop.datasets import loaders, sources
+from loop.datasets import images, loaders, sources
 
-import datasets_testutil as util
+import helpers as util
 
 
 def _check(ds, *, n_train, n_test, shape, num_classes, task="classification"):
@@ -78,7 +78,7 @@ def test_truncated_idx_is_reported(tmp_path):
     raw = gzip.decompress(path.read_bytes())
     path.write_bytes(gzip.compress(raw[:-5]))
     with pytest.raises(ValueError, match="truncated"):
-        loaders.read_idx(str(path))
+        images.read_idx(str(path))
 
 
 def test_cifar10_local_tarball_and_extraction_cache(data_dir, monkeypatch, tmp_path):

@@ -125,7 +125,7 @@ def test_model_trains_in_loop(name):
 @pytest.mark.skipif(Loop is None, reason="loop.Loop not available yet")
 @pytest.mark.parametrize("name", ["iris", "boston", "spirals"])
 def test_dataset_defaults_drive_loop(name, tmp_path, monkeypatch):
-    import datasets_testutil as util
+    import helpers as util
 
     from loop import datasets
 

@@ -11,7 +11,7 @@ import pytest
 from loop import datasets
 from loop.datasets import sources
 
-from datasets_testutil import music_csv_text, trust
+from helpers import music_csv_text, trust
 
 
 class _Server:

@@ -1,7 +1,7 @@
 """Fixtures for the selector tests; the helpers live in ``selector_helpers``."""
 
 import pytest
-from selector_helpers import FakeState
+from helpers import FakeState
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from loop.selectors import Heterogeneous, Homogeneous
-from selector_helpers import batches_of, flatten
+from helpers import batches_of, flatten
 
 
 def test_homogeneous_batches_hold_one_label_and_cover_all(make_state):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from loop.selectors import DyBAT
-from selector_helpers import batches_of
+from helpers import batches_of
 
 
 def _train(selector, epochs, make_state, num_samples=100, batch_size=10, loss_of_batch=None, drop=0.5):

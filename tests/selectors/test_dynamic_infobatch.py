@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from loop.selectors import DyBAT, DynamicBatchSize, InfoBatch, SelectiveBackprop, from_string
-from selector_helpers import batches_of, flatten
+from helpers import batches_of, flatten
 
 
 @pytest.mark.parametrize("schedule,middle", [("linear", 144), ("geometric", 91)])

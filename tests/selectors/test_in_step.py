@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from loop.selectors import ImportanceSampling, OrderedSGD, SelectiveBackprop
 from loop.selectors.importance import gradient_norm_bound
-from selector_helpers import StepBatch
+from helpers import StepBatch
 
 
 def _batch(losses, step, y_true=None, y_pred=None):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from loop.selectors import Curriculum, LossSorted, OnlineBatchSelection
-from selector_helpers import batches_of, flatten
+from helpers import batches_of, flatten
 
 
 def _losses(n=60, seed=0):

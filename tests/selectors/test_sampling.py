@@ -6,7 +6,7 @@ from scipy import stats
 
 from loop.selectors import WeightedRandom, weighted_permutation
 from loop.selectors.sampling import loss_weights
-from selector_helpers import flatten
+from helpers import flatten
 
 
 def _algorithm_d_pair_probability(w, i, j):

@@ -1,4 +1,9 @@
-"""Writers of tiny dataset files in each original format, for the tests."""
+"""The helpers every test module shares: tiny data, tiny models and loops, a fake selector state, plan helpers,
+and writers of tiny dataset files in each original format.
+
+Importable as ``helpers`` from any test (``tests/conftest.py`` puts this
+directory on ``sys.path``).
+"""
 
 import dataclasses
 import gzip
@@ -10,8 +15,87 @@ import tarfile
 import numpy as np
 
 from loop.datasets import sources
+from loop.protocol import StepBatch  # noqa: F401  (re-exported for the in-step filter tests)
 
 
+def make_data(n=240, d=6, classes=3, seed=0):
+    """``n`` Gaussian rows of ``d`` features; the label is the argmax of the first ``classes`` features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32")
+    return x, np.argmax(x[:, :classes], axis=1).astype("int32")
+
+
+def make_model(d=6, classes=3, seed=0, dropout=0.0, hidden=16):
+    """A seeded softmax MLP (``hidden`` units; no hidden layer when 0)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((d,))]
+    if hidden:
+        layers.append(keras.layers.Dense(hidden, activation="relu"))
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(classes, activation="softmax"))
+    return keras.Sequential(layers)
+
+
+def make_loop(selector=None, model=None, **kwargs):
+    """A ``Loop`` over :func:`make_model` with a sparse loss, accuracy, batch 16 and Adam unless overridden."""
+    from loop import Loop
+
+    kwargs.setdefault("batch_size", 16)
+    kwargs.setdefault("optimizer", "adam")
+    kwargs.setdefault("loss", "sparse_categorical_crossentropy")
+    kwargs.setdefault("metrics", ["accuracy"])
+    return Loop(model or make_model(), selector=selector, **kwargs)
+
+
+class FakeState:
+    """The fields of the loop's state; ``score`` returns a fixed synthetic loss and records it."""
+
+    def __init__(self, num_samples=120, num_classes=3, batch_size=10, epoch=0, epochs=5, seed=0, losses=None,
+                 task="classification", logs=None, true_losses=None):
+        self.num_samples, self.num_classes, self.batch_size = num_samples, num_classes, batch_size
+        self.epoch, self.epochs, self.step, self.task = epoch, epochs, 0, task
+        if task == "classification":
+            self.labels = np.random.default_rng(123).permutation(np.arange(num_samples) % num_classes)
+        else:
+            self.labels = np.random.default_rng(123).normal(size=num_samples).astype(np.float32)
+            self.num_classes = None
+        self.losses = (np.full(num_samples, np.nan, np.float32) if losses is None
+                       else np.asarray(losses, np.float32).copy())
+        self.loss_step = np.where(np.isnan(self.losses), -1, 0).astype(np.int64)
+        self.rng = np.random.default_rng([seed, epoch])
+        self.logs = dict(logs or {})
+        self.true_losses = (np.linspace(0.1, 2.0, num_samples).astype(np.float32) if true_losses is None
+                            else np.asarray(true_losses, np.float32))
+        self.scored = []
+
+    def score(self, indices):
+        indices = np.asarray(indices)
+        self.scored.append(indices)
+        self.losses[indices] = self.true_losses[indices]
+        return self.true_losses[indices]
+
+
+def flatten(plan):
+    """``(indices, weights)`` of a whole plan, weights 1 where a batch gives none."""
+    idx, w = [], []
+    for batch in plan:
+        if isinstance(batch, tuple):
+            i, bw = batch
+        else:
+            i, bw = batch, np.ones(len(batch))
+        idx.append(np.asarray(i))
+        w.append(np.asarray(bw, float))
+    return np.concatenate(idx), np.concatenate(w)
+
+
+def batches_of(plan):
+    return [np.asarray(b[0] if isinstance(b, tuple) else b) for b in plan]
+
+
+# ------------------------------------------------------------------ dataset files in their original formats
 def sha256(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 

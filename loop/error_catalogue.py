@@ -2,12 +2,12 @@
 
 Each :class:`Case` holds a trigger (a function that provokes the error on tiny
 data), the exception type and a fragment of the message that names the bad
-value or the fix.  ``tests/test_errors.py`` runs every trigger and checks the
+value or the fix.  ``tests/test_error_catalogue.py`` runs every trigger and checks the
 type and the fragment, and checks that ``docs/errors.md`` equals
 :func:`render` of the real messages, so the list cannot drift.  Regenerate it
 with::
 
-    python -m loop.errors > docs/errors.md
+    python -m loop.error_catalogue > docs/errors.md
 
 None of these errors changes a checkpoint or a result already written: plans
 and data are validated before any training step, and checkpoints are only
@@ -44,13 +44,13 @@ def _loop(selector=None, **kwargs):
     from loop import Loop
 
     kwargs.setdefault("batch_size", 8)
-    return Loop(kwargs.pop("model", None) or _model(), loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"], selector=selector, **kwargs)
+    kwargs.setdefault("loss", "sparse_categorical_crossentropy")
+    return Loop(kwargs.pop("model", None) or _model(), metrics=["accuracy"], selector=selector, **kwargs)
 
 
-def _fit(selector=None, data=None, loop_kwargs=None, **fit_kwargs):
+def _fit(selector=None, data=None, loop_kwargs=None, verbose_level=0, **fit_kwargs):
     fit_kwargs.setdefault("epochs", 1)
-    return _loop(selector, **(loop_kwargs or {})).fit(data or _data(), verbose=0, **fit_kwargs)
+    return _loop(selector, **(loop_kwargs or {})).fit(data or _data(), verbose=verbose_level, **fit_kwargs)
 
 
 def _plan(make):
@@ -64,6 +64,26 @@ def _raises_mid_fit(state):
     if state.epoch == 1:
         raise KeyError("no such column 'difficulty'")
     return [np.arange(state.num_samples)]
+
+
+class _FastFilter:
+    filter_mode = "fast"
+
+    def __repr__(self):
+        return "FastFilter()"
+
+    def __call__(self, state):
+        return [np.arange(state.num_samples)]
+
+    def keep(self, batch):
+        return batch.weights
+
+
+def _validation_labels_out_of_range():
+    x, y = _data()
+    vy = y.copy()
+    vy[2] = 9
+    _fit(validation_data=(x, vy))
 
 
 def _nan_loss():
@@ -166,8 +186,14 @@ CATALOGUE = [
          lambda: _fit(_plan(lambda n: [(np.array([0, 1]), np.array([1.0, -1.0]))]))),
     Case("selector output", "wrong number of weights", ValueError, "2 weights for 3 indices",
          lambda: _fit(_plan(lambda n: [(np.array([0, 1, 2]), np.array([1.0, 1.0]))]))),
-    Case("selector output", "selector raises mid-fit (traceback kept)", RuntimeError,
-         "raised KeyError at epoch 1", lambda: _fit(_raises_mid_fit, epochs=2)),
+    Case("selector output", "selector raises mid-fit (its own type and traceback, with a note)", KeyError,
+         "raised by selector _raises_mid_fit (__call__) at epoch 1", lambda: _fit(_raises_mid_fit, epochs=2)),
+    Case("selector output", "a flat index array instead of a list of batches", ValueError,
+         "batch 0 is a single index (0), not an index array", lambda: _fit(_plan(lambda n: np.arange(n)))),
+    Case("selector output", "a batch that is not 1-D", ValueError, "the mini-batch has shape (6, 8), not 1-D",
+         lambda: _fit(_plan(lambda n: [np.arange(n).reshape(6, 8)]))),
+    Case("selector output", "unknown in-step filter mode", ValueError, "filter_mode='fast'; use 'compact' or 'mask'",
+         lambda: _loop(_FastFilter())),
     Case("selector output", "selector not callable", ValueError, "selector 42 is not callable",
          lambda: _loop(42)),
     # ---------------------------------------------------------------- selector construction
@@ -191,9 +217,8 @@ CATALOGUE = [
          "prune_ratio=1.0 is out of range", _selector("InfoBatch", prune_ratio=1.0)),
     Case("selectors and hyper-parameters", "batch size <= 0", ValueError, "batch_size must be a positive integer",
          lambda: _loop(batch_size=0)),
-    Case("selectors and hyper-parameters", "batch size larger than the data", ValueError,
-         f"batch_size=100 is larger than the {NUM_SAMPLES} training samples",
-         lambda: _fit(loop_kwargs={"batch_size": 100})),
+    Case("selectors and hyper-parameters", "negative seed", ValueError, "seed must be a non-negative integer, got -1",
+         lambda: _loop(seed=-1)),
     # ---------------------------------------------------------------- data
     Case("data", "x and y lengths differ", ValueError, f"x has {NUM_SAMPLES} samples but y has {NUM_SAMPLES - 1}",
          lambda: _fit(data=(_data()[0], _data()[1][:-1]))),
@@ -208,6 +233,16 @@ CATALOGUE = [
          lambda: _fit(data=(_data()[0][:0], _data()[1][:0]))),
     Case("data", "validation data of the wrong shape", ValueError, "validation_data: x has sample shape (2,)",
          lambda: _fit(validation_data=(_data()[0][:, :2], _data()[1]))),
+    Case("data", "validation label outside [0, num_classes)", ValueError,
+         "validation_data: label [9] at sample 2 is outside [0, 3)", _validation_labels_out_of_range),
+    Case("data", "one-hot targets with a sparse loss", ValueError, "y looks one-hot (sample shape (3,))",
+         lambda: _fit(data=(_data()[0], np.eye(3, dtype="float32")[_data()[1]]))),
+    Case("data", "class ids with a one-hot loss", ValueError, "takes one-hot targets",
+         lambda: _loop(loss="categorical_crossentropy").fit(_data(), epochs=1, verbose=0)),
+    Case("data", "x without y", ValueError, "must be an (x, y) pair of arrays, or x and y given separately",
+         lambda: _loop().fit(_data()[0], epochs=1, verbose=0)),
+    Case("data", "evaluate before fit", RuntimeError, "call fit() before evaluate()",
+         lambda: _loop().evaluate(*_data())),
     Case("data", "unknown dataset name", ValueError, "Unknown dataset 'mnits'. Did you mean 'mnist'?",
          lambda: __import__("loop.datasets", fromlist=["load"]).load("mnits")),
     Case("data", "corrupted or truncated local file", ValueError, "The file is corrupted, truncated",
@@ -223,6 +258,10 @@ CATALOGUE = [
          lambda: _fit(stop_at_target=True)),
     Case("training", "epochs <= 0", ValueError, "epochs must be a positive integer, got 0",
          lambda: _fit(epochs=0)),
+    Case("training", "no loss and an uncompiled model", ValueError, "no loss: pass loss=",
+         lambda: __import__("loop").Loop(_model())),
+    Case("training", "unknown verbose level", ValueError, "verbose must be 0 (silent), 1 (progress bar) or 2",
+         lambda: _fit(verbose_level=3)),
     Case("training", "checkpoint of a different run", ValueError,
          "holds a checkpoint of a different run (batch_size: 8 there, 16 here)", _other_run_checkpoint),
     Case("training", "model built outside strategy.scope()", ValueError, "created outside strategy.scope()",
@@ -252,14 +291,20 @@ def run(case):
         if not isinstance(err, case.exception):
             raise AssertionError(f"{case.case}: expected {case.exception.__name__}, got "
                                  f"{type(err).__name__}: {err}") from err
-        if case.fragment not in str(err):
+        if case.fragment not in message(err):
             raise AssertionError(f"{case.case}: the message lacks {case.fragment!r}: {err}") from err
         return err
     raise AssertionError(f"{case.case}: no error was raised")
 
 
-def _first_line(message):
-    line = str(message).strip().splitlines()[0]
+def message(err):
+    """The message of ``err`` with its notes (``add_note``), as Python prints them."""
+    return "\n".join([str(err), *getattr(err, "__notes__", [])])
+
+
+def _first_line(err):
+    lines = str(err).strip().splitlines()
+    line = " — ".join([lines[0] if lines else "", *getattr(err, "__notes__", [])])
     line = re.sub(re.escape(tempfile.gettempdir()) + r"/[^\s/']+", "<tmp>", line)
     line = re.sub(r"sha256 is [0-9a-f]{64}", "sha256 is <sha256>", line)
     line = re.sub(r"expected [0-9a-f]{64}( or [0-9a-f]{64})*", "expected <known sha256>", line)
@@ -270,7 +315,7 @@ def render(errors):
     """The catalogue as Markdown, given ``{case name: raised exception}`` from :func:`run`."""
     out = ["# Error catalogue", "",
            "Every bad input `loop` refuses, the exception it raises and its message (first line).",
-           "Generated by `python -m loop.errors > docs/errors.md`; `tests/test_errors.py` checks that this",
+           "Generated by `python -m loop.error_catalogue > docs/errors.md`; `tests/test_error_catalogue.py` checks that this",
            "file matches the code.  No error below changes a checkpoint or a result already written.", ""]
     group = None
     for case in CATALOGUE:

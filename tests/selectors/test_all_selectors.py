@@ -6,7 +6,7 @@ import pytest
 from loop.selectors import (Curriculum, DyBAT, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
                             InfoBatch, LossSorted, OnlineBatchSelection, OrderedSGD, SelectiveBackprop,
                             StaleSelectiveBackprop, WeightedRandom, from_string)
-from selector_helpers import flatten
+from helpers import flatten
 
 SELECTORS = [
     Homogeneous(), Heterogeneous(drop_last=True), LossSorted(order="asc", per_class=True, refresh_every=2),

@@ -1,0 +1,232 @@
+"""The eager epoch driver of ``Loop.fit``: plans, compiled chunks, evaluation, callbacks and timing.
+
+Who owns what: :class:`EpochDriver` owns the outer, eager loop of one ``fit``.
+Each epoch it asks the selector for a plan (through a :class:`loop.protocol.State`),
+validates it, uploads it once, and runs it ``steps_per_execution`` mini-batches
+per call of the compiled chunk function (:class:`loop.step.Functions`).  Between
+chunks it dispatches the Keras callbacks, the selector's ``on_batch_end`` hook,
+mid-epoch evaluations and checkpoints.  :class:`Timer` owns the clock: what
+counts as training, selection and evaluation time.  The compiled step, the
+tables and the checkpoint format belong to :mod:`loop.step`,
+:mod:`loop.tables` and :mod:`loop.checkpoint`.
+"""
+
+import contextlib
+import dataclasses
+import time
+import typing
+
+import keras
+import tensorflow as tf
+
+from loop import history as history_lib
+from loop.protocol import FlatPlan, describe, validate_plan
+
+_BATCH_HOOKS = ("on_train_batch_end", "on_train_batch_begin", "on_batch_end", "on_batch_begin")
+
+
+class Timer:
+    """Seconds per phase: ``train`` (training and selection), ``selection`` (its share) and ``eval``."""
+
+    PHASES = ("train", "selection", "eval")
+
+    def __init__(self, seconds=None):
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.seconds.update(seconds or {})
+
+    @contextlib.contextmanager
+    def measure(self, *phases):
+        """Adds the time of the ``with`` body to each of ``phases``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            for phase in phases:
+                self.seconds[phase] += elapsed
+
+    def row(self):
+        """The history columns of the timer."""
+        return {"train_time_s": self.seconds["train"], "selection_time_s": self.seconds["selection"],
+                "eval_time_s": self.seconds["eval"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """The settings of one ``fit`` that the driver reads (validated by ``Loop.fit``)."""
+
+    epochs: int
+    target: dict
+    stop_at_target: bool = False
+    eval_every: typing.Optional[int] = None
+    verbose: int = 1
+    validation: typing.Optional[tuple] = None   # (x, y) device tensors
+
+
+def selector_error(err, selector, epoch, where="__call__"):
+    """Adds which selector, hook and epoch raised ``err`` to its message (as a note); keeps type and traceback."""
+    note = f"raised by selector {describe(selector)} ({where}) at epoch {epoch}"
+    if hasattr(err, "add_note"):
+        err.add_note(note)
+    else:  # Python 3.10: the same attribute, which its traceback printer does not show
+        err.__notes__ = [*getattr(err, "__notes__", []), note]
+    return err
+
+
+def callback_list(callbacks, model, options):
+    """Keras' ``CallbackList`` for a fit, and whether any callback overrides a batch-level hook.
+
+    As in Keras, batch-level hooks left at their default are skipped, so the
+    loop reads nothing from the device per chunk for them.
+    """
+    cbks = keras.callbacks.CallbackList(callbacks, add_history=False, add_progbar=options.verbose != 0,
+                                        model=model, verbose=options.verbose, epochs=options.epochs, steps=None)
+    batch_hooks = any(getattr(type(c), h) is not getattr(keras.callbacks.Callback, h)
+                      for c in cbks.callbacks for h in _BATCH_HOOKS)
+    return cbks, batch_hooks
+
+
+class EpochDriver:
+    """Runs the epochs of one fit.
+
+    Args:
+        selector: the selector.
+        make_state: ``make_state(epoch, epochs, logs) -> State``.
+        functions: the compiled :class:`loop.step.Functions`.
+        tables: the :class:`loop.tables.Tables`.
+        train_metrics: the training :class:`loop.objective.MetricSet`.
+        evaluate: ``evaluate(x, y) -> {"val_...": value}`` on device tensors.
+        model: the Keras model (for ``stop_training``).
+        steps_per_execution: mini-batches per compiled call.
+        plan_check: None, or ``check(plan, epoch)`` that the workers agree.
+    """
+
+    def __init__(self, *, selector, make_state, functions, tables, train_metrics, evaluate, model,
+                 steps_per_execution, plan_check=None):
+        self.selector, self.make_state = selector, make_state
+        self.functions, self.tables, self.train_metrics = functions, tables, train_metrics
+        self.evaluate, self.model = evaluate, model
+        self.steps_per_execution, self.plan_check = steps_per_execution, plan_check
+
+    def run(self, options, *, history, callbacks, batch_hooks, state, timer, logs, last_val, checkpointer=None,
+            resume=None):
+        """Trains ``options.epochs`` epochs (from where ``resume`` stopped) and returns ``history``."""
+        self.options, self.history, self.callbacks, self.timer = options, history, callbacks, timer
+        self.checkpointer, self.batch_hooks = checkpointer, batch_hooks
+        self.on_batch_end = getattr(self.selector, "on_batch_end", None)
+        self.logs, self.last_val = logs, last_val
+        callbacks.on_train_begin()
+        for epoch in range(resume.epoch if resume is not None else 0, options.epochs):
+            resumed = resume is not None and resume.plan is not None and epoch == resume.epoch
+            if self._epoch(epoch, state if epoch == 0 else None, resume if resumed else None):
+                break
+        callbacks.on_train_end(self.logs)
+        return history
+
+    def _plan(self, epoch, state):
+        try:
+            plan = self.selector(state)
+            if plan is not None and hasattr(plan, "__iter__"):
+                plan = list(plan)  # a generator's errors are the selector's own
+        except Exception as err:
+            raise selector_error(err, self.selector, epoch)
+        return validate_plan(plan, state.num_samples, describe(self.selector))
+
+    def _epoch(self, epoch, state, resume):
+        """One epoch (``state`` is made here unless given); returns True when the fit should stop."""
+        options, timer, tables = self.options, self.timer, self.tables
+        with timer.measure("train", "selection"):
+            if state is None:
+                state = self.make_state(epoch, options.epochs, self.logs)
+            plan = FlatPlan(*resume.plan) if resume is not None else self._plan(epoch, state)
+            if self.plan_check is not None:
+                self.plan_check(plan, epoch)
+            device_plan = (tf.constant(plan.indices), tf.constant(plan.weights), tf.constant(plan.bounds))
+            if tables.positions is not None:
+                tables.positions.assign(tf.zeros([len(plan.indices)]))
+        num_batches = plan.num_batches
+        self.callbacks.set_params({"verbose": options.verbose, "epochs": options.epochs, "steps": num_batches})
+        self.callbacks.on_epoch_begin(epoch)
+        if resume is None:  # a resumed epoch keeps its restored running metrics
+            self.train_metrics.reset_state()
+        start_step = resume.start_step if resume is not None else int(tables.steps.numpy())
+        batch = resume.batch if resume is not None else 0
+        steps_now = start_step + batch
+        while batch < num_batches:
+            stop = min(batch + self.steps_per_execution, num_batches)
+            if options.eval_every:
+                stop = min(stop, batch + options.eval_every - (start_step + batch) % options.eval_every)
+            if self.batch_hooks:
+                self.callbacks.on_train_batch_begin(batch)
+            with timer.measure("train"):
+                # Reading the result waits for the device, so the time is honest.
+                steps_now, bad_step = self.functions.train_chunk(*device_plan, batch, stop).numpy()
+            if bad_step >= 0:
+                raise FloatingPointError(
+                    f"the loss became NaN or Inf at epoch {epoch}, step {bad_step} (selector "
+                    f"{describe(self.selector)}); lower the learning rate, check the inputs, or add "
+                    "gradient clipping (e.g. optimizer=keras.optimizers.Adam(clipnorm=1.0))")
+            if self.on_batch_end is not None:
+                self._batch_end_hook(plan, batch, stop, epoch)
+            batch = stop
+            mid_eval = options.eval_every and steps_now % options.eval_every == 0 and batch < num_batches
+            if self.batch_hooks or options.verbose == 1 or mid_eval:
+                self.logs = self.train_metrics.result()
+            if self.batch_hooks or options.verbose == 1:
+                self.callbacks.on_train_batch_end(batch - 1, self.logs)
+            if mid_eval:
+                self._eval_row(epoch + batch / num_batches)
+                if self._stop():
+                    break
+            if self.model.stop_training:
+                break
+            if self.checkpointer is not None and self.checkpointer.interrupted and batch < num_batches:
+                self.checkpointer.save(epoch=epoch, batch=batch, plan=tuple(plan), start_step=start_step,
+                                       rows=self.history.rows, timer=timer.seconds, logs=self.logs,
+                                       last_val=self.last_val)
+                self.checkpointer.stop()
+        self.logs = self.train_metrics.result()
+        last = epoch == options.epochs - 1
+        if not options.eval_every or steps_now % options.eval_every == 0 or last or self.model.stop_training:
+            if not (self.history.rows and self.history.rows[-1]["step"] == steps_now):
+                self._eval_row(epoch + batch / num_batches)
+        epoch_logs = {**self.logs, **self.last_val}
+        self.callbacks.on_epoch_end(epoch, epoch_logs)
+        self.logs = epoch_logs
+        stopping = self._stop() or self.model.stop_training
+        if self.checkpointer is not None:
+            self.checkpointer.save(epoch=epoch + 1, batch=0, rows=self.history.rows, timer=timer.seconds,
+                                   logs=self.logs, last_val=self.last_val, stopped=stopping)
+            if self.checkpointer.interrupted:
+                self.checkpointer.stop()
+        return stopping
+
+    def _batch_end_hook(self, plan, batch, stop, epoch):
+        bounds = plan.bounds
+        with self.timer.measure("train", "selection"):
+            fresh = self.tables.positions[bounds[batch]:bounds[stop]].numpy()
+            try:
+                for b in range(batch, stop):
+                    lo, hi = bounds[b], bounds[b + 1]
+                    self.on_batch_end(plan.indices[lo:hi], fresh[lo - bounds[batch]:hi - bounds[batch]])
+            except Exception as err:
+                raise selector_error(err, self.selector, epoch, "on_batch_end")
+
+    def _stop(self):
+        rows, target = self.history.rows, self.options.target
+        if self.options.stop_at_target and rows and history_lib.reached(rows[-1], target):
+            self.model.stop_training = True
+        return self.model.stop_training
+
+    def _eval_row(self, epoch_progress):
+        val = {}
+        if self.options.validation is not None:
+            with self.timer.measure("eval"):
+                self.callbacks.on_test_begin()
+                val = self.evaluate(*self.options.validation)
+                self.callbacks.on_test_end({k[4:]: v for k, v in val.items()})
+        row = {"epoch": round(float(epoch_progress), 6), **self.tables.counts(), **self.timer.row(), **self.logs,
+               **val}
+        self.history.rows.append(row)
+        self.last_val = val
+

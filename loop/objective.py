@@ -1,0 +1,183 @@
+"""What is optimized and measured: per-sample losses, metrics and the task, from Keras arguments.
+
+Who owns what: this module turns the ``loss`` and ``metrics`` arguments of
+``Loop`` (Keras names, objects or functions, or the model's own ``compile``)
+into a per-sample loss function, metric objects and the task
+("classification" or "regression").  It uses only public Keras API: a
+``keras.losses.Loss`` is called through ``Loss.__call__`` with
+``reduction=None``, and ``"accuracy"`` is resolved from the shapes of the
+targets and the model's outputs, as ``Model.compile`` does.
+"""
+
+import copy
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+#: Loss-name fragments that mark a regression loss.
+REGRESSION_LOSSES = ("mse", "mae", "mape", "msle", "mean_squared", "mean_absolute", "huber", "log_cosh",
+                     "logcosh", "poisson", "cosine")
+ACCURACY_NAMES = ("accuracy", "acc")
+
+
+def per_sample_loss(loss):
+    """Returns ``(name, fn)`` where ``fn(y_true, y_pred)`` gives float32 per-sample losses, shape ``[n]``.
+
+    Raises:
+        ValueError: ``loss`` is not a Keras loss name, ``keras.losses.Loss`` or function.
+    """
+    if isinstance(loss, str):
+        try:
+            fn = keras.losses.get(loss)
+        except ValueError:
+            fn = None
+        if fn is None:
+            raise ValueError(f"unknown loss {loss!r}; pass a Keras loss name such as "
+                             "'sparse_categorical_crossentropy', a keras.losses.Loss or a function")
+        name = loss
+    elif isinstance(loss, keras.losses.Loss):
+        name, fn = loss.name, _unreduced(loss)
+    elif callable(loss):
+        name, fn = getattr(loss, "__name__", "loss"), loss
+    else:
+        raise ValueError(f"loss must be a Keras loss name, a keras.losses.Loss or a function, got {loss!r}")
+    if isinstance(fn, keras.losses.Loss):
+        fn = _unreduced(fn)
+
+    def per_sample(y_true, y_pred):
+        values = fn(y_true, y_pred)
+        rank = len(values.shape)
+        if rank > 1:
+            values = tf.reduce_mean(values, axis=list(range(1, rank)))
+        return tf.cast(values, tf.float32)
+
+    return name, per_sample
+
+
+def _unreduced(loss):
+    """A copy of a ``keras.losses.Loss`` with ``reduction=None``: its ``__call__`` returns per-sample values."""
+    try:
+        return type(loss).from_config({**loss.get_config(), "reduction": None})
+    except (TypeError, ValueError, NotImplementedError):
+        unreduced = copy.copy(loss)
+        unreduced.reduction = None
+        return unreduced
+
+
+def from_compiled(model):
+    """``(optimizer, loss, metrics)`` of a model compiled by its user, or Nones when it is not compiled."""
+    if not getattr(model, "compiled", False):
+        return None, None, None
+    config = model.get_compile_config() or {}
+    metrics = [m if isinstance(m, str) else keras.metrics.get(m) for m in (config.get("metrics") or [])]
+    return model.optimizer, model.loss, metrics
+
+
+def infer_task(loss_name, y, model):
+    """Returns ``(task, num_classes)`` from the loss, the targets and the model's outputs.
+
+    Raises:
+        ValueError: a classification loss with non-integer class labels.
+    """
+    integral = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)
+    lname = loss_name.lower()
+    if any(part in lname for part in REGRESSION_LOSSES):
+        return "regression", None
+    if not ("crossentropy" in lname or "hinge" in lname or integral):
+        return "regression", None
+    if y.ndim >= 2 and y.shape[-1] > 1:
+        return "classification", int(y.shape[-1])
+    outputs = output_width(model)
+    if outputs is None or outputs == 1:
+        y_int = y.astype(np.int64)
+        if not np.array_equal(y_int, y):
+            flat = y.ravel()
+            raise ValueError("training data: class labels must be integers, got non-integer values such as "
+                             f"{flat[~np.isclose(flat, np.round(flat))][:3].tolist()}")
+        return "classification", max(int(y_int.max()) + 1, 2)
+    return "classification", int(outputs)
+
+
+def output_width(model):
+    """The last dimension of the model's (first) output, or None when unknown."""
+    try:
+        return model.outputs[0].shape[-1] if model.outputs else None
+    except (AttributeError, ValueError):
+        return None
+
+
+def make_metric(spec, y_true_shape, y_pred_shape):
+    """A fresh metric object for ``spec``; ``"accuracy"`` is chosen by shapes as ``Model.compile`` does.
+
+    Raises:
+        ValueError: ``spec`` is not a metric name, ``keras.metrics.Metric`` or function.
+    """
+    if isinstance(spec, str):
+        if spec.lower() in ACCURACY_NAMES:
+            binary = y_pred_shape[-1] == 1
+            sparse = len(y_true_shape) < len(y_pred_shape) or (y_true_shape[-1] == 1 and y_pred_shape[-1] > 1)
+            cls = (keras.metrics.BinaryAccuracy if binary else
+                   keras.metrics.SparseCategoricalAccuracy if sparse else keras.metrics.CategoricalAccuracy)
+            return cls(name=spec)
+        try:
+            found = keras.metrics.get(spec)
+        except ValueError:
+            found = None
+        if isinstance(found, keras.metrics.Metric):
+            return type(found).from_config({**found.get_config(), "name": spec})
+        if callable(found):
+            return keras.metrics.MeanMetricWrapper(found, name=spec)
+        raise ValueError(f"unknown metric {spec!r}; pass a Keras metric name such as 'accuracy', a "
+                         "keras.metrics.Metric or a function")
+    if isinstance(spec, keras.metrics.Metric):
+        return type(spec).from_config(spec.get_config())
+    if callable(spec):
+        return keras.metrics.MeanMetricWrapper(spec, name=getattr(spec, "__name__", "metric"))
+    raise ValueError(f"metrics must be names, keras.metrics.Metric objects or functions, got {spec!r}")
+
+
+def metric_name(spec):
+    """The name a metric spec logs under, known before any shapes are."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, keras.metrics.Metric):
+        return spec.name
+    if callable(spec):
+        return getattr(spec, "__name__", "metric")
+    raise ValueError(f"metrics must be names, keras.metrics.Metric objects or functions, got {spec!r}")
+
+
+class MetricSet:
+    """A loss mean and the metrics of one phase (training or validation); all float32.
+
+    Args:
+        specs: metric specs (see :func:`make_metric`).
+        y_true_shape, y_pred_shape: example shapes (with a batch dimension).
+    """
+
+    def __init__(self, specs, y_true_shape, y_pred_shape):
+        self.loss = keras.metrics.Mean(name="loss")
+        self.metrics = [make_metric(s, y_true_shape, y_pred_shape) for s in specs]
+
+    @property
+    def variables(self):
+        return [v for m in (self.loss, *self.metrics) for v in m.variables]
+
+    @property
+    def objects(self):
+        """The Keras metric objects, loss mean first."""
+        return [self.loss, *self.metrics]
+
+    def update_state(self, losses, y_true, y_pred):
+        self.loss.update_state(losses)
+        for metric in self.metrics:
+            metric.update_state(y_true, y_pred)
+
+    def reset_state(self):
+        for metric in self.objects:
+            metric.reset_state()
+
+    def result(self, prefix=""):
+        """``{prefix + name: value}`` as Python floats (a host read)."""
+        return {prefix + m.name: float(m.result()) for m in self.objects}

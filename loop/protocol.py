@@ -1,0 +1,305 @@
+"""The selector protocol: the one place where it is defined and documented.
+
+Who owns what: this module owns the contract between the loop and a selector,
+which is what a selector reads (:class:`State`), what it returns (a *plan*,
+checked by :func:`validate_plan`), and the optional hooks the loop calls
+(:class:`TrainBeginHook`, :class:`BatchEndHook`, :class:`InStepFilter`,
+:class:`Checkpointable`).  The loop (:mod:`loop.loop`), the step
+(:mod:`loop.step`), the selectors' base class (:mod:`loop.selectors.base`) and
+wrapping selectors (:class:`loop.selectors.DynamicBatchSize`) all refer here.
+
+The call
+--------
+A selector is any callable ``selector(state) -> plan``.  The loop calls it at
+the start of every epoch with a read-only :class:`State`; see its fields.
+
+The plan
+--------
+An iterable of mini-batches.  Each is a 1-D integer index array into the
+training set, or an ``(indices, weights)`` pair whose finite, non-negative
+weights scale the per-sample losses (e.g. for unbiased importance sampling).
+The train step minimizes ``sum(w_i * loss_i) / n`` over the ``n`` rows of the
+batch, plus the model's regularization losses.  Batch sizes may vary without
+retracing.  The loop validates the whole plan before training on any of it; a
+bad plan raises ``ValueError`` naming the selector, the batch and the values.
+A flat index array is not a plan (it would be one single-sample batch per
+element): wrap it as ``[order]`` for one batch, or cut it with
+``np.array_split``.  A 2-D array is read as one batch per row.
+
+Optional hooks
+--------------
+``on_train_begin(state)`` (:class:`TrainBeginHook`)
+    once per ``fit``, before the train step is traced; create the
+    ``tf.Variable`` objects of an in-step filter here.
+``on_batch_end(indices, losses)`` (:class:`BatchEndHook`)
+    after each mini-batch, with its fresh per-sample losses (NumPy).  Calls
+    come once per execution chunk, which costs one host read per chunk.
+``keep(batch) -> weights`` and ``filter_mode`` (:class:`InStepFilter`)
+    an in-step filter, traced into the compiled step.  ``batch`` is a
+    :class:`StepBatch` of tensors.  It returns new weights, and the step
+    backpropagates only the rows whose weight is positive, with the objective
+    above (``n`` stays the number of candidate rows, so a filter normalizes its
+    own weights).  ``filter_mode`` chooses how (default ``"compact"``):
+
+    * ``"compact"``: a forward pass without gradient (``training=False``)
+      gives the losses the filter sees; then a forward and backward pass runs
+      on the kept rows only.  Cheaper when few rows are kept.
+    * ``"mask"``: the filter sees the losses of the training forward pass
+      itself, and its weights mask that pass: one forward pass, and a backward
+      pass over every row.  Cheaper when most rows are kept.
+``get_state()`` / ``set_state(state)`` (:class:`Checkpointable`)
+    the selector's learned state, a dict of arrays, numbers, strings and
+    nested dicts of them, saved in checkpoints.
+``tasks``
+    the tasks the selector can order, ``("classification", "regression")``
+    unless it says otherwise; the benchmark records a selector on a task it
+    leaves out as not applicable.
+
+A selector that wraps another (such as ``DynamicBatchSize``) forwards every
+member in :data:`HOOKS` that its base defines, and nests its base's state.
+
+Reuse
+-----
+``Loop`` works on its own copy of a selector object that has a ``clone()``
+method (every :class:`loop.selectors.Selector` has one): a fresh selector with
+the same hyper-parameters and no learned state.  So one selector object can be
+passed to several loops (say, one per seed) and each run starts fresh;
+``loop.selector`` is the copy that learns.  Two ``fit`` calls on the same loop
+continue with the same copy, as they continue with the same model and
+optimizer.  A plain function is used as it is.
+"""
+
+import dataclasses
+import types
+import typing
+
+import numpy as np
+
+#: The optional protocol members a wrapping selector forwards from its base.
+HOOKS = ("on_train_begin", "on_batch_end", "keep", "filter_mode", "get_state", "set_state", "tasks")
+
+#: How an in-step filter runs; see :class:`InStepFilter`.
+FILTER_MODES = ("compact", "mask")
+
+TASKS = ("classification", "regression")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class State:
+    """The read-only view of the loop that a selector receives each epoch.
+
+    Attributes:
+        epoch: the 0-based epoch about to be planned.
+        epochs: the number of epochs of this ``fit``.
+        step: the optimizer steps taken so far.
+        num_samples: the training-set size.
+        batch_size: the loop's nominal mini-batch size.
+        labels: the training targets (read-only).
+        num_classes: the number of classes, None for regression.
+        task: ``"classification"`` or ``"regression"``.
+        losses: the last-seen loss of every training sample, NaN where never
+            seen.  The train step records them in a device table for free; the
+            host reads the table once per epoch.
+        loss_step: the optimizer step that saw each loss, -1 where never seen.
+        rng: a ``numpy.random.Generator`` derived from the loop's seed and the
+            epoch.  Draw all randomness from it, never from global state.
+        logs: the previous evaluation's train and validation metrics.
+        score_fn: what :meth:`score` calls.
+    """
+
+    epoch: int
+    epochs: int
+    step: int
+    num_samples: int
+    batch_size: int
+    labels: np.ndarray
+    num_classes: typing.Optional[int]
+    task: str
+    losses: np.ndarray
+    loss_step: np.ndarray
+    rng: np.random.Generator
+    logs: typing.Mapping[str, float] = dataclasses.field(default_factory=dict)
+    score_fn: typing.Optional[typing.Callable] = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self):
+        for field in ("labels", "losses", "loss_step"):
+            value = getattr(self, field)
+            if isinstance(value, np.ndarray):
+                view = value.view()
+                view.flags.writeable = False
+                object.__setattr__(self, field, view)
+        object.__setattr__(self, "logs", types.MappingProxyType(dict(self.logs)))
+
+    def __repr__(self):
+        return (f"State(epoch={self.epoch}, step={self.step}, num_samples={self.num_samples}, "
+                f"batch_size={self.batch_size}, num_classes={self.num_classes}, task={self.task!r})")
+
+    def score(self, indices):
+        """Fresh per-sample losses of ``indices`` from a compiled forward pass (``training=False``).
+
+        The losses also enter the loss table, and their time counts as
+        training (and selection) time.
+        """
+        if self.score_fn is None:
+            raise RuntimeError("this State has no scorer; it was not made by Loop.fit")
+        return self.score_fn(indices)
+
+    def replace(self, **changes):
+        """A copy with some fields changed, e.g. ``state.replace(batch_size=64)`` for a wrapped selector."""
+        return dataclasses.replace(self, **changes)
+
+
+class StepBatch(typing.NamedTuple):
+    """The tensors an in-step filter's ``keep`` receives, one row per candidate sample."""
+
+    indices: typing.Any   #: int32 [n], the rows of the training set
+    losses: typing.Any    #: float32 [n], per-sample losses (no gradient)
+    weights: typing.Any   #: float32 [n], the plan's weights
+    y_true: typing.Any    #: the targets of the rows
+    y_pred: typing.Any    #: the model's outputs for the rows (no gradient)
+    step: typing.Any      #: int64 scalar, the optimizer steps so far
+
+
+@typing.runtime_checkable
+class TrainBeginHook(typing.Protocol):
+    def on_train_begin(self, state: State) -> None: ...
+
+
+@typing.runtime_checkable
+class BatchEndHook(typing.Protocol):
+    def on_batch_end(self, indices: np.ndarray, losses: np.ndarray) -> None: ...
+
+
+@typing.runtime_checkable
+class InStepFilter(typing.Protocol):
+    """``keep(batch) -> weights``, traced into the step; ``filter_mode`` is "compact" (default) or "mask"."""
+
+    def keep(self, batch: StepBatch): ...
+
+
+@typing.runtime_checkable
+class Checkpointable(typing.Protocol):
+    def get_state(self) -> dict: ...
+
+    def set_state(self, state: dict) -> None: ...
+
+
+def describe(selector):
+    """A short, readable name for any selector: the repr of objects, the name of functions."""
+    name = getattr(selector, "__name__", None)
+    if name is not None and not isinstance(selector, type):
+        return name
+    return repr(selector)
+
+
+def in_step_filter(selector):
+    """Returns ``(keep, mode)`` of a selector: its in-step filter and mode, or ``(None, None)``.
+
+    Raises:
+        ValueError: ``filter_mode`` is not one of :data:`FILTER_MODES`.
+    """
+    keep = getattr(selector, "keep", None)
+    if keep is None:
+        return None, None
+    mode = getattr(selector, "filter_mode", "compact")
+    if mode not in FILTER_MODES:
+        raise ValueError(f"selector {describe(selector)} has filter_mode={mode!r}; use 'compact' or 'mask'")
+    return keep, mode
+
+
+class FlatPlan(typing.NamedTuple):
+    """A validated plan, flattened: batch ``b`` is ``indices[bounds[b]:bounds[b + 1]]``."""
+
+    indices: np.ndarray   #: int32, every batch's indices end to end
+    weights: np.ndarray   #: float32, one per index
+    bounds: np.ndarray    #: int32, ``num_batches + 1`` offsets
+
+    @property
+    def num_batches(self):
+        return len(self.bounds) - 1
+
+
+def check_indices(indices, num_samples, where):
+    """Returns ``indices`` as int32, or raises ``ValueError`` for non-integers or values outside the data."""
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise ValueError(f"{where}: indices must be integers, got dtype {indices.dtype} "
+                         f"(values such as {indices.ravel()[:3].tolist()})")
+    if indices.size and (indices.min() < 0 or indices.max() >= num_samples):
+        bad = indices[(indices < 0) | (indices >= num_samples)]
+        raise ValueError(f"{where}: indices {bad[:5].tolist()} are outside [0, {num_samples})")
+    return indices.astype(np.int32, copy=False)
+
+
+def _batch(item, name, b):
+    weights = None
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise ValueError(f"selector {name}, batch {b}: a tuple must be (indices, weights), got {len(item)} items")
+        item, weights = item
+    indices = np.asarray(item)
+    if indices.ndim != 1:
+        if indices.ndim == 0:
+            raise ValueError(f"selector {name}, batch {b} is a single index ({indices.item()!r}), not an index array; "
+                             "a plan is a list of mini-batches, so a flat order must be wrapped as [order] or cut "
+                             "with np.array_split(order, num_batches)")
+        raise ValueError(f"selector {name}, batch {b}: the mini-batch has shape {indices.shape}, not 1-D; give each "
+                         "batch as a 1-D index array (a 2-D plan array is read as one batch per row)")
+    if indices.size == 0:
+        raise ValueError(f"selector {name}, batch {b}: the mini-batch is empty; "
+                         "drop it from the plan or give it at least one index")
+    if indices.dtype.kind not in "iu":
+        raise ValueError(f"selector {name}, batch {b}: indices must be integers, got dtype {indices.dtype} "
+                         f"(values such as {indices[:3].tolist()}); use e.g. np.asarray(batch, dtype=int)")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(weights) != len(indices):
+            raise ValueError(f"selector {name}, batch {b}: {len(weights)} weights for {len(indices)} indices; "
+                             "give one weight per index")
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            raise ValueError(f"selector {name}, batch {b}: weights must be finite and non-negative, "
+                             f"got {weights[bad][:5].tolist()}")
+    return indices, weights
+
+
+def validate_plan(plan, num_samples, name):
+    """Checks a whole plan and flattens it.
+
+    Args:
+        plan: what the selector returned.
+        num_samples: the training-set size.
+        name: the selector's readable name, for messages.
+
+    Returns:
+        A :class:`FlatPlan`.
+
+    Raises:
+        ValueError: the plan is None, not iterable, empty or flat, or a batch
+            is empty, not 1-D, not integer, out of range, or has bad weights;
+            naming the selector, the batch and the values.
+    """
+    if plan is None:
+        raise ValueError(f"selector {name} returned None; it must return an iterable of index arrays")
+    try:
+        items = list(plan)
+    except TypeError:
+        raise ValueError(f"selector {name} returned {type(plan).__name__}, not an iterable of "
+                         "mini-batches (index arrays or (indices, weights) pairs)") from None
+    if not items:
+        raise ValueError(f"selector {name} returned an empty plan; return at least one mini-batch")
+    batches = [_batch(item, name, b) for b, item in enumerate(items)]
+    lengths = [len(indices) for indices, _ in batches]
+    indices = np.concatenate([i for i, _ in batches])
+    out_of_range = (indices < 0) | (indices >= num_samples)
+    if out_of_range.any():
+        b = int(np.searchsorted(np.cumsum(lengths), int(np.argmax(out_of_range)), side="right"))
+        raise ValueError(f"selector {name}, batch {b}: indices {indices[out_of_range][:5].tolist()} are "
+                         f"outside [0, {num_samples}); index the training set's rows")
+    if any(w is not None for _, w in batches):
+        weights = np.concatenate([np.ones(len(i)) if w is None else w for i, w in batches])
+    else:
+        weights = np.ones(len(indices))
+    bounds = np.zeros(len(lengths) + 1, np.int32)
+    np.cumsum(lengths, out=bounds[1:])
+    return FlatPlan(indices.astype(np.int32), weights.astype(np.float32), bounds)

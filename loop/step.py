@@ -1,0 +1,204 @@
+"""The train step and the compiled functions around it.
+
+Who owns what:
+
+* :class:`TrainStep` owns one optimizer step over one mini-batch: gather the
+  rows by index from the device-resident data, forward, backward, apply, and
+  the step's bookkeeping (:meth:`TrainStep.account`: the loss table, counters
+  and train metrics).  Its variant is chosen once, from the selector's in-step
+  filter (see :mod:`loop.protocol`): ``"plain"`` (no filter), ``"compact"``
+  (a forward pass without gradient for the filter, then forward and backward
+  on the kept rows) or ``"mask"`` (the filter masks the training forward
+  pass).  All three minimize :func:`objective`.
+* :class:`Functions` owns the compiled functions: the chunk function that runs
+  mini-batches ``[first, last)`` of an epoch's flat plan in one call (a
+  ``tf.function`` with an input signature, looping with ``tf.range``, traced
+  once whatever the batch sizes), the scoring pass behind ``State.score`` and
+  the evaluation step.
+
+:mod:`loop.distribute` wraps a :class:`TrainStep` for a ``tf.distribute``
+strategy through its public attributes.
+"""
+
+import time
+
+import tensorflow as tf
+
+from loop.protocol import StepBatch
+
+
+class DeviceData:
+    """The training set on the device: ``x`` (a tensor or a nest of them) and ``y``, gathered by index."""
+
+    def __init__(self, x, y):
+        self.x = tf.nest.map_structure(tf.convert_to_tensor, x)
+        self.y = tf.convert_to_tensor(y)
+
+    def rows(self, indices):
+        """``(x, y)`` of the rows ``indices``."""
+        return tf.nest.map_structure(lambda t: tf.gather(t, indices), self.x), tf.gather(self.y, indices)
+
+    def head(self, n=1):
+        """The first ``n`` rows of x, e.g. to build a model."""
+        return tf.nest.map_structure(lambda t: t[:n], self.x)
+
+
+def objective(weights, losses, n, model, replicas=1):
+    """The step's objective ``sum(w * loss) / n`` plus the model's regularization losses (split over replicas)."""
+    value = tf.reduce_sum(weights * losses) / n
+    if model.losses:
+        regularization = tf.add_n(model.losses)
+        value += regularization if replicas == 1 else regularization / replicas
+    return value
+
+
+class TrainStep:
+    """One optimizer step over the mini-batch ``indices`` with per-sample ``weights``; returns its losses.
+
+    Args:
+        model: the Keras model.
+        optimizer: its optimizer (built).
+        loss_fn: ``fn(y_true, y_pred) -> [n]`` per-sample losses (:func:`loop.objective.per_sample_loss`).
+        data: a :class:`DeviceData`.
+        tables: a :class:`loop.tables.Tables`.
+        metrics: the training :class:`loop.objective.MetricSet`.
+        keep: the selector's in-step filter (``keep(batch) -> weights``), or None.
+        filter_mode: ``"compact"`` or ``"mask"`` when ``keep`` is given.
+    """
+
+    def __init__(self, model, optimizer, loss_fn, data, tables, metrics, keep=None, filter_mode=None):
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.data, self.tables, self.metrics = data, tables, metrics
+        self.keep = keep
+        self.variant = "plain" if keep is None else filter_mode
+        self._call = {"plain": self.plain, "compact": self.compact, "mask": self.mask}[self.variant]
+
+    def __call__(self, indices, weights):
+        return self._call(indices, weights)
+
+    def filter_weights(self, indices, losses, weights, y, y_pred):
+        """The in-step filter's weights for a candidate batch (no gradient flows into the filter)."""
+        batch = StepBatch(indices, tf.stop_gradient(losses), weights, y, tf.stop_gradient(y_pred),
+                          self.tables.steps.read_value())
+        return tf.stop_gradient(tf.cast(self.keep(batch), tf.float32))
+
+    def apply(self, gradients, variables):
+        """Applies gradients; a variable without one (unused in this step) gets zeros."""
+        gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+        self.optimizer.apply_gradients(zip(gradients, variables))
+
+    def account(self, indices, kept_indices, losses, y, y_pred):
+        """The bookkeeping of one step: tables and counters, then the train metrics."""
+        self.tables.account(indices, kept_indices, losses)
+        self.metrics.update_state(losses, y, y_pred)
+
+    def plain(self, indices, weights):
+        """One forward and backward pass over the batch."""
+        return self._one_pass(indices, weights, filtered=False)
+
+    def mask(self, indices, weights):
+        """One forward pass; the filter's weights (from its losses) mask the backward pass."""
+        return self._one_pass(indices, weights, filtered=True)
+
+    def _one_pass(self, indices, weights, filtered):
+        x, y = self.data.rows(indices)
+        n = tf.cast(tf.shape(indices)[0], tf.float32)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self.model(x, training=True)
+            losses = self.loss_fn(y, y_pred)
+            if filtered:
+                weights = self.filter_weights(indices, losses, weights, y, y_pred)
+            value = objective(weights, losses, n, self.model)
+        self.apply(tape.gradient(value, variables), variables)
+        self.account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
+        return losses
+
+    def compact(self, indices, weights):
+        """A forward pass without gradient for the filter, then forward and backward on the kept rows only."""
+        x, y = self.data.rows(indices)
+        n = tf.cast(tf.shape(indices)[0], tf.float32)
+        y_pred = self.model(x, training=False)
+        losses = self.loss_fn(y, y_pred)
+        weights = self.filter_weights(indices, losses, weights, y, y_pred)
+        keep = tf.reshape(tf.where(weights > 0), [-1])
+        kept_x = tf.nest.map_structure(lambda t: tf.gather(t, keep), x)
+        kept_y, kept_w = tf.gather(y, keep), tf.gather(weights, keep)
+        variables = self.model.trainable_variables
+
+        def backprop_kept():
+            with tf.GradientTape() as tape:
+                value = objective(kept_w, self.loss_fn(kept_y, self.model(kept_x, training=True)), n, self.model)
+            self.apply(tape.gradient(value, variables), variables)
+            return tf.constant(0)
+
+        # A filter may drop every candidate; then there is nothing to backpropagate.
+        tf.cond(tf.size(keep) > 0, backprop_kept, lambda: tf.constant(0))
+        self.account(indices, tf.gather(indices, keep), losses, y, y_pred)
+        return losses
+
+
+class Functions:
+    """The compiled chunk, score and evaluation functions of one step, built once and cached.
+
+    Args:
+        step: a callable ``step(indices, weights) -> losses`` (a :class:`TrainStep`
+            or a distributed wrapper with ``needs_capacity = True``, which also
+            takes the chunk's largest batch size).
+        tables: the step's :class:`loop.tables.Tables`.
+        val_metrics: the evaluation :class:`loop.objective.MetricSet`.
+        run_eagerly: do not compile (debugging).
+        jit_compile: compile the step with XLA.
+    """
+
+    def __init__(self, step, *, model, loss_fn, data, tables, val_metrics, run_eagerly=False, jit_compile=False):
+        self.trace_count = 0
+        self.trace_time_s = 0.0
+        self._run_eagerly = run_eagerly
+        self._model, self._loss_fn, self._data, self._tables = model, loss_fn, data, tables
+        self._val_metrics = val_metrics
+        needs_capacity = getattr(step, "needs_capacity", False)
+        inner = self._compile(step, jit=True) if jit_compile and not needs_capacity else step
+        positions = tables.positions
+
+        def train_chunk(indices, weights, bounds, first, last):
+            self.trace_count += 1  # Python side effect: runs once per trace, not per call.
+            extra = ()
+            if needs_capacity:  # collectives inside the loop keep one shape for the whole call
+                extra = (tf.reduce_max(bounds[first + 1:last + 1] - bounds[first:last]),)
+            for i in tf.range(first, last):
+                start, stop = bounds[i], bounds[i + 1]
+                losses = inner(indices[start:stop], weights[start:stop], *extra)
+                if positions is not None:
+                    positions[start:stop].assign(losses)
+            return tf.stack([tables.steps.read_value(), tables.first_bad_step.read_value()])
+
+        index = tf.TensorSpec([None], tf.int32)
+        scalar = tf.TensorSpec([], tf.int32)
+        self.train_chunk = self._compile(train_chunk, [index, tf.TensorSpec([None], tf.float32), index, scalar,
+                                                       scalar])
+        self.score_batch = self._compile(self._score_batch, [index])
+        self.eval_batch = self._compile(self._eval_batch)
+
+    def _compile(self, fn, signature=None, jit=False):
+        if self._run_eagerly:
+            return fn
+        return tf.function(fn, input_signature=signature, reduce_retracing=signature is None, jit_compile=jit)
+
+    def trace(self):
+        """Traces the chunk function once, before the clock runs, so tracing is not training time."""
+        if self._run_eagerly or self.trace_count:
+            return
+        start = time.perf_counter()
+        self.train_chunk.get_concrete_function()
+        self.trace_time_s = time.perf_counter() - start
+
+    def _score_batch(self, indices):
+        x, y = self._data.rows(indices)
+        losses = self._loss_fn(y, self._model(x, training=False))
+        self._tables.record(indices, losses)
+        return losses
+
+    def _eval_batch(self, x, y):
+        y_pred = self._model(x, training=False)
+        self._val_metrics.update_state(self._loss_fn(y, y_pred), y, y_pred)

@@ -1,0 +1,73 @@
+"""The per-sample tables and counters of a fit, as one ``tf.Module`` that a checkpoint saves whole.
+
+Who owns what: :class:`Tables` owns every device-resident number the loop keeps
+about the training set and its progress:
+
+* ``loss``: the last-seen loss of every sample (NaN where never seen);
+* ``loss_step``: the optimizer step that saw it (-1 where never seen);
+* ``trained``: how many times each sample contributed to a gradient;
+* the counters ``steps`` (optimizer steps), ``seen`` (samples forwarded in
+  training steps) and ``backpropagated``, and ``first_bad_step`` (the first step
+  whose loss was NaN or Inf, -1 if none);
+* ``positions``: the losses of the current epoch's plan by position, kept only
+  when a selector has an ``on_batch_end`` hook.
+
+The train step writes them inside the compiled function (scatters and adds, no
+host reads); the host reads a table once per epoch.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+class Tables(tf.Module):
+    """Device-resident per-sample tables and step counters.
+
+    Args:
+        num_samples: the training-set size.
+        positions: also keep per-plan-position losses (for ``on_batch_end``).
+    """
+
+    def __init__(self, num_samples, *, positions=False):
+        super().__init__(name="tables")
+        self.num_samples = int(num_samples)
+        self.loss = tf.Variable(tf.fill([num_samples], np.float32(np.nan)), trainable=False, name="loss")
+        self.loss_step = tf.Variable(tf.fill([num_samples], np.int64(-1)), trainable=False, name="loss_step")
+        self.trained = tf.Variable(tf.zeros([num_samples], tf.int32), trainable=False, name="trained_counts")
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
+        self.seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_seen")
+        self.backpropagated = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_backpropagated")
+        self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+        self.positions = None
+        if positions:
+            self.positions = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]), trainable=False,
+                                         name="position_losses")
+
+    def record(self, indices, losses):
+        """Writes fresh losses of ``indices`` into the loss table, stamped with the current step."""
+        self.loss.scatter_update(tf.IndexedSlices(losses, indices))
+        self.loss_step.scatter_update(tf.IndexedSlices(tf.fill(tf.shape(indices), self.steps.read_value()),
+                                                       indices))
+
+    def account(self, indices, kept_indices, losses):
+        """The bookkeeping of one optimizer step over ``indices``, of which ``kept_indices`` were backpropagated."""
+        finite = tf.reduce_all(tf.math.is_finite(losses))
+        self.first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self.first_bad_step < 0),
+                                            self.steps.read_value(), self.first_bad_step.read_value()))
+        self.record(indices, losses)
+        self.steps.assign_add(1)
+        self.trained.scatter_add(tf.IndexedSlices(tf.ones_like(kept_indices), kept_indices))
+        self.backpropagated.assign_add(tf.cast(tf.size(kept_indices), tf.int64))
+        self.seen.assign_add(tf.cast(tf.size(indices), tf.int64))
+
+    def counts(self):
+        """``{"step", "samples_seen", "samples_backpropagated"}`` as Python ints (a host read)."""
+        return {"step": int(self.steps.numpy()), "samples_seen": int(self.seen.numpy()),
+                "samples_backpropagated": int(self.backpropagated.numpy())}
+
+    def with_samples(self, num_samples, *, positions=False):
+        """New tables for a training set of ``num_samples`` rows that keep this module's counters."""
+        fresh = Tables(num_samples, positions=positions)
+        fresh.steps, fresh.seen, fresh.backpropagated = self.steps, self.seen, self.backpropagated
+        fresh.first_bad_step = self.first_bad_step
+        return fresh
