@@ -30,7 +30,11 @@ An in-step filter (``selector.keep``) sees the *global* candidate batch: a
 forward pass without gradient runs per replica, its losses are gathered, the
 filter runs once in cross-replica context (so a stateful filter updates its
 variables once, as on one device), and the filtered weights go back to the
-replicas for the backward pass.  A filter that drops every candidate skips the
+replicas for the backward pass.  Here the train metrics come from that
+candidate forward pass (on one device they come from the training forward
+pass of the kept rows).  Filters in ``"accumulate"`` mode or with an
+``active`` switch do not run under a strategy yet: :class:`DistributedStep`
+refuses them with a ``ValueError``.  A filter that drops every candidate skips the
 optimizer step on all replicas, as on one device.
 
 Across workers, every worker calls the selector and trains its own copy of the
@@ -108,6 +112,11 @@ class DistributedStep:
     needs_capacity = True
 
     def __init__(self, step, strategy):
+        if step.variant == "accumulate" or step.active is not None:
+            raise ValueError(f"an in-step filter in {step.variant!r} mode or with an active() switch does not run "
+                             "under a tf.distribute strategy yet; train it without strategy=..., or use a filter in "
+                             "'compact' or 'mask' mode without active() (e.g. SelectiveBackprop(accumulate=False, "
+                             "prime_epochs=0))")
         self.step, self.strategy = step, strategy
         self.replicas = strategy.num_replicas_in_sync
         self.local = len(strategy.extended.worker_devices) == self.replicas

@@ -130,6 +130,16 @@ def _model_outside_scope():
     _loop(model=_model(), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
 
 
+def _accumulate_under_strategy():
+    import tensorflow as tf
+
+    from loop.selectors import RandomDrop
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = _model()
+    _fit(RandomDrop(), loop_kwargs={"model": model, "strategy": strategy})
+
+
 def _from_string(spec):
     from loop.selectors import from_string
     return lambda: from_string(spec)
@@ -192,7 +202,7 @@ CATALOGUE = [
          "batch 0 is a single index (0), not an index array", lambda: _fit(_plan(lambda n: np.arange(n)))),
     Case("selector output", "a batch that is not 1-D", ValueError, "the mini-batch has shape (6, 8), not 1-D",
          lambda: _fit(_plan(lambda n: [np.arange(n).reshape(6, 8)]))),
-    Case("selector output", "unknown in-step filter mode", ValueError, "filter_mode='fast'; use 'compact' or 'mask'",
+    Case("selector output", "unknown in-step filter mode", ValueError, "filter_mode='fast'; use one of 'compact', 'mask', 'accumulate'",
          lambda: _loop(_FastFilter())),
     Case("selector output", "selector not callable", ValueError, "selector 42 is not callable",
          lambda: _loop(42)),
@@ -260,6 +270,11 @@ CATALOGUE = [
          lambda: _fit(epochs=0)),
     Case("training", "no loss and an uncompiled model", ValueError, "no loss: pass loss=",
          lambda: __import__("loop").Loop(_model())),
+    Case("training", "eval_every with an accumulating in-step filter", ValueError,
+         "decouples from the plan's batches; leave eval_every=None",
+         lambda: _fit(__import__("loop.selectors", fromlist=["RandomDrop"]).RandomDrop(), eval_every=2)),
+    Case("training", "an accumulating filter under a tf.distribute strategy", ValueError,
+         "does not run under a tf.distribute strategy yet", _accumulate_under_strategy),
     Case("training", "unknown verbose level", ValueError, "verbose must be 0 (silent), 1 (progress bar) or 2",
          lambda: _fit(verbose_level=3)),
     Case("training", "checkpoint of a different run", ValueError,

@@ -117,6 +117,7 @@ class Loop:
         elif callable(getattr(selector, "clone", None)):
             selector = selector.clone()
         self._keep, self._filter_mode = in_step_filter(selector)
+        self._active = getattr(selector, "active", None) if self._keep is not None else None
         self._selector = selector
         self.functions = None  # an in-step filter is traced into the step: rebuild at the next fit
 
@@ -149,7 +150,8 @@ class Loop:
         self.tables = (Tables(self.num_samples, positions=positions) if self.tables is None
                        else self.tables.with_samples(self.num_samples, positions=positions))
         step = self.step = TrainStep(self.model, self.optimizer, self.loss_fn, self.data, self.tables,
-                                     self.train_metrics, self._keep, self._filter_mode)
+                                     self.train_metrics, self._keep, self._filter_mode, self._active,
+                                     batch_size=min(self.batch_size, self.num_samples))
         if self.strategy is not None:
             step = distribute_lib.DistributedStep(step, self.strategy)
         self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=self.data,
@@ -291,6 +293,10 @@ class Loop:
         """Validates ``fit``'s arguments and data (nothing is trained yet) and returns its :class:`FitOptions`."""
         tracked = ["loss"] + self.metric_names
         tracked += ["val_" + t for t in tracked] if validation_data is not None else []
+        if eval_every is not None and self._filter_mode == "accumulate":
+            raise ValueError(f"eval_every={eval_every!r} counts optimizer steps, which the accumulating filter of "
+                             f"{describe(self.selector)} decouples from the plan's batches; leave eval_every=None "
+                             "to evaluate once per epoch")
         settings = validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
                                            stop_at_target=stop_at_target, tracked=tracked)
         self._set_training_data(*validation.as_arrays(x, y, "data"))

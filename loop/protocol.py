@@ -47,6 +47,24 @@ Optional hooks
     * ``"mask"``: the filter sees the losses of the training forward pass
       itself, and its weights mask that pass: one forward pass, and a backward
       pass over every row.  Cheaper when most rows are kept.
+    * ``"accumulate"``: as ``"compact"``, but the kept rows (with their
+      weights) join a queue on the device, and the step trains only once
+      ``batch_size`` rows are queued: a forward and backward pass over exactly
+      ``batch_size`` rows, objective ``sum(w_i * loss_i) / batch_size``.  One
+      candidate batch may so give no optimizer step, or several.  The queue
+      carries over epoch ends.  This is how selective backprop fills its
+      backward batches (Jiang et al. 2019).
+
+    The train metrics (``loss``, ``accuracy``, ...) always come from the
+    training forward pass, i.e. from the rows that were backpropagated in
+    ``"compact"`` and ``"accumulate"`` mode, and from the whole batch in
+    ``"mask"`` mode and without a filter.  The loss table gets the losses of
+    every forward pass, candidates included.
+``active(step) -> bool`` (optional, with ``keep``)
+    a scalar boolean tensor, read inside the compiled step before each
+    mini-batch (``step`` is the optimizer steps so far).  While it is False the
+    step trains the batch as if there were no filter, with no extra forward
+    pass; e.g. a priming epoch, or importance sampling before its switch.
 ``get_state()`` / ``set_state(state)`` (:class:`Checkpointable`)
     the selector's learned state, a dict of arrays, numbers, strings and
     nested dicts of them, saved in checkpoints.
@@ -76,10 +94,10 @@ import typing
 import numpy as np
 
 #: The optional protocol members a wrapping selector forwards from its base.
-HOOKS = ("on_train_begin", "on_batch_end", "keep", "filter_mode", "get_state", "set_state", "tasks")
+HOOKS = ("on_train_begin", "on_batch_end", "keep", "filter_mode", "active", "get_state", "set_state", "tasks")
 
 #: How an in-step filter runs; see :class:`InStepFilter`.
-FILTER_MODES = ("compact", "mask")
+FILTER_MODES = ("compact", "mask", "accumulate")
 
 TASKS = ("classification", "regression")
 
@@ -195,6 +213,8 @@ def describe(selector):
 def in_step_filter(selector):
     """Returns ``(keep, mode)`` of a selector: its in-step filter and mode, or ``(None, None)``.
 
+    The filter's optional ``active`` switch is ``getattr(selector, "active", None)``.
+
     Raises:
         ValueError: ``filter_mode`` is not one of :data:`FILTER_MODES`.
     """
@@ -203,7 +223,8 @@ def in_step_filter(selector):
         return None, None
     mode = getattr(selector, "filter_mode", "compact")
     if mode not in FILTER_MODES:
-        raise ValueError(f"selector {describe(selector)} has filter_mode={mode!r}; use 'compact' or 'mask'")
+        raise ValueError(f"selector {describe(selector)} has filter_mode={mode!r}; use one of "
+                         f"{', '.join(map(repr, FILTER_MODES))}")
     return keep, mode
 
 

@@ -2,14 +2,18 @@
 
 Who owns what:
 
-* :class:`TrainStep` owns one optimizer step over one mini-batch: gather the
-  rows by index from the device-resident data, forward, backward, apply, and
-  the step's bookkeeping (:meth:`TrainStep.account`: the loss table, counters
-  and train metrics).  Its variant is chosen once, from the selector's in-step
-  filter (see :mod:`loop.protocol`): ``"plain"`` (no filter), ``"compact"``
-  (a forward pass without gradient for the filter, then forward and backward
-  on the kept rows) or ``"mask"`` (the filter masks the training forward
-  pass).  All three minimize :func:`objective`.
+* :class:`TrainStep` owns the training of one mini-batch of the plan: gather
+  the rows by index from the device-resident data, forward, backward, apply,
+  and the bookkeeping (the loss table, counters and train metrics).  Its
+  variant is chosen once, from the selector's in-step filter (see
+  :mod:`loop.protocol`): ``"plain"`` (no filter), ``"compact"`` (a forward
+  pass without gradient for the filter, then forward and backward on the kept
+  rows), ``"mask"`` (the filter masks the training forward pass) or
+  ``"accumulate"`` (kept rows queue on the device until a full batch trains).
+  A filter's ``active`` switch picks, per mini-batch and inside the compiled
+  step, between its variant and ``"plain"``.  All variants minimize
+  :func:`objective`, and take their train metrics from the training forward
+  pass.
 * :class:`Functions` owns the compiled functions: the chunk function that runs
   mini-batches ``[first, last)`` of an epoch's flat plan in one call (a
   ``tf.function`` with an input signature, looping with ``tf.range``, traced
@@ -63,18 +67,28 @@ class TrainStep:
         tables: a :class:`loop.tables.Tables`.
         metrics: the training :class:`loop.objective.MetricSet`.
         keep: the selector's in-step filter (``keep(batch) -> weights``), or None.
-        filter_mode: ``"compact"`` or ``"mask"`` when ``keep`` is given.
+        filter_mode: ``"compact"``, ``"mask"`` or ``"accumulate"`` when ``keep`` is given.
+        active: the filter's optional switch ``active(step) -> bool``; while
+            False a batch trains as ``"plain"``.
+        batch_size: the backward batch size of ``"accumulate"``.
     """
 
-    def __init__(self, model, optimizer, loss_fn, data, tables, metrics, keep=None, filter_mode=None):
+    def __init__(self, model, optimizer, loss_fn, data, tables, metrics, keep=None, filter_mode=None, active=None,
+                 batch_size=None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.data, self.tables, self.metrics = data, tables, metrics
-        self.keep = keep
+        self.keep, self.active, self.batch_size = keep, active, batch_size
         self.variant = "plain" if keep is None else filter_mode
-        self._call = {"plain": self.plain, "compact": self.compact, "mask": self.mask}[self.variant]
+        if self.variant == "accumulate" and not batch_size:
+            raise ValueError("an accumulating filter needs the backward batch size: pass batch_size")
+        self._call = {"plain": self.plain, "compact": self.compact, "mask": self.mask,
+                      "accumulate": self.accumulate}[self.variant]
 
     def __call__(self, indices, weights):
-        return self._call(indices, weights)
+        if self.active is None or self.keep is None:
+            return self._call(indices, weights)
+        active = tf.reshape(tf.cast(self.active(self.tables.steps.read_value()), tf.bool), [])
+        return tf.cond(active, lambda: self._call(indices, weights), lambda: self.plain(indices, weights))
 
     def filter_weights(self, indices, losses, weights, y, y_pred):
         """The in-step filter's weights for a candidate batch (no gradient flows into the filter)."""
@@ -122,20 +136,49 @@ class TrainStep:
         losses = self.loss_fn(y, y_pred)
         weights = self.filter_weights(indices, losses, weights, y, y_pred)
         keep = tf.reshape(tf.where(weights > 0), [-1])
-        kept_x = tf.nest.map_structure(lambda t: tf.gather(t, keep), x)
-        kept_y, kept_w = tf.gather(y, keep), tf.gather(weights, keep)
-        variables = self.model.trainable_variables
 
         def backprop_kept():
-            with tf.GradientTape() as tape:
-                value = objective(kept_w, self.loss_fn(kept_y, self.model(kept_x, training=True)), n, self.model)
-            self.apply(tape.gradient(value, variables), variables)
+            self._train_rows(tf.gather(indices, keep), tf.gather(weights, keep), n, x=x, y=y, rows=keep)
             return tf.constant(0)
 
         # A filter may drop every candidate; then there is nothing to backpropagate.
         tf.cond(tf.size(keep) > 0, backprop_kept, lambda: tf.constant(0))
-        self.account(indices, tf.gather(indices, keep), losses, y, y_pred)
+        self.tables.account(indices, tf.gather(indices, keep), losses)
         return losses
+
+    def accumulate(self, indices, weights):
+        """A forward pass without gradient for the filter; kept rows queue; each full queued batch trains."""
+        x, y = self.data.rows(indices)
+        y_pred = self.model(x, training=False)
+        losses = self.loss_fn(y, y_pred)
+        weights = self.filter_weights(indices, losses, weights, y, y_pred)
+        self.tables.forwarded(indices, losses)
+        keep = tf.reshape(tf.where(weights > 0), [-1])
+        self.tables.enqueue(tf.gather(indices, keep), tf.gather(weights, keep))
+        size = tf.constant(self.batch_size, tf.int32)
+
+        def train_one(count):
+            queued, queued_weights = self.tables.dequeue(size)
+            self._train_rows(queued, queued_weights, tf.cast(size, tf.float32))
+            self.tables.stepped(queued)
+            return count + 1
+
+        tf.while_loop(lambda count: tf.shape(self.tables.queue_indices)[0] >= size, train_one, [tf.constant(0)])
+        return losses
+
+    def _train_rows(self, indices, weights, n, x=None, y=None, rows=None):
+        """Forward and backward over ``indices`` (or ``rows`` of an already gathered ``x, y``); updates metrics."""
+        if rows is None:
+            x, y = self.data.rows(indices)
+        else:
+            x, y = tf.nest.map_structure(lambda t: tf.gather(t, rows), x), tf.gather(y, rows)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self.model(x, training=True)
+            losses = self.loss_fn(y, y_pred)
+            value = objective(weights, losses, n, self.model)
+        self.apply(tape.gradient(value, variables), variables)
+        self.metrics.update_state(losses, y, y_pred)
 
 
 class Functions:

@@ -10,7 +10,10 @@ about the training set and its progress:
   training steps) and ``backpropagated``, and ``first_bad_step`` (the first step
   whose loss was NaN or Inf, -1 if none);
 * ``positions``: the losses of the current epoch's plan by position, kept only
-  when a selector has an ``on_batch_end`` hook.
+  when a selector has an ``on_batch_end`` hook;
+* ``queue_indices`` and ``queue_weights``: the rows an accumulating in-step
+  filter has chosen and not yet trained (see :mod:`loop.step`); they carry over
+  epoch ends and are checkpointed with the rest.
 
 The train step writes them inside the compiled function (scatters and adds, no
 host reads); the host reads a table once per epoch.
@@ -38,6 +41,10 @@ class Tables(tf.Module):
         self.seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_seen")
         self.backpropagated = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_backpropagated")
         self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+        self.queue_indices = tf.Variable(tf.zeros([0], tf.int32), shape=tf.TensorShape([None]), trainable=False,
+                                         name="queue_indices")
+        self.queue_weights = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]), trainable=False,
+                                         name="queue_weights")
         self.positions = None
         if positions:
             self.positions = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]), trainable=False,
@@ -51,14 +58,41 @@ class Tables(tf.Module):
 
     def account(self, indices, kept_indices, losses):
         """The bookkeeping of one optimizer step over ``indices``, of which ``kept_indices`` were backpropagated."""
-        finite = tf.reduce_all(tf.math.is_finite(losses))
-        self.first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self.first_bad_step < 0),
-                                            self.steps.read_value(), self.first_bad_step.read_value()))
+        self._check_finite(losses)
         self.record(indices, losses)
         self.steps.assign_add(1)
         self.trained.scatter_add(tf.IndexedSlices(tf.ones_like(kept_indices), kept_indices))
         self.backpropagated.assign_add(tf.cast(tf.size(kept_indices), tf.int64))
         self.seen.assign_add(tf.cast(tf.size(indices), tf.int64))
+
+    def forwarded(self, indices, losses):
+        """The bookkeeping of a forward pass over candidates that may not all be trained (no step is counted)."""
+        self._check_finite(losses)
+        self.record(indices, losses)
+        self.seen.assign_add(tf.cast(tf.size(indices), tf.int64))
+
+    def stepped(self, trained_indices):
+        """The bookkeeping of one optimizer step that backpropagated ``trained_indices``."""
+        self.steps.assign_add(1)
+        self.trained.scatter_add(tf.IndexedSlices(tf.ones_like(trained_indices), trained_indices))
+        self.backpropagated.assign_add(tf.cast(tf.size(trained_indices), tf.int64))
+
+    def enqueue(self, indices, weights):
+        """Appends chosen rows to the queue of an accumulating filter."""
+        self.queue_indices.assign(tf.concat([self.queue_indices, indices], 0))
+        self.queue_weights.assign(tf.concat([self.queue_weights, weights], 0))
+
+    def dequeue(self, count):
+        """Removes and returns the first ``count`` queued ``(indices, weights)``."""
+        indices, weights = self.queue_indices[:count], self.queue_weights[:count]
+        self.queue_indices.assign(self.queue_indices[count:])
+        self.queue_weights.assign(self.queue_weights[count:])
+        return indices, weights
+
+    def _check_finite(self, losses):
+        finite = tf.reduce_all(tf.math.is_finite(losses))
+        self.first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self.first_bad_step < 0),
+                                            self.steps.read_value(), self.first_bad_step.read_value()))
 
     def counts(self):
         """``{"step", "samples_seen", "samples_backpropagated"}`` as Python ints (a host read)."""

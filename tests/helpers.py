@@ -78,6 +78,18 @@ class FakeState:
         return self.true_losses[indices]
 
 
+def scoring_epochs(selector, epochs=10, **state_kwargs):
+    """The epochs (of ``epochs``, one :class:`FakeState` each) at whose start ``selector`` re-scored every sample."""
+    scored = []
+    for epoch in range(epochs):
+        state = FakeState(epoch=epoch, epochs=epochs, **state_kwargs)
+        selector(state)
+        if state.scored:
+            assert len(state.scored) == 1 and np.array_equal(np.sort(state.scored[0]), np.arange(state.num_samples))
+            scored.append(epoch)
+    return scored
+
+
 def flatten(plan):
     """``(indices, weights)`` of a whole plan, weights 1 where a batch gives none."""
     idx, w = [], []

@@ -50,7 +50,8 @@ def test_slow_selection_is_charged_to_selection_and_training_not_evaluation():
     frame = hist.frame
     assert frame["selection_time_s"].iloc[-1] >= 0.4
     assert frame["train_time_s"].iloc[-1] >= frame["selection_time_s"].iloc[-1]
-    assert frame["eval_time_s"].iloc[-1] < 0.4
+    # The second evaluation (the first one also traces the evaluation step) takes far less than the 0.2 s sleep.
+    assert np.diff(frame["eval_time_s"].to_numpy())[0] < 0.15
 
 
 def test_on_batch_end_errors_name_the_hook():

@@ -59,7 +59,8 @@ def test_in_step_filter_and_its_mode():
     assert in_step_filter(Shuffle()) == (None, None)
     keep, mode = in_step_filter(OrderedSGD())
     assert mode == "mask" and keep is not None
-    assert in_step_filter(SelectiveBackprop())[1] == "compact"
+    assert in_step_filter(SelectiveBackprop())[1] == "accumulate"
+    assert in_step_filter(SelectiveBackprop(accumulate=False))[1] == "compact"
 
 
 def test_wrapping_selector_forwards_every_protocol_member():

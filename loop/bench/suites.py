@@ -9,9 +9,10 @@ overrides any of them (``--epochs``, ``--n-train``, ``--selectors`` ...).
 import dataclasses
 
 #: The selectors of the default suite: the baseline, the order-only baselines
-#: of the seed 000 experiment and one of each family of published methods.
+#: of the seed 000 experiment, one of each family of published methods, and
+#: RandomDrop, the uniform control that selective backprop must beat.
 DEFAULT_SELECTORS = ("shuffle", "freeze", "homogeneous", "heterogeneous", "loss_sorted", "dybat", "infobatch",
-                     "selective_backprop")
+                     "selective_backprop", "random_drop")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,9 @@ One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
 :mod:`~loop.selectors.sampling` (weighted random orders),
 :mod:`~loop.selectors.dynamic` (batch-size schedules around any selector),
 :mod:`~loop.selectors.dybat`, :mod:`~loop.selectors.infobatch`,
-:mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop` and
-:mod:`~loop.selectors.ordered_sgd` (published methods).
+:mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop`,
+:mod:`~loop.selectors.stale_selective_backprop` and :mod:`~loop.selectors.ordered_sgd` (published methods), and :mod:`~loop.selectors.random_drop`
+(their uniform control).
 """
 
 from loop.selectors.base import Selector, describe, from_string, register, registered
@@ -19,12 +20,14 @@ from loop.selectors.importance import ImportanceSampling
 from loop.selectors.infobatch import InfoBatch
 from loop.selectors.loss_based import Curriculum, LossSorted, OnlineBatchSelection
 from loop.selectors.ordered_sgd import OrderedSGD
+from loop.selectors.random_drop import RandomDrop
 from loop.selectors.sampling import WeightedRandom, weighted_permutation
-from loop.selectors.selective_backprop import SelectiveBackprop, StaleSelectiveBackprop
+from loop.selectors.selective_backprop import SelectiveBackprop
+from loop.selectors.stale_selective_backprop import StaleSelectiveBackprop
 
 __all__ = [
     "Selector", "Shuffle", "Freeze", "chunk", "describe", "from_string", "register", "registered",
     "Homogeneous", "Heterogeneous", "LossSorted", "Curriculum", "OnlineBatchSelection", "WeightedRandom",
     "weighted_permutation", "DynamicBatchSize", "DyBAT", "ImportanceSampling", "SelectiveBackprop",
-    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD",
+    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop",
 ]

@@ -93,13 +93,13 @@ class ImportanceSampling(Selector):
     def __call__(self, state):
         n, b = state.num_samples, state.batch_size
         big = self.presample_size(b, n)
-        if not self.active(state):
+        if not self.presampling(state):
             big = b  # Algorithm 1's "else" branch: train on b uniform samples and score only those
         steps = math.ceil(n / b)
         stream = np.concatenate([state.rng.permutation(n) for _ in range(math.ceil(steps * big / n))])
         return list(stream[:steps * big].reshape(steps, big))
 
-    def active(self, state):
+    def presampling(self, state):
         """Whether this epoch presamples: the variance-reduction EMA ``tau`` exceeded ``tau_th``.
 
         Read once per epoch from the ``tf.Variable`` (one host read), so the

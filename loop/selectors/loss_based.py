@@ -1,8 +1,9 @@
 """Selectors that order or sample the epoch by each sample's last-seen loss.
 
 All read the free, stale loss table ``state.losses`` (written by the train
-step) and re-score with ``state.score`` only when asked (``refresh_every`` /
-``recompute_every``).  A never-seen sample (NaN loss) counts as the hardest.
+step) and re-score with ``state.score`` only when asked (``refresh_every``,
+or ``r_freq`` for online batch selection); ``Curriculum`` asks every epoch by
+default.  A never-seen sample (NaN loss) counts as the hardest.
 """
 
 import math
@@ -10,7 +11,7 @@ import math
 import numpy as np
 
 from loop.selectors._common import (check_choice, check_number, check_refresh, class_labels, interleave,
-                                    latest_losses, progress, sort_by_loss)
+                                    latest_losses, sort_by_loss)
 from loop.selectors.base import Selector, register
 from loop.selectors.baselines import chunk
 
@@ -58,26 +59,69 @@ class LossSorted(Selector):
 
 @register("curriculum")
 class Curriculum(Selector):
-    """Curriculum / self-paced ordering by last-seen loss with a pacing function.
+    """Curriculum / self-paced ordering by the current model's loss, with a pacing function.
 
-    Definition (Bengio et al., ICML 2009; Kumar et al., NeurIPS 2010 for the
-    self-paced, loss-based scoring; pacing functions as in Hacohen & Weinshall,
-    ICML 2019 and Platanios et al., NAACL 2019): every epoch the samples are
-    ranked by last-seen loss (``order="easy"``: lowest first; ``"hard"``:
-    highest first; never-seen counts as the highest) and the training pool is
-    the first ``ceil(f(t) * N)`` of them, shuffled and cut into batches.
-    ``t = min(1, epoch / (ramp * epochs))`` and
+    Definition: every epoch the samples are ranked by loss (``order="easy"``:
+    lowest first; ``"hard"``: highest first; never-seen counts as the highest;
+    ties at random) and the training pool is the first ``ceil(f(t) * N)`` of
+    them, shuffled and cut into batches.  ``t = min(1, epoch / (ramp *
+    epochs))`` and
 
     * ``"linear"``:    f = start + (1 - start) * t
     * ``"root"``:      f = sqrt(start**2 + (1 - start**2) * t)
     * ``"geometric"``: f = start * (1 / start) ** t
 
     so the pool grows from ``start`` of the data to all of it after ``ramp`` of
-    the epochs.  Note that with ``order="easy"`` and no re-scoring, samples
-    never seen stay at the end of the ranking until the pool reaches them.
+    the epochs.  The losses are the current model's: by default
+    (``refresh_every=1``) every sample is re-scored with ``state.score`` (a
+    compiled forward pass with ``training=False``; its time counts as
+    selection time) at the start of every epoch.  ``refresh_every=k`` re-scores
+    on epochs 0, k, 2k, ... and reads the loss table in between;
+    ``refresh_every=None`` never re-scores and ranks by the table alone, i.e.
+    by each sample's loss when it was last trained on (free, but stale: the
+    samples just trained on look easier than those left out of the pool, and
+    with ``order="easy"`` never-seen samples stay at the end of the ranking
+    until the pool reaches them).
+
+    Reference: Bengio, Louradour, Collobert and Weston, "Curriculum
+    learning", ICML 2009 (easy to hard, a growing training distribution);
+    Kumar, Packer and Koller, "Self-Paced Learning for Latent Variable
+    Models", NeurIPS 2010 (the easy samples are those whose loss under the
+    current model is small, re-evaluated at every iteration; their threshold
+    ``1/K`` is our pool size); Platanios, Stretcu, Neubig, Poczos and Mitchell,
+    "Competence-based Curriculum Learning for Neural Machine Translation",
+    NAACL 2019 (the linear and root competence functions, their ``c0`` and
+    ``T`` being our ``start`` and ``ramp * epochs``); Hacohen and Weinshall,
+    "On the Power of Curriculum Learning in Training Deep Networks", ICML 2019,
+    code ``GuyHacohen/curriculum_learning``, ``main_train_networks.py``
+    (``exponent_data_function_generator``: the pool is the first
+    ``ceil(N * percent)`` of the ranking, ``percent`` growing geometrically
+    from ``starting_percent``, our ``"geometric"``; ``order_by_loss``: the
+    self-taught ranking by a fresh ``model.predict`` over the training set).
+    No single reference implements this class; deviations from each:
+
+    * pacing per epoch: the pool changes at epoch starts, not every
+      ``batch_increase`` steps as in Hacohen and Weinshall, and an epoch is
+      one pass over the pool (fewer steps while the pool is small) rather
+      than a fixed number of batches sampled from it.
+    * Hacohen and Weinshall rank once, before training, by a teacher (a
+      transfer-learned network, or the model trained once without a
+      curriculum); here the ranking is the current model's, re-scored every
+      epoch, as in self-paced learning.
+    * self-paced learning selects by a loss threshold that is annealed; here
+      the pool is a fraction of the data that follows the pacing function.
+
+    Args:
+        order: ``"easy"`` or ``"hard"``.
+        pacing: ``"linear"``, ``"root"`` or ``"geometric"``.
+        start: the pool's fraction at epoch 0, in (0, 1].
+        ramp: the fraction of the epochs after which the pool is all the data,
+            in (0, 1].
+        refresh_every: ``1`` (default) to re-score every epoch, ``k`` for every
+            k-th epoch, or ``None`` for the stale loss table only.
     """
 
-    def __init__(self, order="easy", pacing="linear", start=0.2, ramp=0.5, refresh_every=None):
+    def __init__(self, order="easy", pacing="linear", start=0.2, ramp=0.5, refresh_every=1):
         self.order = check_choice("Curriculum", "order", order, ("easy", "hard"))
         self.pacing = check_choice("Curriculum", "pacing", pacing, ("linear", "root", "geometric"))
         self.start = check_number("Curriculum", "start", start, low=0, high=1, low_open=True)
@@ -104,31 +148,88 @@ class Curriculum(Selector):
 
 @register("online_batch")
 class OnlineBatchSelection(Selector):
-    """Online batch selection: rank-based sampling by last-seen loss.
+    """Online batch selection: draw each epoch's samples by the rank of their latest known loss.
 
     Definition (Loshchilov & Hutter, "Online Batch Selection for Faster
-    Training of Neural Networks", arXiv 1511.06343, Sec. 3): rank the samples
-    by last-seen loss, highest first (rank r = 0 .. N-1; never-seen first, ties
-    at random); sample r is drawn with probability
-    ``p(r) ∝ exp(-log(s_e) * r / N)``, so the top-ranked sample is ``s_e``
-    times as likely as the last.  ``s_e`` is annealed exponentially from
-    ``s_e0`` at the first epoch to ``s_e_end`` at the last:
-    ``s_e = s_e0 * (s_e_end / s_e0) ** (epoch / (epochs - 1))``.  Every epoch
-    draws ``N`` samples with replacement and cuts them into batches, so an
-    epoch has as many steps as the baseline's.  The ranking uses the losses the
-    train step recorded; with ``recompute_every=k`` all losses are re-scored on
-    epochs 0, k, 2k, ... (the paper's periodic recomputation).  The paper's
-    default pressure is ``s_e0 = s_e_end = 100``.
+    Training of Neural Networks", arXiv 1511.06343): epoch 0 trains every
+    sample once, in a seeded shuffle, so that every sample has a loss.  From
+    epoch 1 on, the samples are ranked by their latest known loss, highest
+    first (rank ``r = 0 .. N-1``; a never-seen sample counts as the highest,
+    ties at random), and the epoch is ``N`` draws with replacement in which
+    rank ``r`` has probability ``p(r) ∝ exp(log(s_e) / N) ** -r``, so the top
+    sample is ``s_e ** ((N - 1) / N)`` times as likely as the last.  The
+    draws are cut into batches of ``batch_size``.  The selection pressure is
+    annealed exponentially, ``s_e = s_e0 * (s_e_end / s_e0) ** (epoch / epochs)``
+    (``s_e_end`` is where it would be after the last epoch); an epoch with
+    ``s_e == 1`` is a plain shuffle.  The latest known losses are the ones the
+    train step records for every trained sample; in addition, at the start of
+    every epoch in which ``epoch * r_freq`` passes an integer (``r_freq=0.5``:
+    epochs 2, 4, 6, ...), the ``r_ratio * N`` top-ranked samples are
+    re-scored with ``state.score`` (``training=False``, counted as training
+    time) and the ranking is redone with the fresh losses.
+
+    Reference: the authors' Lasagne MNIST script (``test()`` and its
+    scenarios in ``main()``): ``bfs`` holds each datapoint's latest loss (1e10
+    until seen) and is updated with the training pass's losses after every
+    batch; epoch 0 walks through the data once in order; later epochs draw
+    ranks by the inverse CDF of ``prob[i] ∝ mult ** -i``, ``mult =
+    exp(log(fac) / ntraining)``; ``fac = fac_begin * mult_fac ** epoch`` with
+    ``mult_fac = exp(log(fac_end / fac_begin) / num_epochs)``; once more
+    than ``ntraining / pp1`` datapoints have been trained since the last
+    recomputation, the losses of the ``pp2 * ntraining`` top-ranked ones are
+    recomputed.  Their names → ours (the paper's in brackets): ``fac_begin``
+    (``s_e0``) → ``s_e0``, ``fac_end`` (``s_e_end``) → ``s_e_end``, ``pp1``
+    (``r_freq``) → ``r_freq``, ``pp2`` (``r_ratio``) → ``r_ratio``.  The
+    defaults are the script's scenario 7: ``s_e0 = s_e_end = 100``, ``r_freq =
+    0.5``, ``r_ratio = 1``; its scenarios without recomputation have
+    ``r_freq = 0``.
+
+    Deviations: the reference re-sorts the ranking every 100 trained
+    datapoints (``sorting_evaluations_period``), so a sample's rank follows
+    the losses of the current epoch's batches; a plan is made once per epoch,
+    so here the ranking and the probabilities are fixed for the whole epoch
+    (a high-loss sample keeps its rank even after being trained on), and the
+    fresh losses of this epoch count from the next one.  The top-ranked sample
+    is so drawn about ``log(s_e)`` times an epoch (4.6 at ``s_e = 100``)
+    however fast its loss falls, which makes training on a small set
+    oscillate: on the 400-sample spiral of ``tests/selectors/test_with_loop.py``
+    the defaults end 12 epochs above the initial loss, and ``s_e0 = s_e_end =
+    10`` converges.  The reference's
+    recomputation falls when its datapoint counter passes ``N / r_freq``,
+    which can be mid-epoch; here it is at the start of the first epoch at or
+    after that point, so at most once per epoch (``r_freq`` is at most 1).
+    The script recomputes with the non-deterministic output it trains on
+    (dropout on); ``state.score`` uses ``training=False``.  Draws come from
+    ``state.rng``, not a global generator.
+
+    Variants: ``r_freq=0`` never recomputes: the ranking then uses only the
+    losses recorded when samples were trained (this project's earlier
+    behaviour, as in the reference's scenarios 1-6).
+
+    Raises:
+        ValueError: ``s_e0`` or ``s_e_end`` < 1, ``r_freq`` or ``r_ratio``
+            outside [0, 1].
     """
 
-    def __init__(self, s_e0=100.0, s_e_end=100.0, recompute_every=None):
+    def __init__(self, s_e0=100.0, s_e_end=100.0, r_freq=0.5, r_ratio=1.0):
         self.s_e0 = check_number("OnlineBatchSelection", "s_e0", s_e0, low=1)
         self.s_e_end = check_number("OnlineBatchSelection", "s_e_end", s_e_end, low=1)
-        self.recompute_every = check_refresh("OnlineBatchSelection", recompute_every)
+        if isinstance(r_freq, (int, float)) and not isinstance(r_freq, bool) and r_freq > 1:
+            raise ValueError(f"OnlineBatchSelection: r_freq={r_freq!r} is out of range; it must be a number in "
+                             "[0, 1]: a plan covers a whole epoch, so the losses can be recomputed at most once "
+                             "per epoch (r_freq=1)")
+        self.r_freq = check_number("OnlineBatchSelection", "r_freq", r_freq, low=0, high=1)
+        self.r_ratio = check_number("OnlineBatchSelection", "r_ratio", r_ratio, low=0, high=1)
 
     def selection_pressure(self, epoch, epochs):
-        """``s_e`` at ``epoch`` of ``epochs``."""
-        return self.s_e0 * (self.s_e_end / self.s_e0) ** progress(epoch, epochs)
+        """``s_e`` at ``epoch`` of ``epochs``: ``s_e0`` at epoch 0, ``s_e_end`` one epoch after the last."""
+        return self.s_e0 * (self.s_e_end / self.s_e0) ** (epoch / max(1, epochs))
+
+    def recomputes(self, epoch):
+        """Whether the top ``r_ratio`` of the ranking is re-scored at the start of ``epoch``."""
+        if epoch < 1 or self.r_freq == 0:
+            return False
+        return math.floor(epoch * self.r_freq + 1e-9) > math.floor((epoch - 1) * self.r_freq + 1e-9)
 
     def probabilities(self, n, s_e):
         """The sampling probability of each rank 0 .. n-1."""
@@ -138,7 +239,13 @@ class OnlineBatchSelection(Selector):
 
     def __call__(self, state):
         n = state.num_samples
-        losses = latest_losses(state, self.recompute_every)
+        s_e = self.selection_pressure(state.epoch, state.epochs)
+        if state.epoch == 0 or s_e == 1:
+            return chunk(state.rng.permutation(n), state.batch_size)
+        losses = np.array(state.losses, dtype=np.float32)
         ranked = sort_by_loss(np.arange(n), losses, state.rng, descending=True)
-        p = self.probabilities(n, self.selection_pressure(state.epoch, state.epochs))
-        return chunk(ranked[state.rng.choice(n, size=n, p=p)], state.batch_size)
+        top = np.sort(ranked[:int(self.r_ratio * n)]) if self.recomputes(state.epoch) else ranked[:0]
+        if len(top):
+            losses[top] = state.score(top)
+            ranked = sort_by_loss(np.arange(n), losses, state.rng, descending=True)
+        return chunk(ranked[state.rng.choice(n, size=n, p=self.probabilities(n, s_e))], state.batch_size)

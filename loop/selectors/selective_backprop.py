@@ -13,64 +13,121 @@ def keep_probability(percentile, beta):
     return percentile ** beta
 
 
-@register("selective_backprop")
-class SelectiveBackprop(Selector):
-    """Selective backprop as an in-step filter.
+class PrimedFilter(Selector):
+    """What SelectiveBackprop and its RandomDrop control share: shuffled candidates, priming, seeded draws.
 
-    Definition (Jiang et al., "Accelerating Deep Learning by Focusing on the
-    Biggest Losers", arXiv 1910.00762, Sec. 3): every candidate sample's loss
-    (from the forward pass of the candidate batch) is placed among the last
-    ``history`` losses seen (percentile = fraction of them <= the loss; 1 while
-    the history is empty), and the sample is kept for the backward pass with
-    probability ``percentile ** beta``.  The candidate losses then enter the
-    history ring buffer.  The kept samples are averaged (weight ``n / m`` for
-    m kept of n), as SB backpropagates a plain mean over the selected batch; if
-    none is kept, the highest-loss sample is.  The candidate batches are a
-    seeded shuffle.  History and counters are ``tf.Variable`` objects created in
-    :meth:`on_train_begin`; the draws are stateless, seeded by the loop's
-    seed and the global step.
-
-    Raises:
-        ValueError: ``beta`` < 0 or ``history`` < 1.
+    Subclasses set ``prime_epochs`` and the learned ``seed_`` and ``active_``
+    in ``__init__``, call :meth:`_prime` from ``on_train_begin``, and draw with
+    :meth:`_uniform`.
     """
 
-    def __init__(self, beta=3.0, history=1024):
-        self.beta = check_number("SelectiveBackprop", "beta", beta, low=0)
-        self.history = check_number("SelectiveBackprop", "history", history, low=1, integer=True)
-        self.losses_ = None   # tf.Variable [history], the ring buffer
-        self.seen_ = None     # tf.Variable int64, losses pushed so far
-        self.seed_ = None
-
-    def on_train_begin(self, state):
+    def _prime(self, state):
         if self.seed_ is None:
             self.seed_ = int(state.rng.integers(2 ** 31 - 1))
-        if not isinstance(self.losses_, tf.Variable):
-            init = np.zeros(self.history, np.float32) if self.losses_ is None else self.losses_
-            self.losses_ = tf.Variable(np.asarray(init, np.float32), trainable=False, name="sb_history")
-        if not isinstance(self.seen_, tf.Variable):
-            self.seen_ = tf.Variable(np.int64(0 if self.seen_ is None else self.seen_), trainable=False,
-                                     name="sb_seen")
+        self.active_ = _variable(self.active_, np.bool_(self.prime_epochs == 0), f"{type(self).__name__}_active")
 
     def __call__(self, state):
+        if isinstance(self.active_, tf.Variable):
+            self.active_.assign(state.epoch >= self.prime_epochs)
         return chunk(state.rng.permutation(state.num_samples), state.batch_size)
+
+    def active(self, step):
+        """False during the priming epochs: the batch trains with plain backprop."""
+        return self.active_
+
+    def _uniform(self, n, step, stream=0):
+        """``n`` stateless uniforms, seeded by the run's seed and the global step."""
+        seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(step, tf.int64) + stream])
+        return tf.random.stateless_uniform([n], seed=seed)
+
+
+@register("selective_backprop")
+class SelectiveBackprop(PrimedFilter):
+    """Selective backprop: forward candidates, keep each with probability percentile^β, backpropagate full batches.
+
+    Definition (Jiang et al., "Accelerating Deep Learning by Focusing on the
+    Biggest Losers", arXiv 1910.00762, Algorithm 1): the candidates are a seeded
+    shuffle cut into batches of ``batch_size``.  Each candidate batch is
+    forwarded without gradient (``training=False``); its losses join a window
+    of the last ``history`` losses, and each candidate is kept with probability
+    ``percentile ** beta``, where the percentile is the fraction of the window's
+    losses strictly below its own.  Kept samples queue on the device until
+    exactly ``batch_size`` are queued; then one forward and backward pass over
+    those ``batch_size`` rows (the plain mean of their losses) makes one
+    optimizer step (``filter_mode = "accumulate"``, see :mod:`loop.protocol`).
+    The first ``prime_epochs`` epochs train every batch with plain backprop and
+    no extra forward pass (the ``active`` switch), as the reference primes with
+    one epoch of the whole training set.
+
+    Reference: code ``angelajiang/SelectiveBackprop``: ``lib/calculators.py``
+    (``BatchedRelativeProbabilityCalculator``: the window is updated with the
+    batch's losses before their probabilities are computed), ``lib/hist.py``
+    (``UnboundedHistogram.percentile_of_score``: the count of strictly lower
+    losses over the window's length), ``lib/selectors.py`` (``SamplingSelector``:
+    keep if a uniform draw < the probability; ``PrimedSelector`` with
+    ``num_images_to_prime`` = the training-set size in ``SelectiveBackpropper.py``),
+    ``lib/trainer.py`` (``Trainer.get_batch``: backpropagate once ``batch_size``
+    selected samples are queued) and ``lib/backproppers.py``
+    (``SamplingBackpropper``: the mean loss of the chosen samples).  Their names
+    → ours: ``prob_pow`` → ``beta``; ``max_history_len`` (1024) → ``history``;
+    ``num_images_to_prime`` (one epoch) → ``prime_epochs=1``; ``batch_size`` is
+    the loop's; ``sampling_min`` is 0 in the reference and fixed at 0 here.
+
+    Deviations: the reference backpropagates the partial queue left at the end
+    of each epoch; here the queue carries over into the next epoch, so every
+    optimizer step after priming backpropagates exactly ``batch_size`` samples.
+    The draws are stateless uniforms seeded by a seed drawn from ``state.rng`` and
+    the global step, not a global generator.
+
+    ``accumulate=False`` is this project's earlier variant: each candidate batch
+    makes one optimizer step on its kept rows only (weight ``n / m`` for ``m`` of
+    ``n`` kept; the highest-loss row if none is), in ``"compact"`` mode.  It makes
+    about ``β + 1`` times more optimizer steps per backpropagated sample.
+
+    Raises:
+        ValueError: ``beta`` < 0, ``history`` < 1 or ``prime_epochs`` < 0.
+    """
+
+    def __init__(self, beta=3.0, history=1024, accumulate=True, prime_epochs=1):
+        self.beta = check_number("SelectiveBackprop", "beta", beta, low=0)
+        self.history = check_number("SelectiveBackprop", "history", history, low=1, integer=True)
+        self.accumulate = bool(accumulate)
+        self.prime_epochs = check_number("SelectiveBackprop", "prime_epochs", prime_epochs, low=0, integer=True)
+        self.losses_ = None   # tf.Variable [history], the ring buffer of recent candidate losses
+        self.seen_ = None     # tf.Variable int64, losses pushed so far
+        self.active_ = None   # tf.Variable bool, False while priming
+        self.seed_ = None
+
+    @property
+    def filter_mode(self):
+        """``"accumulate"`` (the reference), or ``"compact"`` with ``accumulate=False``."""
+        return "accumulate" if self.accumulate else "compact"
+
+    def on_train_begin(self, state):
+        self._prime(state)
+        self.losses_ = _variable(self.losses_, np.zeros(self.history, np.float32), "sb_history")
+        self.seen_ = _variable(self.seen_, np.int64(0), "sb_seen")
+
+    def percentiles(self, losses):
+        """Pushes ``losses`` into the window, then returns each one's fraction of window losses strictly below it."""
+        self._push(losses)
+        filled = tf.minimum(self.seen_, self.history)
+        valid = tf.range(self.history, dtype=tf.int64) < filled
+        below = tf.logical_and(valid[None, :], self.losses_[None, :] < losses[:, None])
+        return tf.reduce_sum(tf.cast(below, tf.float32), axis=1) / tf.cast(filled, tf.float32)
 
     def keep(self, batch):
         losses = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
         n = tf.shape(losses)[0]
-        size = self.history
-        filled = tf.minimum(self.seen_, size)
-        valid = tf.range(size, dtype=tf.int64) < filled
-        below = tf.logical_and(valid[None, :], self.losses_[None, :] <= losses[:, None])
-        count = tf.reduce_sum(tf.cast(below, tf.float32), axis=1)
-        percentile = tf.where(filled > 0, count / tf.maximum(tf.cast(filled, tf.float32), 1.0), 1.0)
-        prob = keep_probability(percentile, self.beta)
-        seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(batch.step, tf.int64)])
-        mask = tf.random.stateless_uniform([n], seed=seed) < prob
+        prob = keep_probability(self.percentiles(losses), self.beta)
+        mask = self._uniform(n, batch.step) < prob
+        weights = tf.cast(batch.weights, tf.float32)
+        if self.accumulate:
+            return weights * tf.cast(mask, tf.float32)
         mask = tf.cond(tf.reduce_any(mask), lambda: mask,
                        lambda: tf.one_hot(tf.argmax(losses), n, on_value=True, off_value=False))
         kept = tf.reduce_sum(tf.cast(mask, tf.float32))
-        self._push(losses)
-        return tf.cast(batch.weights, tf.float32) * tf.cast(mask, tf.float32) * tf.cast(n, tf.float32) / kept
+        return weights * tf.cast(mask, tf.float32) * tf.cast(n, tf.float32) / kept
 
     def _push(self, losses):
         losses = losses[-self.history:]
@@ -80,31 +137,9 @@ class SelectiveBackprop(Selector):
         self.seen_.assign_add(m)
 
 
-@register("stale_selective_backprop")
-class StaleSelectiveBackprop(Selector):
-    """Selective backprop on last-seen losses, decided at the start of the epoch.
-
-    Definition (Jiang et al., arXiv 1910.00762, Sec. 4.3 "StaleSB", which
-    reuses losses from earlier forward passes instead of a fresh one): every
-    sample is kept for this epoch with probability ``percentile ** beta``,
-    where the percentile is the fraction of all seen last-seen losses
-    (``state.losses``) that are <= its own; never-seen samples are always kept.
-    The kept samples are shuffled and cut into batches of ``batch_size``; no
-    extra forward pass is made.  If none is kept, the highest-loss sample is.
-    """
-
-    def __init__(self, beta=3.0):
-        self.beta = check_number("StaleSelectiveBackprop", "beta", beta, low=0)
-
-    def __call__(self, state):
-        losses = np.asarray(state.losses, dtype=np.float64)
-        seen = np.isfinite(losses)
-        prob = np.ones(len(losses))
-        if seen.any():
-            history = np.sort(losses[seen])
-            prob[seen] = keep_probability(np.searchsorted(history, losses[seen], side="right") / len(history),
-                                          self.beta)
-        kept = np.flatnonzero(state.rng.random(len(losses)) < prob)
-        if len(kept) == 0:
-            kept = np.array([int(np.nanargmax(losses))])
-        return chunk(state.rng.permutation(kept), state.batch_size)
+def _variable(current, initial, name):
+    """A ``tf.Variable`` holding ``current`` (restored state) or ``initial``; an existing variable is kept."""
+    if isinstance(current, tf.Variable):
+        return current
+    value = initial if current is None else np.asarray(current, dtype=np.asarray(initial).dtype)
+    return tf.Variable(value, trainable=False, name=name)

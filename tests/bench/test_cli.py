@@ -248,6 +248,7 @@ def test_overhead_benchmark_reports_each_selector(capsys):
     printed = capsys.readouterr().out
     assert "| Shuffle() |" in printed and "| DyBAT() |" in printed  # Shuffle is added as the reference
     assert "epoch_ratio" in printed and "step_ratio" in printed and "selection_share" in printed
+    assert "candidate_ratio" in printed
     assert main(["overhead", "--selectors", "nope"]) == 2
 
 

@@ -28,9 +28,10 @@ def test_dybat_epoch0_trains_all_fixed_batches_in_order(make_state):
     assert np.array_equal(np.stack(plan), np.arange(100).reshape(10, 10))
 
 
+@pytest.mark.parametrize("order", ["dataset", "loss"])
 @pytest.mark.parametrize("delta", [0.2, 0.3, 0.5, 1.0])
-def test_dybat_picks_top_batches_and_keeps_step_budget(make_state, delta):
-    selector = DyBAT(delta=delta)
+def test_dybat_picks_top_batches_and_keeps_step_budget(make_state, delta, order):
+    selector = DyBAT(delta=delta, order=order)
     m = int(delta * 10)
     epochs = selector.epochs_for_budget(4, 100, 10)
     plans = _train(selector, epochs, make_state)
@@ -39,11 +40,30 @@ def test_dybat_picks_top_batches_and_keeps_step_budget(make_state, delta):
     for epoch, (losses, plan) in enumerate(plans[1:], 1):
         batch_loss = losses[np.arange(100).reshape(10, 10)].mean(axis=1)
         ids = [b[0] // 10 for b in plan]
+        top = list(np.argsort(-batch_loss, kind="stable")[:m])
         if delta == 1.0:
             assert ids == list(range(10))
+        elif order == "dataset":
+            # Every round after round 0 is the top-m by the losses recorded so far, trained in dataset order.
+            assert ids == sorted(top)
         else:
-            # Every round after round 0 is exactly the top-m by the losses recorded so far.
-            assert ids == list(np.argsort(-batch_loss, kind="stable")[:m])
+            assert ids == top  # highest recorded loss first
+
+
+def test_dybat_trains_chosen_batches_in_dataset_order_by_default(make_state):
+    """The reference (run.py, turbo_train) sorts the chosen batch ids and walks the loader in order."""
+    selector = DyBAT(delta=0.4)
+    assert selector.order == "dataset"
+    selector(make_state(num_samples=100, batch_size=10))  # round 0: batches 0..9
+    # Recorded batch losses: batch 7 hardest, then 2, 9, 4; the rest easy.
+    batch_loss = np.array([0.1, 0.2, 5.0, 0.3, 2.0, 0.1, 0.2, 9.0, 0.3, 3.0])
+    state = make_state(num_samples=100, batch_size=10, epoch=1, losses=np.repeat(batch_loss, 10))
+    plan = batches_of(selector(state))
+    assert [b[0] // 10 for b in plan] == [2, 4, 7, 9]
+    assert all(np.array_equal(b, np.arange(10 * i, 10 * i + 10)) for b, i in zip(plan, [2, 4, 7, 9]))
+    loss_first = DyBAT(delta=0.4, order="loss")
+    loss_first(make_state(num_samples=100, batch_size=10))
+    assert [b[0] // 10 for b in batches_of(loss_first(state))] == [7, 2, 9, 4]
 
 
 def test_dybat_stream_mode_keeps_b_steps_per_epoch(make_state):
@@ -63,10 +83,12 @@ def test_dybat_rounds_per_call_one_is_the_paper(make_state):
     assert selector.epochs_for_budget(3, 100, 10) == 1 + 7  # 10 + 7 * 3 >= 30 steps
 
 
-def test_dybat_bad_delta():
+def test_dybat_bad_arguments():
     for delta in (0, -0.1, 1.5):
         with pytest.raises(ValueError, match=f"delta={delta}"):
             DyBAT(delta=delta)
+    with pytest.raises(ValueError, match="order='desc'"):
+        DyBAT(order="desc")
 
 
 def test_dybat_state_round_trip(make_state):

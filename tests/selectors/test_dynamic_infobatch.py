@@ -19,11 +19,11 @@ def test_dynamic_batch_size_schedule(make_state, schedule, middle):
 
 def test_dynamic_batch_size_shrinks_and_keeps_weights(make_state):
     selector = DynamicBatchSize(InfoBatch(prune_ratio=0.5), k0=50, k1=5)
-    state = make_state(num_samples=100, epoch=0, epochs=10, losses=np.random.default_rng(0).random(100))
-    plan = selector(state)
+    state = make_state(num_samples=100, epoch=0, epochs=10, losses=np.random.default_rng(0).permutation(100))
+    plan = selector(state)  # 50 well-learned, 25 of them kept with weight 2
     assert len(plan[0][0]) == 50
     idx, w = flatten(plan)
-    assert set(np.unique(w)) <= {1.0, 2.0} and len(idx) < 100
+    assert set(np.unique(w)) == {1.0, 2.0} and len(idx) == 75
 
 
 def test_dynamic_from_string_and_hooks():
@@ -74,33 +74,112 @@ def test_dynamic_state_includes_base(make_state):
     assert np.array_equal(b._base.batches_, a._base.batches_)
 
 
-def test_infobatch_expected_weighted_loss_equals_full_mean(make_state):
-    losses = np.random.default_rng(0).gamma(2.0, size=200).astype(np.float32)
-    losses[:5] = np.nan  # never seen: always kept
-    selector = InfoBatch(prune_ratio=0.7)
-    totals, kept = [], []
-    for seed in range(2000):
+def _weighted_means(selector, losses, seeds):
+    """``sum(w * loss) / N`` of ``selector.prune`` over ``seeds``, never-seen losses counted as 1."""
+    values = np.nan_to_num(losses, nan=1.0)
+    out = []
+    for seed in seeds:
         idx, w = selector.prune(losses, np.random.default_rng(seed))
-        values = np.nan_to_num(losses[idx], nan=1.0)
-        totals.append(np.sum(w * values) / len(losses))
-        kept.append(len(idx))
+        out.append(np.sum(w * values[idx]) / len(losses))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("pruning", ["exact", "bernoulli"])
+@pytest.mark.parametrize("prune_ratio", [0.5, 0.7])
+def test_infobatch_weighted_loss_is_unbiased(prune_ratio, pruning):
+    losses = np.random.default_rng(0).gamma(2.0, size=41).astype(np.float32)
+    losses[:5] = np.nan  # never seen: always kept, weight 1
+    selector = InfoBatch(prune_ratio=prune_ratio, pruning=pruning)
+    totals = _weighted_means(selector, losses, range(4000))
     full = np.nan_to_num(losses, nan=1.0).mean()
-    assert abs(np.mean(totals) - full) < 4 * np.std(totals) / np.sqrt(len(totals))
-    assert np.mean(kept) < 200 * 0.75  # about 0.7 of the below-mean samples pruned
+    se = totals.std() / np.sqrt(len(totals))
+    assert se > 0 and abs(totals.mean() - full) < 4 * se
+    if pruning == "exact":
+        # keep * |W| is not whole here, so the reference's weight 1 / keep would be detectably biased.
+        well_learned = selector.well_learned(losses)
+        keep, size = selector.keep_ratio, well_learned.sum()
+        kept_share = int(keep * size) / size
+        reference_mean = full - np.sum(losses[well_learned]) * (1 - kept_share / keep) / len(losses)
+        assert abs(reference_mean - full) > 4 * se
 
 
-def test_infobatch_plan_weights_and_annealing(make_state):
+def test_infobatch_keeps_exactly_int_keep_ratio_of_the_well_learned():
+    losses = np.arange(40, dtype=np.float32)  # mean 19.5: W = samples 0..19
+    for prune_ratio, kept_w in [(0.5, 10), (0.3, 14), (0.7, 6), (0.0, 20)]:
+        selector = InfoBatch(prune_ratio=prune_ratio)
+        for seed in range(5):
+            idx, w = selector.prune(losses, np.random.default_rng(seed))
+            assert set(range(20, 40)) <= set(idx)  # the others are never dropped
+            kept = idx[idx < 20]
+            assert len(kept) == kept_w and len(idx) == 20 + kept_w
+            assert np.allclose(w[idx < 20], 20 / kept_w) and np.all(w[idx >= 20] == 1)
+    # |W| = 7, r = 0.5: the reference keeps int(0.5 * 7) = 3 and drops 4 (not int(r * |W|) = 3).
+    losses = np.r_[np.zeros(7), np.full(5, 10.0)].astype(np.float32)
+    idx, w = InfoBatch(prune_ratio=0.5).prune(losses, np.random.default_rng(0))
+    assert np.sum(idx < 7) == 3 and np.allclose(w[idx < 7], 7 / 3)
+    # The kept well-learned samples are a uniform draw without replacement.
+    counts = np.zeros(7)
+    for seed in range(3000):
+        idx, _ = InfoBatch(prune_ratio=0.5).prune(losses, np.random.default_rng(seed))
+        counts[idx[idx < 7]] += 1
+    assert np.all(np.abs(counts / 3000 - 3 / 7) < 0.04)
+
+
+def test_infobatch_clamps_the_keep_ratio_at_a_tenth():
+    losses = np.arange(200, dtype=np.float32)  # W = samples 0..99
+    for prune_ratio in (0.9, 0.95, 0.99):
+        selector = InfoBatch(prune_ratio=prune_ratio)
+        assert selector.keep_ratio == pytest.approx(0.1)
+        idx, w = selector.prune(losses, np.random.default_rng(0))
+        assert np.sum(idx < 100) == 10 and np.allclose(w[idx < 100], 10.0)
+    assert InfoBatch(prune_ratio=0.8).keep_ratio == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("delta,epochs,pruned", [(0.875, 4, [0, 1, 2]), (0.875, 8, [0, 1, 2, 3, 4, 5, 6]),
+                                                (0.5, 4, [0, 1]), (1.0, 3, [0, 1, 2]), (0.0, 3, [])])
+def test_infobatch_prunes_while_epoch_plus_one_is_at_most_delta_epochs(make_state, delta, epochs, pruned):
+    selector = InfoBatch(delta=delta)
+    assert [e for e in range(epochs) if selector.prunes(e, epochs)] == pruned
+    losses = np.arange(100, dtype=np.float32)
+    for epoch in range(epochs):
+        idx, w = flatten(selector(make_state(num_samples=100, epoch=epoch, epochs=epochs, losses=losses)))
+        if epoch in pruned:
+            assert len(idx) == 75 and np.all(w[idx < 50] == 2.0)
+        else:  # annealing: everything, weight 1
+            assert np.array_equal(np.sort(idx), np.arange(100)) and np.all(w == 1)
+
+
+def test_infobatch_plan_weights_and_never_seen(make_state):
     losses = np.random.default_rng(0).random(100).astype(np.float32)
+    losses[:4] = np.nan
     selector = InfoBatch(prune_ratio=0.5, delta=0.8)
-    idx, w = flatten(selector(make_state(num_samples=100, epoch=0, epochs=10, losses=losses)))
-    below = losses[idx] < losses.mean()
-    assert np.all(w[below] == 2.0) and np.all(w[~below] == 1.0)
-    assert set(np.flatnonzero(losses >= losses.mean())) <= set(idx)
-    idx, w = flatten(selector(make_state(num_samples=100, epoch=8, epochs=10, losses=losses)))
+    plan = selector(make_state(num_samples=100, batch_size=10, epoch=0, epochs=10, losses=losses))
+    idx, w = flatten(plan)
+    assert len(np.unique(idx)) == len(idx) and all(len(b) == 10 for b in batches_of(plan)[:-1])
+    below = np.flatnonzero(selector.well_learned(losses))
+    k = int(0.5 * len(below))
+    assert set(range(4)) <= set(idx) and set(np.flatnonzero(~selector.well_learned(losses))) <= set(idx)
+    assert np.allclose(w[np.isin(idx, below)], len(below) / k) and np.all(w[~np.isin(idx, below)] == 1)
+    assert np.sum(np.isin(idx, below)) == k
+    # Epoch 0 of a fit: nothing seen, nothing pruned.
+    idx, w = flatten(selector(make_state(num_samples=100, epoch=0, epochs=10)))
     assert np.array_equal(np.sort(idx), np.arange(100)) and np.all(w == 1)
 
 
-def test_infobatch_bad_ratio():
+def test_infobatch_bernoulli_drops_each_independently(make_state):
+    losses = np.arange(40, dtype=np.float32)
+    selector = InfoBatch(prune_ratio=0.5, pruning="bernoulli")
+    kept = []
+    for seed in range(200):
+        idx, w = selector.prune(losses, np.random.default_rng(seed))
+        assert set(range(20, 40)) <= set(idx) and np.all(w[idx < 20] == 2.0)
+        kept.append(np.sum(idx < 20))
+    assert len(set(kept)) > 3 and abs(np.mean(kept) - 10) < 0.5  # a Binomial(20, 0.5) count
+
+
+def test_infobatch_bad_arguments():
     for r in (-0.1, 1.0):
         with pytest.raises(ValueError, match=f"prune_ratio={r}"):
             InfoBatch(prune_ratio=r)
+    with pytest.raises(ValueError, match="pruning='random'"):
+        InfoBatch(pruning="random")

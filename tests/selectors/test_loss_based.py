@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from loop.selectors import Curriculum, LossSorted, OnlineBatchSelection
+from loop.selectors import Curriculum, LossSorted
 from helpers import batches_of, flatten
 
 
@@ -56,47 +56,46 @@ def test_loss_sorted_per_class_rejects_regression(make_state):
 @pytest.mark.parametrize("pacing", ["linear", "root", "geometric"])
 def test_curriculum_pool_grows_from_start_to_all(make_state, pacing):
     selector = Curriculum(pacing=pacing, start=0.25, ramp=0.5)
-    losses = np.random.default_rng(0).random(100)
+    true_losses = np.random.default_rng(0).random(100)
     sizes = []
     for epoch in range(10):
-        order = flatten(selector(make_state(num_samples=100, epoch=epoch, epochs=10, losses=losses)))[0]
+        state = make_state(num_samples=100, epoch=epoch, epochs=10, true_losses=true_losses)
+        order = flatten(selector(state))[0]
         sizes.append(len(order))
         assert len(np.unique(order)) == len(order)
-        easiest = np.argsort(losses)[:len(order)]
+        easiest = np.argsort(true_losses)[:len(order)]
         assert set(order) == set(easiest)
     assert sizes[0] == 25 and sizes[5:] == [100] * 5 and sizes == sorted(sizes)
 
 
 def test_curriculum_hard_takes_highest_losses(make_state):
-    losses = np.random.default_rng(0).random(100)
-    order = flatten(Curriculum(order="hard", start=0.3)(make_state(num_samples=100, losses=losses)))[0]
-    assert set(order) == set(np.argsort(-losses)[:30])
+    true_losses = np.random.default_rng(0).random(100)
+    order = flatten(Curriculum(order="hard", start=0.3)(make_state(num_samples=100, true_losses=true_losses)))[0]
+    assert set(order) == set(np.argsort(-true_losses)[:30])
 
 
-def test_online_batch_probabilities_ratio_is_pressure():
-    p = OnlineBatchSelection().probabilities(1000, 100.0)
-    assert np.isclose(p.sum(), 1) and np.all(np.diff(p) < 0)
-    assert np.isclose(p[0] / p[-1], 100.0 ** (999 / 1000))
+def test_curriculum_scores_with_the_current_model_by_default(make_state):
+    """The default ranks by state.score (all samples, every epoch), not by the stale loss table."""
+    stale = np.linspace(2.0, 0.1, 100)    # the table: the last samples look easy (just trained on, say)
+    fresh = np.linspace(0.1, 2.0, 100)    # the current model: the first samples are the easy ones
+    selector = Curriculum(start=0.2)
+    assert selector.refresh_every == 1
+    for epoch in range(3):
+        state = make_state(num_samples=100, epoch=epoch, epochs=10, losses=stale, true_losses=fresh)
+        order = flatten(selector(state))[0]
+        assert len(state.scored) == 1 and np.array_equal(np.sort(state.scored[0]), np.arange(100))
+        assert set(order) == set(range(len(order))) and len(order) >= 20
 
 
-def test_online_batch_anneals_exponentially():
-    selector = OnlineBatchSelection(s_e0=1e8, s_e_end=1e2)
-    assert np.isclose(selector.selection_pressure(0, 5), 1e8)
-    assert np.isclose(selector.selection_pressure(4, 5), 1e2)
-    assert np.isclose(selector.selection_pressure(2, 5), 1e5)
-
-
-def test_online_batch_favours_high_loss(make_state):
-    losses = np.arange(1000, dtype=np.float32)
-    state = make_state(num_samples=1000, batch_size=50, losses=losses)
-    order = flatten(OnlineBatchSelection(s_e0=100, s_e_end=100)(state))[0]
-    assert len(order) == 1000
-    top = np.mean(order >= 900)
-    bottom = np.mean(order < 100)
-    assert top / bottom > 20  # expected ratio ~ (1 - 100**-0.1) / (100**-0.9 - 100**-1) ~ 30
-
-
-def test_online_batch_recomputes_losses(make_state):
-    state = make_state(num_samples=40)
-    OnlineBatchSelection(recompute_every=3)(state)
-    assert len(state.scored) == 1 and len(state.scored[0]) == 40
+def test_curriculum_stale_variant_reads_the_loss_table_only(make_state):
+    stale = np.linspace(2.0, 0.1, 100)
+    state = make_state(num_samples=100, epoch=1, epochs=10, losses=stale, true_losses=stale[::-1])
+    order = flatten(Curriculum(start=0.2, refresh_every=None)(state))[0]
+    assert state.scored == [] and set(order) == set(range(100 - len(order), 100))
+    every_other = Curriculum(refresh_every=2)
+    scored = []
+    for epoch in range(4):
+        state = make_state(num_samples=100, epoch=epoch, epochs=10, losses=stale)
+        every_other(state)
+        scored.append(len(state.scored))
+    assert scored == [1, 0, 1, 0]
