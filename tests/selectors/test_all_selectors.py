@@ -13,7 +13,7 @@ SELECTORS = [
     Curriculum(order="hard", pacing="root", start=0.5),
     OnlineBatchSelection(s_e0=1e8, s_e_end=10.0, r_freq=1.0, r_ratio=0.5),
     WeightedRandom(replacement=True), DynamicBatchSize("heterogeneous", k0=8, k1=64, schedule="geometric"),
-    DyBAT(delta=0.25), ImportanceSampling(presample=2.0, score="gnorm"), SelectiveBackprop(beta=1.0, history=64),
+    DyBAT(delta=0.25), ImportanceSampling(presample=2.0, score="loss"), SelectiveBackprop(beta=1.0, history=64),
     StaleSelectiveBackprop(beta=2.0, staleness=None, history=64), InfoBatch(prune_ratio=0.3, delta=0.5),
     OrderedSGD(q=4),
 ]
@@ -29,7 +29,7 @@ SPECS = [
     ("dynamic:base='heterogeneous',k0=8,k1=64,schedule='geometric'",
      "DynamicBatchSize(base='heterogeneous', k0=8, k1=64, schedule='geometric')"),
     ("dybat:delta=0.25", "DyBAT(delta=0.25)"),
-    ("importance:presample=2.0,score='gnorm'", "ImportanceSampling(presample=2.0, score='gnorm')"),
+    ("importance:presample=2.0,score='loss'", "ImportanceSampling(presample=2.0, score='loss')"),
     ("selective_backprop:beta=1.0,history=64", "SelectiveBackprop(beta=1.0, history=64)"),
     ("stale_selective_backprop:beta=2.0,staleness=None,history=64",
      "StaleSelectiveBackprop(beta=2.0, staleness=None, history=64)"),

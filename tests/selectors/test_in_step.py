@@ -81,7 +81,7 @@ def test_importance_sampling_is_unbiased(make_state):
 
 
 def test_importance_sampling_uniform_until_variance_reduction(make_state):
-    selector = ImportanceSampling(presample=4.0)
+    selector = ImportanceSampling(presample=4.0, score="loss")
     state = make_state(batch_size=8, num_samples=1000)
     keep = _compiled(selector, state)
     assert np.isclose(selector.threshold(8, 1000), (32 + 24) / 24)
@@ -113,4 +113,18 @@ def test_gradient_norm_bound():
     g = gradient_norm_bound(tf.constant([0, 1]), y_pred).numpy()
     assert np.allclose(g, [np.linalg.norm([-0.3, 0.2, 0.1]), np.linalg.norm([0.1, -0.9, 0.8])])
     g = gradient_norm_bound(tf.constant([[1.0], [2.0]]), tf.constant([[1.5], [0.0]])).numpy()
-    assert np.allclose(g, [0.5, 2.0])
+    assert np.allclose(g, [0.5, 2.0])  # a linear output with squared error: |y_pred - y|
+
+
+def test_gradient_norm_bound_for_logits():
+    logits = tf.constant([[2.0, -1.0, 0.5], [0.3, 0.2, -2.0]])
+    probs = tf.nn.softmax(logits)
+    expected = gradient_norm_bound(tf.constant([0, 1]), probs, "probabilities").numpy()
+    for outputs in ("logits", "auto"):  # auto: rows outside [0, 1] or not summing to 1 are logits
+        np.testing.assert_allclose(gradient_norm_bound(tf.constant([0, 1]), logits, outputs).numpy(), expected,
+                                   rtol=1e-6)
+    np.testing.assert_allclose(gradient_norm_bound(tf.constant([0, 1]), probs).numpy(), expected, rtol=1e-6)
+    # One sigmoid output: a logit of 3 for label 1 is p = sigmoid(3).
+    g = gradient_norm_bound(tf.constant([[1.0]]), tf.constant([[3.0]])).numpy()
+    np.testing.assert_allclose(g, [1 - 1 / (1 + np.exp(-3.0))], rtol=1e-6)
+    assert ImportanceSampling().score == "gnorm"
