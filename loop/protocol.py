@@ -62,9 +62,14 @@ Optional hooks
     every forward pass, candidates included.
 ``active(step) -> bool`` (optional, with ``keep``)
     a scalar boolean tensor, read inside the compiled step before each
-    mini-batch (``step`` is the optimizer steps so far).  While it is False the
-    step trains the batch as if there were no filter, with no extra forward
-    pass; e.g. a priming epoch, or importance sampling before its switch.
+    mini-batch (``step`` is the optimizer steps so far).  While it is False
+    the step trains only the first ``batch_size`` rows of the candidate batch,
+    in ``"mask"`` mode: one training forward pass and no extra one.  ``keep``
+    then sees those rows' training losses and outputs, may update its
+    statistics from them, and returns their weights (unchanged, to train them
+    as they are).  E.g. selective backprop's priming epoch, or importance
+    sampling before its variance-reduction switch, which trains ``b`` uniform
+    samples of its ``B`` presampled ones and updates ``tau`` from their scores.
 ``get_state()`` / ``set_state(state)`` (:class:`Checkpointable`)
     the selector's learned state, a dict of arrays, numbers, strings and
     nested dicts of them, saved in checkpoints.

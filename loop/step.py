@@ -11,7 +11,8 @@ Who owns what:
   rows), ``"mask"`` (the filter masks the training forward pass) or
   ``"accumulate"`` (kept rows queue on the device until a full batch trains).
   A filter's ``active`` switch picks, per mini-batch and inside the compiled
-  step, between its variant and ``"plain"``.  All variants minimize
+  step, between its variant and :meth:`TrainStep.inactive` (the first
+  ``batch_size`` rows in ``"mask"`` mode: no extra forward pass).  All variants minimize
   :func:`objective`, and take their train metrics from the training forward
   pass.
 * :class:`Functions` owns the compiled functions: the chunk function that runs
@@ -26,6 +27,7 @@ strategy through its public attributes.
 
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from loop.protocol import StepBatch
@@ -69,8 +71,10 @@ class TrainStep:
         keep: the selector's in-step filter (``keep(batch) -> weights``), or None.
         filter_mode: ``"compact"``, ``"mask"`` or ``"accumulate"`` when ``keep`` is given.
         active: the filter's optional switch ``active(step) -> bool``; while
-            False a batch trains as ``"plain"``.
-        batch_size: the backward batch size of ``"accumulate"``.
+            False the first ``batch_size`` rows of a batch train in ``"mask"``
+            mode (:meth:`inactive`).
+        batch_size: the loop's batch size: the backward batch of
+            ``"accumulate"``, and the rows trained while ``active`` is False.
     """
 
     def __init__(self, model, optimizer, loss_fn, data, tables, metrics, keep=None, filter_mode=None, active=None,
@@ -79,8 +83,8 @@ class TrainStep:
         self.data, self.tables, self.metrics = data, tables, metrics
         self.keep, self.active, self.batch_size = keep, active, batch_size
         self.variant = "plain" if keep is None else filter_mode
-        if self.variant == "accumulate" and not batch_size:
-            raise ValueError("an accumulating filter needs the backward batch size: pass batch_size")
+        if (self.variant == "accumulate" or active is not None) and not batch_size:
+            raise ValueError("an accumulating filter or an active() switch needs the batch size: pass batch_size")
         self._call = {"plain": self.plain, "compact": self.compact, "mask": self.mask,
                       "accumulate": self.accumulate}[self.variant]
 
@@ -88,7 +92,19 @@ class TrainStep:
         if self.active is None or self.keep is None:
             return self._call(indices, weights)
         active = tf.reshape(tf.cast(self.active(self.tables.steps.read_value()), tf.bool), [])
-        return tf.cond(active, lambda: self._call(indices, weights), lambda: self.plain(indices, weights))
+        return tf.cond(active, lambda: self._call(indices, weights), lambda: self.inactive(indices, weights))
+
+    def inactive(self, indices, weights):
+        """While a filter's ``active`` switch is off: the first ``batch_size`` candidates train in mask mode.
+
+        One training forward pass over those rows; the filter sees their losses
+        and outputs (to update its statistics) and returns their weights.  The
+        other candidates are not forwarded; their losses come back as NaN.
+        """
+        n = tf.shape(indices)[0]
+        size = tf.minimum(n, tf.constant(self.batch_size, tf.int32))
+        losses = self.mask(indices[:size], weights[:size])
+        return tf.concat([losses, tf.fill([n - size], np.float32(np.nan))], 0)
 
     def filter_weights(self, indices, losses, weights, y, y_pred):
         """The in-step filter's weights for a candidate batch (no gradient flows into the filter)."""

@@ -67,36 +67,37 @@ class ImportanceSampling(Selector):
     and EMA as in their code, idiap/importance-sampling): the plan gives
     candidate batches of ``B = round(presample * b)`` samples drawn uniformly
     (consecutive slices of fresh permutations), ``ceil(N / b)`` of them per
-    epoch so an epoch has the baseline's number of steps.  Until ``tau``
-    exceeds ``tau_th`` (read once at each epoch's start, so the switch acts per
-    epoch), the candidate batches have only b samples, which are trained
-    uniformly and scored to update ``tau``: Algorithm 1's "else" branch, which
-    costs no presampling.  In the train step,
-    the filter scores the candidates from the forward pass it is given:
+    epoch so an epoch has the baseline's number of steps.  Before every step
+    the compiled step reads the switch :meth:`active`, ``tau > tau_th``.  While
+    it is off, the loop trains the first b of the B candidates (a uniform
+    sample) in one training pass and the filter updates ``tau`` from their
+    scores: Algorithm 1's "else" branch, with no presampling and no extra
+    forward pass.  Once it is on, all B candidates are forwarded without
+    gradient and the filter scores them from that pass:
     ``score="gnorm"`` (the default, as in the reference) uses the
     gradient-norm upper bound :func:`gradient_norm_bound`, correct for
     softmax, sigmoid and logit outputs (``outputs``), and ``score="loss"`` the
     loss.  With ``g = score / sum(score)`` and
     ``u = 1 / B`` it updates ``tau <- m * tau + (1 - m) / sqrt(1 - sum((g - u)**2) / sum(g**2))``
-    (``tau`` starts at 0).  While the previous ``tau`` exceeds ``tau_th``
-    (default ``(B + 3b) / (3b)``), it draws b of the B with replacement with
-    ``p_i = g_i`` and gives sample i the weight ``count_i / (b * p_i)``, which
-    makes the loop's ``sum(w * loss) / B`` an unbiased estimate of the
-    candidates' mean loss (the paper's ``1 / (B p_i)``).  Otherwise it keeps a
-    uniform b of the B, each with weight ``B / b``.  ``tau`` is a
-    ``tf.Variable``; the draws are stateless, seeded by the loop's seed and the
-    global step.
+    (``tau`` starts at 0; ``u = 1 / b`` before the switch, from the b trained
+    samples' scores).  While the switch is on (default ``tau_th = (B + 3b) /
+    (3b)``) it draws b of the B with replacement with ``p_i = g_i`` and gives
+    sample i the weight ``count_i / (b * p_i)``, which makes the loop's
+    ``sum(w * loss) / B`` an unbiased estimate of the candidates' mean loss (the
+    paper's ``1 / (B p_i)``).  ``tau`` is a ``tf.Variable``; the draws are
+    stateless, seeded by the loop's seed and the global step.
 
     Reference: code ``idiap/importance-sampling``: ``importance_sampling/training.py``
     (``ImportanceTraining``: ``presample=3.0``, ``score="gnorm"``, ``tau_th =
     (B + 3b) / (3b)``), ``importance_sampling/samplers.py``
     (``ConditionalStartSampler``: uniform sampling until the condition holds;
     ``VarianceReductionCondition``: the EMA with momentum 0.9).  Their names are
-    ours.  Remaining deviations, open in the faithful-methods issue: the
-    reference checks the switch before every step, here once per epoch; before
-    the switch the reference updates ``tau`` from the scores of the b trained
-    samples at no extra cost, while this step scores them in an extra forward
-    pass without gradient (``filter_mode = "compact"``).
+    ours.  Remaining deviations: the plan always presamples B candidates per
+    step, and before the switch the last B - b of them are simply not
+    forwarded (the reference draws only b); with ``score="gnorm"`` the bound is
+    computed from the outputs (``outputs``), as the reference's layer does for
+    the common losses.  Under a ``tf.distribute`` strategy the switch is not
+    supported yet.
 
     Raises:
         ValueError: ``presample`` < 1, ``tau_th`` < 1, ``momentum`` outside [0, 1),
@@ -138,46 +139,50 @@ class ImportanceSampling(Selector):
     def __call__(self, state):
         n, b = state.num_samples, state.batch_size
         big = self.presample_size(b, n)
-        if not self.presampling(state):
-            big = b  # Algorithm 1's "else" branch: train on b uniform samples and score only those
         steps = math.ceil(n / b)
         stream = np.concatenate([state.rng.permutation(n) for _ in range(math.ceil(steps * big / n))])
         return list(stream[:steps * big].reshape(steps, big))
 
-    def presampling(self, state):
-        """Whether this epoch presamples: the variance-reduction EMA ``tau`` exceeded ``tau_th``.
+    def active(self, step):
+        """Whether this step importance-samples: the variance-reduction EMA ``tau`` exceeds ``tau_th``.
 
-        Read once per epoch from the ``tf.Variable`` (one host read), so the
-        switch acts at epoch granularity.
+        Read inside the compiled step before every step, as the reference
+        checks its condition before every batch.  While it is False the loop
+        trains the first b of the B candidates (a uniform sample) in one
+        training pass, and :meth:`keep` only updates ``tau`` from their scores.
         """
-        tau = self.tau_.numpy() if isinstance(self.tau_, tf.Variable) else (self.tau_ or 0.0)
-        return float(tau) > self.threshold(state.batch_size, state.num_samples)
+        return self.tau_ > self._threshold
 
-    def keep(self, batch):
-        losses = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
-        n = tf.shape(losses)[0]
-        n_f = tf.cast(n, tf.float32)
-        b = tf.minimum(tf.constant(self.batch_size_, tf.int32), n)
-        b_f = tf.cast(b, tf.float32)
+    def scores(self, batch):
+        """The per-candidate scores: the gradient-norm bound or the loss, finite and non-negative."""
         if self.score == "loss":
-            scores = losses
+            scores = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
         else:
             scores = gradient_norm_bound(batch.y_true, batch.y_pred, self.outputs)
-        scores = tf.maximum(tf.where(tf.math.is_finite(scores), scores, 0.0), 0.0)
-        total = tf.reduce_sum(scores)
-        p = tf.where(total > 0, scores / tf.maximum(total, 1e-30), tf.fill([n], 1.0 / n_f))
+        return tf.maximum(tf.where(tf.math.is_finite(scores), scores, 0.0), 0.0)
 
-        active = tf.logical_and(self.tau_ > self._threshold, n > b)  # b-sized batches: plain training
+    def _update_tau(self, p):
+        n_f = tf.cast(tf.shape(p)[0], tf.float32)
         reduction = tf.math.rsqrt(tf.maximum(1.0 - tf.reduce_sum((p - 1.0 / n_f) ** 2) / tf.reduce_sum(p ** 2),
                                              1e-12))
         self.tau_.assign(self.momentum * self.tau_ + (1.0 - self.momentum) * reduction)
 
-        seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(batch.step, tf.int64)])
-        draws = tf.random.stateless_categorical(tf.math.log(p)[None, :], b, seed=seed)[0]
-        counts = tf.reduce_sum(tf.one_hot(draws, n, dtype=tf.float32), axis=0)
-        importance = tf.math.divide_no_nan(counts, b_f * p)
+    def keep(self, batch):
+        scores = self.scores(batch)
+        n = tf.shape(scores)[0]
+        n_f = tf.cast(n, tf.float32)
+        total = tf.reduce_sum(scores)
+        p = tf.where(total > 0, scores / tf.maximum(total, 1e-30), tf.fill([n], 1.0 / n_f))
+        weights = tf.cast(batch.weights, tf.float32)
+        sampling = self.tau_ > self._threshold  # as active(): the switch is read before tau moves
+        self._update_tau(p)
 
-        keys = tf.random.stateless_uniform([n], seed=seed + tf.constant([1, 0], tf.int64))
-        uniform = tf.reduce_sum(tf.one_hot(tf.math.top_k(keys, b).indices, n, dtype=tf.float32), axis=0) * n_f / b_f
+        def importance():
+            b = tf.minimum(tf.constant(self.batch_size_, tf.int32), n)
+            seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(batch.step, tf.int64)])
+            draws = tf.random.stateless_categorical(tf.math.log(p)[None, :], b, seed=seed)[0]
+            counts = tf.reduce_sum(tf.one_hot(draws, n, dtype=tf.float32), axis=0)
+            return weights * tf.math.divide_no_nan(counts, tf.cast(b, tf.float32) * p)
 
-        return tf.cast(batch.weights, tf.float32) * tf.where(active, importance, uniform)
+        # Before the switch the loop hands over the b uniform samples it trains: their weights stay as planned.
+        return tf.cond(sampling, importance, lambda: weights)

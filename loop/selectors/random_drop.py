@@ -65,6 +65,9 @@ class RandomDrop(PrimedFilter):
         self._prime(state)
 
     def _keep_filter(self, batch):
+        return self._while_active(batch, self._select)
+
+    def _select(self, batch):
         n = tf.shape(batch.losses)[0]
         draws = self._uniform(n, batch.step)
         if self.exact:

@@ -35,6 +35,11 @@ class PrimedFilter(Selector):
         """False during the priming epochs: the batch trains with plain backprop."""
         return self.active_
 
+    def _while_active(self, batch, select):
+        """``select(batch)`` once primed; during priming the plan's weights, with no statistics updated."""
+        weights = tf.cast(batch.weights, tf.float32)
+        return tf.cond(tf.cast(self.active_, tf.bool), lambda: select(batch), lambda: weights)
+
     def _uniform(self, n, step, stream=0):
         """``n`` stateless uniforms, seeded by the run's seed and the global step."""
         seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(step, tf.int64) + stream])
@@ -117,6 +122,9 @@ class SelectiveBackprop(PrimedFilter):
         return tf.reduce_sum(tf.cast(below, tf.float32), axis=1) / tf.cast(filled, tf.float32)
 
     def keep(self, batch):
+        return self._while_active(batch, self._select)
+
+    def _select(self, batch):
         losses = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
         n = tf.shape(losses)[0]
         prob = keep_probability(self.percentiles(losses), self.beta)

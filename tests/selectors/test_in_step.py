@@ -23,7 +23,7 @@ def _compiled(selector, state):
 
 
 def test_selective_backprop_prefers_high_loss_and_fills_history(make_state):
-    selector = SelectiveBackprop(beta=2.0, history=100, accumulate=False)
+    selector = SelectiveBackprop(beta=2.0, history=100, accumulate=False, prime_epochs=0)
     keep = _compiled(selector, make_state())
     losses = np.linspace(0, 1, 50).astype(np.float32)
     counts = np.zeros(50)
@@ -80,32 +80,46 @@ def test_importance_sampling_is_unbiased(make_state):
     assert abs(np.mean(estimates) - quantity.mean()) < 4 * se
 
 
-def test_importance_sampling_uniform_until_variance_reduction(make_state):
+def test_importance_sampling_observes_until_variance_reduction(make_state):
     selector = ImportanceSampling(presample=4.0, score="loss")
     state = make_state(batch_size=8, num_samples=1000)
     keep = _compiled(selector, state)
     assert np.isclose(selector.threshold(8, 1000), (32 + 24) / 24)
-    flat = np.ones(32, np.float32)
-    w = keep(_batch(flat, 0)).numpy()
-    assert np.count_nonzero(w) == 8 and np.allclose(w[w > 0], 4.0)
+    assert not bool(selector.active(0))
+    # Before the switch the loop hands over the b trained samples: their weights stay, tau learns from them.
+    flat = np.ones(8, np.float32)
+    np.testing.assert_array_equal(keep(_batch(flat, 0)).numpy(), np.ones(8))
     assert np.isclose(selector.tau_.numpy(), 0.1)  # EMA of a reduction of 1 from 0
-    skewed = np.r_[np.full(4, 100.0), np.full(28, 1e-3)].astype(np.float32)
+    skewed = np.r_[100.0, np.full(7, 1e-3)].astype(np.float32)  # reduction -> sqrt(8) > tau_th
     for step in range(1, 100):
         keep(_batch(skewed, step))
-    assert selector.tau_.numpy() > selector.threshold(8, 1000)
-    w = keep(_batch(skewed, 100)).numpy()
+    assert bool(selector.active(100))  # the switch, read inside the step before every step
+    big = np.r_[np.full(4, 100.0), np.full(28, 1e-3)].astype(np.float32)
+    w = keep(_batch(big, 100)).numpy()
     assert set(np.flatnonzero(w)) <= {0, 1, 2, 3}
 
 
-def test_importance_plan_presamples_only_once_switched_on(make_state):
+def test_importance_plan_always_presamples(make_state):
     selector = ImportanceSampling(presample=3.0)
     state = make_state(num_samples=100, batch_size=10)
-    plan = selector(state)  # tau = 0: Algorithm 1's uniform branch, no presampling
-    assert len(plan) == 10 and all(len(b) == 10 for b in plan)
     selector.on_train_begin(state)
-    selector.tau_.assign(10.0)  # the variance reduction exceeds tau_th
     plan = selector(state)
     assert len(plan) == 10 and all(len(b) == 30 for b in plan)
+
+
+def test_importance_sampling_trains_b_uniform_samples_before_its_switch():
+    from helpers import make_data, make_loop
+
+    x, y = make_data(n=96)
+    loop = make_loop(ImportanceSampling(tau_th=1e9), batch_size=16)
+    frame = loop.fit((x, y), epochs=2, verbose=0).frame
+    assert loop.step.variant == "compact" and loop.step.active is not None
+    # No presampling and no extra forward pass: every forwarded sample is a trained one, b per step.
+    assert frame["samples_seen"].tolist() == frame["samples_backpropagated"].tolist() == [96, 192]
+    assert frame["step"].tolist() == [6, 12]
+    switched = make_loop(ImportanceSampling(tau_th=1.0, momentum=0.0), batch_size=16)  # on after one step
+    frame = switched.fit((x, y), epochs=3, verbose=0).frame
+    assert frame["samples_seen"].iloc[-1] > frame["samples_backpropagated"].iloc[-1]  # it presampled B = 48
 
 
 def test_gradient_norm_bound():

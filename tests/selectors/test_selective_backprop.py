@@ -32,7 +32,7 @@ def test_percentile_counts_strictly_lower_losses_in_a_window_holding_the_batch(m
 @pytest.mark.parametrize("beta", [0.0, 1.0, 3.0])
 def test_keep_rate_matches_the_expected_percentile_power(beta, make_state):
     rng = np.random.default_rng(0)
-    keep = _compiled(SelectiveBackprop(beta=beta, history=1024), make_state())
+    keep = _compiled(SelectiveBackprop(beta=beta, history=1024, prime_epochs=0), make_state())
     kept = [np.mean(keep(_batch(rng.random(64), step)).numpy() > 0) for step in range(60)]
     # Uniform losses: the percentile is ~U(0, 1) once the window is full, so E[p^beta] = 1 / (beta + 1).
     assert abs(np.mean(kept[20:]) - 1 / (beta + 1)) < 0.04
@@ -63,10 +63,10 @@ def test_accumulate_false_is_the_in_batch_variant():
 
 
 def test_random_drop_keep_rate_and_exact_counts(make_state):
-    keep = _compiled(RandomDrop(keep=0.3), make_state())
+    keep = _compiled(RandomDrop(keep=0.3, prime_epochs=0), make_state())
     rates = [np.mean(keep(_batch(np.zeros(50), step)).numpy() > 0) for step in range(200)]
     assert abs(np.mean(rates) - 0.3) < 0.02 and np.std(rates) > 0
-    keep = _compiled(RandomDrop(keep=0.3, exact=True), make_state())
+    keep = _compiled(RandomDrop(keep=0.3, exact=True, prime_epochs=0), make_state())
     counts = {int(np.sum(keep(_batch(np.zeros(50), step)).numpy() > 0)) for step in range(20)}
     assert counts == {15}
 
