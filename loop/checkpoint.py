@@ -127,20 +127,17 @@ def unpack(data):
         meta = json.loads(npz["__json__"].tobytes().decode())
         entries = dict(meta["plain"])
         for where, kind in meta["kinds"].items():
-            if kind == "dict":
-                entries.setdefault(where, {})
-            else:
+            if kind != "dict":
                 entries[where] = npz[kind[1]][()] if kind[0] == "scalar" else npz[kind[1]]
+            else:
+                entries[where] = None  # made a dict below
     out = {}
-    for where in sorted(entries, key=lambda w: len(json.loads(w))):
+    for where in sorted(entries, key=lambda w: len(json.loads(w))):  # parents before their children
         *parents, key = json.loads(where)
         node = out
         for parent in parents:
-            node = node.setdefault(parent, {})
-        if isinstance(entries[where], dict) and where in meta["kinds"]:
-            node.setdefault(key, {})
-        else:
-            node[key] = entries[where]
+            node = node[parent]
+        node[key] = {} if meta["kinds"].get(where) == "dict" else entries[where]
     return out
 
 

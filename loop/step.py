@@ -146,31 +146,24 @@ class TrainStep:
 
     def compact(self, indices, weights):
         """A forward pass without gradient for the filter, then forward and backward on the kept rows only."""
-        x, y = self.data.rows(indices)
+        losses, weights = self._filter_candidates(indices, weights)
+        kept = tf.boolean_mask(indices, weights > 0)
         n = tf.cast(tf.shape(indices)[0], tf.float32)
-        y_pred = self.model(x, training=False)
-        losses = self.loss_fn(y, y_pred)
-        weights = self.filter_weights(indices, losses, weights, y, y_pred)
-        keep = tf.reshape(tf.where(weights > 0), [-1])
 
         def backprop_kept():
-            self._train_rows(tf.gather(indices, keep), tf.gather(weights, keep), n, x=x, y=y, rows=keep)
+            self._train_rows(kept, tf.boolean_mask(weights, weights > 0), n)
             return tf.constant(0)
 
         # A filter may drop every candidate; then there is nothing to backpropagate.
-        tf.cond(tf.size(keep) > 0, backprop_kept, lambda: tf.constant(0))
-        self.tables.account(indices, tf.gather(indices, keep), losses)
+        tf.cond(tf.size(kept) > 0, backprop_kept, lambda: tf.constant(0))
+        self.tables.account(indices, kept, losses)
         return losses
 
     def accumulate(self, indices, weights):
         """A forward pass without gradient for the filter; kept rows queue; each full queued batch trains."""
-        x, y = self.data.rows(indices)
-        y_pred = self.model(x, training=False)
-        losses = self.loss_fn(y, y_pred)
-        weights = self.filter_weights(indices, losses, weights, y, y_pred)
+        losses, weights = self._filter_candidates(indices, weights)
         self.tables.forwarded(indices, losses)
-        keep = tf.reshape(tf.where(weights > 0), [-1])
-        self.tables.enqueue(tf.gather(indices, keep), tf.gather(weights, keep))
+        self.tables.enqueue(tf.boolean_mask(indices, weights > 0), tf.boolean_mask(weights, weights > 0))
         size = tf.constant(self.batch_size, tf.int32)
 
         def train_one(count):
@@ -182,12 +175,16 @@ class TrainStep:
         tf.while_loop(lambda count: tf.shape(self.tables.queue_indices)[0] >= size, train_one, [tf.constant(0)])
         return losses
 
-    def _train_rows(self, indices, weights, n, x=None, y=None, rows=None):
-        """Forward and backward over ``indices`` (or ``rows`` of an already gathered ``x, y``); updates metrics."""
-        if rows is None:
-            x, y = self.data.rows(indices)
-        else:
-            x, y = tf.nest.map_structure(lambda t: tf.gather(t, rows), x), tf.gather(y, rows)
+    def _filter_candidates(self, indices, weights):
+        """The candidates' losses from a forward pass without gradient, and the filter's weights for them."""
+        x, y = self.data.rows(indices)
+        y_pred = self.model(x, training=False)
+        losses = self.loss_fn(y, y_pred)
+        return losses, self.filter_weights(indices, losses, weights, y, y_pred)
+
+    def _train_rows(self, indices, weights, n):
+        """Forward and backward over the rows ``indices`` with objective ``sum(w * loss) / n``; updates metrics."""
+        x, y = self.data.rows(indices)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)

@@ -58,12 +58,8 @@ class Tables(tf.Module):
 
     def account(self, indices, kept_indices, losses):
         """The bookkeeping of one optimizer step over ``indices``, of which ``kept_indices`` were backpropagated."""
-        self._check_finite(losses)
-        self.record(indices, losses)
-        self.steps.assign_add(1)
-        self.trained.scatter_add(tf.IndexedSlices(tf.ones_like(kept_indices), kept_indices))
-        self.backpropagated.assign_add(tf.cast(tf.size(kept_indices), tf.int64))
-        self.seen.assign_add(tf.cast(tf.size(indices), tf.int64))
+        self.forwarded(indices, losses)
+        self.stepped(kept_indices)
 
     def forwarded(self, indices, losses):
         """The bookkeeping of a forward pass over candidates that may not all be trained (no step is counted)."""
