@@ -26,9 +26,13 @@ _BATCH_HOOKS = ("on_train_batch_end", "on_train_batch_begin", "on_batch_end", "o
 
 
 class Timer:
-    """Seconds per phase: ``train`` (training and selection), ``selection`` (its share) and ``eval``."""
+    """Seconds per phase: ``train`` (training and selection), ``selection`` (its share) and ``eval``.
 
-    PHASES = ("train", "selection", "eval")
+    ``setup`` is the selector's ``on_train_begin`` (e.g. fitting RhoLoss's
+    irreducible-loss model), a share of both ``train`` and ``selection``.
+    """
+
+    PHASES = ("train", "selection", "setup", "eval")
 
     def __init__(self, seconds=None):
         self.seconds = dict.fromkeys(self.PHASES, 0.0)
@@ -48,7 +52,7 @@ class Timer:
     def row(self):
         """The history columns of the timer."""
         return {"train_time_s": self.seconds["train"], "selection_time_s": self.seconds["selection"],
-                "eval_time_s": self.seconds["eval"]}
+                "setup_time_s": self.seconds["setup"], "eval_time_s": self.seconds["eval"]}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,6 +140,14 @@ def _accumulate_under_strategy():
     _fit(RandomDrop(), loop_kwargs={"model": model, "strategy": strategy})
 
 
+def _rho_wrong_model():
+    import keras
+
+    from loop.selectors import RhoLoss
+    wrong = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax", name="out")], name="wrong")
+    _fit(RhoLoss(irreducible_model=wrong, irreducible_epochs=0))
+
+
 def _from_string(spec):
     from loop.selectors import from_string
     return lambda: from_string(spec)
@@ -225,6 +233,10 @@ CATALOGUE = [
          "s_e0=0.5 is out of range", _selector("OnlineBatchSelection", s_e0=0.5)),
     Case("selectors and hyper-parameters", "InfoBatch prune_ratio outside [0, 1)", ValueError,
          "prune_ratio=1.0 is out of range", _selector("InfoBatch", prune_ratio=1.0)),
+    Case("selectors and hyper-parameters", "RhoLoss holdout outside (0, 1)", ValueError,
+         "holdout=1.0 is out of range", _selector("RhoLoss", holdout=1.0)),
+    Case("selectors and hyper-parameters", "RhoLoss irreducible model that does not fit the data", ValueError,
+         "give an irreducible_model with the trained model's inputs and outputs", _rho_wrong_model),
     Case("selectors and hyper-parameters", "batch size <= 0", ValueError, "batch_size must be a positive integer",
          lambda: _loop(batch_size=0)),
     Case("selectors and hyper-parameters", "negative seed", ValueError, "seed must be a non-negative integer, got -1",

@@ -2,7 +2,9 @@
 
 A :class:`History` holds one row per evaluation of a ``Loop.fit``: where the
 loop was (epoch, step, samples seen), how long it took (``train_time_s`` counts
-training and selection, never evaluation), and the train and validation
+training and selection, never evaluation; ``setup_time_s`` is the share spent in
+the selector's ``on_train_begin``, such as fitting RhoLoss's irreducible-loss
+model), and the train and validation
 metrics.  :func:`parse_target` and :func:`first_reached` turn a target such as
 ``{"val_accuracy": 0.9}`` into the first row that reaches it; the benchmark
 uses the same two functions so its tables and ``History`` cannot disagree.
@@ -17,7 +19,7 @@ LOWER_IS_BETTER = ("loss", "mse", "mae", "mape", "msle", "error", "crossentropy"
 
 #: Columns every history row has, in order, before the metric columns.
 INDEX_COLUMNS = ("epoch", "step", "samples_seen", "samples_backpropagated",
-                 "train_time_s", "selection_time_s", "eval_time_s")
+                 "train_time_s", "selection_time_s", "setup_time_s", "eval_time_s")
 
 
 def infer_mode(metric):

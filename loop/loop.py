@@ -174,7 +174,8 @@ class Loop:
                      batch_size=min(self.batch_size, self.num_samples), labels=self.labels,
                      num_classes=self.num_classes, task=self.task, losses=self.tables.loss.numpy(),
                      loss_step=self.tables.loss_step.numpy(), rng=np.random.default_rng([self.seed, epoch]),
-                     logs=dict(logs), score_fn=self.score)
+                     logs=dict(logs), score_fn=self.score, inputs=self._arrays[0], model=self.model,
+                     optimizer=self.optimizer, loss=self.loss)
 
     def score(self, indices):
         """Fresh per-sample losses of training rows ``indices`` (``training=False``); they enter the loss table."""
@@ -265,10 +266,12 @@ class Loop:
                 identity=self._identity(), strategy=self.strategy)
             resume = checkpointer.restore()
         state = self.make_state(0, epochs, {})
+        timer = Timer(resume.timer if resume else None)
         if hasattr(self.selector, "on_train_begin"):
             try:
-                with distribute_lib.scope(self.strategy):  # an in-step filter's variables are replicated too
-                    self.selector.on_train_begin(state)
+                # Its time (e.g. RhoLoss fitting its irreducible-loss model) is training and selection time.
+                with timer.measure("train", "selection", "setup"), distribute_lib.scope(self.strategy):
+                    self.selector.on_train_begin(state)  # an in-step filter's variables are replicated too
             except Exception as err:
                 raise selector_error(err, self.selector, 0, "on_train_begin")
         self.functions.trace()
@@ -285,7 +288,7 @@ class Loop:
                              plan_check=distribute_lib.plan_check(self.strategy, lambda: self.selector))
         with checkpoint_lib.guard(checkpointer):
             return driver.run(options, history=self.history, callbacks=callbacks, batch_hooks=batch_hooks,
-                              state=state, timer=Timer(resume.timer if resume else None),
+                              state=state, timer=timer,
                               logs=resume.logs if resume else {}, last_val=resume.last_val if resume else {},
                               checkpointer=checkpointer, resume=resume)
 

@@ -128,6 +128,17 @@ class State:
             epoch.  Draw all randomness from it, never from global state.
         logs: the previous evaluation's train and validation metrics.
         score_fn: what :meth:`score` calls.
+        inputs: the training inputs (read-only arrays, or a dict or tuple of
+            them), for selectors that fit a companion model on the data.
+        model: the model being trained.  Read it, never train or change it:
+            e.g. ``keras.models.clone_model(state.model)`` for a companion of
+            the same architecture.
+        optimizer: the loop's optimizer; copy its configuration, never step it.
+        loss: the loop's loss as given (a name, ``Loss`` or function), to
+            compile a companion model with the same objective.
+
+    Time spent in ``on_train_begin`` (e.g. fitting a companion model) counts as
+    training and selection time, and is also reported as ``setup_time_s``.
     """
 
     epoch: int
@@ -143,14 +154,16 @@ class State:
     rng: np.random.Generator
     logs: typing.Mapping[str, float] = dataclasses.field(default_factory=dict)
     score_fn: typing.Optional[typing.Callable] = dataclasses.field(default=None, repr=False)
+    inputs: typing.Any = dataclasses.field(default=None, repr=False)
+    model: typing.Any = dataclasses.field(default=None, repr=False)
+    optimizer: typing.Any = dataclasses.field(default=None, repr=False)
+    loss: typing.Any = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
-        for field in ("labels", "losses", "loss_step"):
+        for field in ("labels", "losses", "loss_step", "inputs"):
             value = getattr(self, field)
-            if isinstance(value, np.ndarray):
-                view = value.view()
-                view.flags.writeable = False
-                object.__setattr__(self, field, view)
+            if value is not None:
+                object.__setattr__(self, field, _read_only(value))
         object.__setattr__(self, "logs", types.MappingProxyType(dict(self.logs)))
 
     def __repr__(self):
@@ -170,6 +183,19 @@ class State:
     def replace(self, **changes):
         """A copy with some fields changed, e.g. ``state.replace(batch_size=64)`` for a wrapped selector."""
         return dataclasses.replace(self, **changes)
+
+
+def _read_only(value):
+    """A read-only view of a NumPy array, or of every array in a dict, tuple or list of them."""
+    if isinstance(value, np.ndarray):
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if isinstance(value, dict):
+        return {k: _read_only(v) for k, v in value.items()}  # a copy: the loop's own dict is untouched
+    if isinstance(value, (tuple, list)):
+        return tuple(_read_only(v) for v in value)
+    return value
 
 
 class StepBatch(typing.NamedTuple):

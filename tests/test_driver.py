@@ -18,7 +18,7 @@ def test_timer_adds_a_block_to_each_named_phase():
         with timer.measure("eval"):
             raise KeyError("still timed")
     assert timer.seconds["train"] == timer.seconds["selection"] >= 0.01 and timer.seconds["eval"] > 1.0
-    assert set(timer.row()) == {"train_time_s", "selection_time_s", "eval_time_s"}
+    assert set(timer.row()) == {"train_time_s", "selection_time_s", "setup_time_s", "eval_time_s"}
 
 
 def test_selector_error_keeps_the_exception_and_adds_a_note():

@@ -23,7 +23,10 @@ noise floor of the table.  Per selector it reports:
 
 Goals: ``step_ratio`` at most 1.05 for the stale-loss selectors, and
 ``candidate_ratio`` at most 1.35 for the ones that score candidates with an
-extra forward pass (importance sampling, selective backprop, RandomDrop).
+extra forward pass (importance sampling, selective backprop, RandomDrop,
+RHO-LOSS).  RhoLoss runs with ``irreducible_epochs=1``: fitting its
+irreducible-loss model happens before the first epoch, which is not counted,
+and its per-step cost does not depend on it.
 The re-scoring selectors (online batch selection, the curriculum, StaleSB)
 report what their scheduled full passes cost, as ``selection_share``.
 """
@@ -37,7 +40,7 @@ import numpy as np
 #: schedule of their own, and the ones that score candidates in the step.
 STALE = ("loss_sorted", "weighted_random", "dybat", "infobatch")
 RESCORING = ("online_batch", "curriculum", "stale_selective_backprop")
-SCORING = ("importance", "selective_backprop", "random_drop")
+SCORING = ("importance", "selective_backprop", "random_drop", "rho_loss:irreducible_epochs=1")
 ALL = ("shuffle", "freeze", "homogeneous", "heterogeneous") + STALE + RESCORING + ("ordered_sgd", "dynamic") + SCORING
 
 

@@ -12,7 +12,7 @@ import dataclasses
 #: of the seed 000 experiment, one of each family of published methods, and
 #: RandomDrop, the uniform control that selective backprop must beat.
 DEFAULT_SELECTORS = ("shuffle", "freeze", "homogeneous", "heterogeneous", "loss_sorted", "dybat", "infobatch",
-                     "selective_backprop", "random_drop")
+                     "selective_backprop", "random_drop", "rho_loss")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -247,6 +247,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "best_test_loss": _median([best(r["frame"], "val_loss") for r in runs]),
                 "selection_share": _median(share),
                 "train_time_s": _median([row["train_time_s"] for row in last]),
+                "setup_time_s": _median([float(row.get("setup_time_s", 0.0)) for row in last]),
                 "eval_time_s": _median([row["eval_time_s"] for row in last]),
                 "errors": "; ".join(sorted({r["error"] for r in runs if r["error"]})),
             })
@@ -303,6 +304,8 @@ def display(table):
     shown["best test loss"] = [_cell(v) for v in table["best_test_loss"]]
     shown["selection share"] = [_cell(100 * v, 2) + "%" if math.isfinite(v) else "–" for v in table["selection_share"]]
     shown["train s"] = [_cell(v, 2) for v in table["train_time_s"]]
+    if "setup_time_s" in table and (table["setup_time_s"].fillna(0) > 0).any():  # e.g. RhoLoss's IL model
+        shown["of which setup s"] = [_cell(v, 2) for v in table["setup_time_s"]]
     shown["eval s"] = [_cell(v, 2) for v in table["eval_time_s"]]
     metrics = set(table["metric"])
     if len(metrics) == 1:

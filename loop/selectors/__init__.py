@@ -7,8 +7,9 @@ One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
 :mod:`~loop.selectors.dynamic` (batch-size schedules around any selector),
 :mod:`~loop.selectors.dybat`, :mod:`~loop.selectors.infobatch`,
 :mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop`,
-:mod:`~loop.selectors.stale_selective_backprop` and :mod:`~loop.selectors.ordered_sgd` (published methods), and :mod:`~loop.selectors.random_drop`
-(their uniform control).
+:mod:`~loop.selectors.stale_selective_backprop`, :mod:`~loop.selectors.ordered_sgd` and
+:mod:`~loop.selectors.rho_loss` (published methods), and :mod:`~loop.selectors.random_drop` (their uniform
+control).
 """
 
 from loop.selectors.base import Selector, describe, from_string, register, registered
@@ -21,6 +22,7 @@ from loop.selectors.infobatch import InfoBatch
 from loop.selectors.loss_based import Curriculum, LossSorted, OnlineBatchSelection
 from loop.selectors.ordered_sgd import OrderedSGD
 from loop.selectors.random_drop import RandomDrop
+from loop.selectors.rho_loss import RhoLoss
 from loop.selectors.sampling import WeightedRandom, weighted_permutation
 from loop.selectors.selective_backprop import SelectiveBackprop
 from loop.selectors.stale_selective_backprop import StaleSelectiveBackprop
@@ -29,5 +31,5 @@ __all__ = [
     "Selector", "Shuffle", "Freeze", "chunk", "describe", "from_string", "register", "registered",
     "Homogeneous", "Heterogeneous", "LossSorted", "Curriculum", "OnlineBatchSelection", "WeightedRandom",
     "weighted_permutation", "DynamicBatchSize", "DyBAT", "ImportanceSampling", "SelectiveBackprop",
-    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop",
+    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop", "RhoLoss",
 ]

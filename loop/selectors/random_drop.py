@@ -61,6 +61,10 @@ class RandomDrop(PrimedFilter):
         parts += [f"prime_epochs={self.prime_epochs!r}"] if self.prime_epochs != 1 else []
         return f"RandomDrop({', '.join(parts)})"
 
+    def expected_keep_rate(self):
+        """``keep``."""
+        return self.keep_rate
+
     def on_train_begin(self, state):
         self._prime(state)
 

@@ -1,5 +1,7 @@
 """Selective backprop: backpropagate a sample with probability rising with its loss percentile."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -39,6 +41,28 @@ class PrimedFilter(Selector):
         """``select(batch)`` once primed; during priming the plan's weights, with no statistics updated."""
         weights = tf.cast(batch.weights, tf.float32)
         return tf.cond(tf.cast(self.active_, tf.bool), lambda: select(batch), lambda: weights)
+
+    def expected_keep_rate(self):
+        """The expected fraction of candidates kept once primed (1 when every candidate batch makes a step)."""
+        raise NotImplementedError
+
+    def epochs_for_budget(self, baseline_epochs, num_samples, batch_size):
+        """Loop epochs that make, in expectation, at least the baseline's ``baseline_epochs * ceil(N / b)`` steps.
+
+        The priming epochs make a baseline epoch's steps each; every later
+        epoch about ``N * rate / b`` steps of ``b`` accumulated samples
+        (:meth:`expected_keep_rate`), so the epoch count is
+        ``prime + ceil((E - prime) * ceil(N / b) / (N * rate / b))``.
+        """
+        owner = f"{type(self).__name__}.epochs_for_budget"
+        baseline_epochs = check_number(owner, "baseline_epochs", baseline_epochs, low=0, integer=True)
+        num_samples = check_number(owner, "num_samples", num_samples, low=1, integer=True)
+        batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
+        primed = min(baseline_epochs, self.prime_epochs)
+        if self.filter_mode != "accumulate" or baseline_epochs == primed:
+            return baseline_epochs
+        steps = (baseline_epochs - primed) * math.ceil(num_samples / batch_size)
+        return primed + math.ceil(steps * batch_size / (num_samples * self.expected_keep_rate()) - 1e-9)
 
     def _uniform(self, n, step, stream=0):
         """``n`` stateless uniforms, seeded by the run's seed and the global step."""
@@ -107,6 +131,10 @@ class SelectiveBackprop(PrimedFilter):
     def filter_mode(self):
         """``"accumulate"`` (the reference), or ``"compact"`` with ``accumulate=False``."""
         return "accumulate" if self.accumulate else "compact"
+
+    def expected_keep_rate(self):
+        """``E[u ** beta] = 1 / (beta + 1)`` for a percentile ``u`` uniform on [0, 1]."""
+        return 1.0 / (self.beta + 1.0)
 
     def on_train_begin(self, state):
         self._prime(state)

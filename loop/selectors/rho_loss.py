@@ -1,0 +1,252 @@
+"""RHO-LOSS: train on the candidates with the highest reducible holdout loss."""
+
+import copy
+import math
+import re
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from loop.objective import per_sample_loss
+from loop.selectors._common import check_number
+from loop.selectors.base import Selector, register
+
+
+@register("rho_loss")
+class RhoLoss(Selector):
+    """Reducible holdout loss selection (RHO-LOSS).
+
+    Definition (Mindermann et al., "Prioritized Training on Points that are
+    Learnable, Worth Learning, and Not Yet Learnt", ICML 2022, Algorithm 1):
+
+    1. Before training (in ``on_train_begin``), a seeded split sets aside
+       ``holdout`` of the training set.  An *irreducible-loss model* (by
+       default a fresh copy of the model's architecture, compiled with the
+       loop's loss and a copy of its optimizer) is trained on it for
+       ``irreducible_epochs`` epochs in batches of ``irreducible_batch_size``
+       (default B, below), keeping the weights of the epoch with the lowest
+       loss on ``irreducible_validation`` of the holdout.  Its losses on the
+       rest of the training set, the *irreducible losses*, are computed once
+       (``training=False``) and stored in a device table.  The target model
+       never trains on the holdout.
+    2. Every epoch, the rest is shuffled (seeded) and cut into candidate
+       batches of ``B = round(presample * b)``.  For each, a forward pass
+       without gradient gives the training losses, and the step trains on the
+       ``k = max(1, floor(n * b / B))`` candidates (``b`` for a full batch of
+       ``n = B``) with the largest *reducible loss*, training loss minus
+       irreducible loss, with weight ``n / k`` each, i.e. on their mean loss.
+       This is an in-step filter in ``"compact"`` mode, inside the compiled
+       step: the top-k runs on the device.
+
+    The time to fit the irreducible-loss model and to compute its losses counts
+    as training and selection time, so it is part of the time to target; the
+    history reports it also on its own, as ``setup_time_s``, and the selector
+    keeps it in ``irreducible_time_s_``.  An epoch forwards every non-holdout
+    sample once and takes ``ceil(n_train / B)`` optimizer steps (B times fewer
+    than ``Shuffle``'s per sample): :meth:`epochs_for_budget` gives the epochs
+    that match a baseline's gradient steps.
+
+    Args:
+        presample: B / b, the candidates per trained sample (> 1).
+        holdout: the fraction of the training set the irreducible-loss model
+            trains on, in (0, 1).
+        irreducible_model: None (a fresh ``keras.models.clone_model`` of the
+            trained model), or a Keras model.  A copy of it is trained (your
+            object is left as it is), with its own ``compile`` if it has one;
+            pass a trained model with ``irreducible_epochs=0`` to reuse it.
+        irreducible_epochs: epochs of training of the irreducible-loss model
+            (0: use it as given).
+        irreducible_batch_size: its batch size; None for B.
+        irreducible_validation: the fraction of the holdout that picks the
+            best epoch (by loss); 0 keeps the last epoch.
+
+    Reference: code ``OATML/RHO-Loss``: ``src/models/MultiModels.py``
+    (``training_step``: ``selected_batch_size = max(1, int(batch_size *
+    percent_train))``; the selection, ``src/curricula/selection_methods.py``
+    ``reducible_loss_selection``: ``model_loss - irreducible_loss``, top-k
+    under ``torch.no_grad``), ``src/train_irreducible.py`` (the IL model is
+    fitted on the holdout, its best checkpoint by held-out loss is kept, and
+    the losses of the training set are precomputed in eval mode), and
+    ``src/datamodules/datamodules.py`` (CIFAR: half of the training set is
+    the holdout).  Names: their ``percent_train=0.1`` is ``1 / presample``
+    (``presample=10``); their loader batch size of 320 is our B with b = 32.
+    Deviations, and why:
+
+    * The selection forward pass runs with ``training=False``.  The
+      reference's default (``selection_train_mode=True``) forwards in
+      training mode under ``no_grad``: dropout is on and batch norm uses (and
+      in PyTorch updates) batch statistics.  The loop's compact filter uses
+      inference mode, as selective backprop's reference does.
+    * The holdout is a seeded random split (the reference takes every other
+      index of CIFAR's training set, which is in random order).
+    * ``irreducible_epochs=10`` by default, where the reference's configs
+      train 30 (base) to 100 (CIFAR) epochs: here that time counts toward the
+      time to target.  The best epoch is picked on a slice of the holdout,
+      where the reference picks it on the test set.
+    * No data augmentation of the holdout (the reference augments it for
+      CIFAR); pass a model with augmentation layers for that.
+    * Under a ``tf.distribute`` strategy, train the irreducible-loss model
+      beforehand and pass it with ``irreducible_epochs=0``.
+
+    Raises:
+        ValueError: ``presample`` <= 1, ``holdout`` or
+            ``irreducible_validation`` out of range, a negative epoch count, a
+            non-positive batch size, or an ``irreducible_model`` that is not a
+            Keras model or does not fit the data.
+    """
+
+    filter_mode = "compact"
+
+    def __init__(self, presample=10.0, holdout=0.5, irreducible_model=None, irreducible_epochs=10,
+                 irreducible_batch_size=None, irreducible_validation=0.1):
+        self.presample = check_number("RhoLoss", "presample", presample, low=1, low_open=True)
+        self.holdout = check_number("RhoLoss", "holdout", holdout, low=0, high=1, low_open=True, high_open=True)
+        if irreducible_model is not None and not isinstance(irreducible_model, keras.Model):
+            raise ValueError(f"RhoLoss: irreducible_model={irreducible_model!r} is not a keras.Model; pass None "
+                             "(a fresh copy of the trained model's architecture) or a Keras model")
+        self.irreducible_model = irreducible_model
+        self.irreducible_epochs = check_number("RhoLoss", "irreducible_epochs", irreducible_epochs, low=0,
+                                               integer=True)
+        if irreducible_batch_size is not None:
+            check_number("RhoLoss", "irreducible_batch_size", irreducible_batch_size, low=1, integer=True)
+        self.irreducible_batch_size = irreducible_batch_size
+        self.irreducible_validation = check_number("RhoLoss", "irreducible_validation", irreducible_validation,
+                                                   low=0, high=1, high_open=True)
+        self.holdout_ = None              # sorted indices of the holdout
+        self.irreducible_ = None          # float32 [N] irreducible losses (NaN on the holdout); a tf.Variable
+        self.irreducible_time_s_ = None   # seconds to fit the IL model and compute its losses
+        self.seed_ = None
+
+    # ------------------------------------------------------------------ sizes
+    def holdout_size(self, num_samples):
+        """The holdout's size for ``num_samples`` training rows (at least 1, leaving at least 1)."""
+        if num_samples < 2:
+            raise ValueError(f"RhoLoss needs at least 2 training samples to set aside a holdout, got {num_samples}")
+        return int(min(num_samples - 1, max(1, round(self.holdout * num_samples))))
+
+    def presample_size(self, batch_size):
+        """B, the nominal candidate batch for a batch size b."""
+        return int(max(batch_size + 1, round(self.presample * batch_size)))
+
+    def epochs_for_budget(self, baseline_epochs, num_samples, batch_size):
+        """Loop epochs that make at least the baseline's gradient steps, ``baseline_epochs * ceil(N / b)``."""
+        baseline_epochs = check_number("RhoLoss.epochs_for_budget", "baseline_epochs", baseline_epochs, low=0,
+                                       integer=True)
+        num_samples = check_number("RhoLoss.epochs_for_budget", "num_samples", num_samples, low=2, integer=True)
+        batch_size = check_number("RhoLoss.epochs_for_budget", "batch_size", batch_size, low=1, integer=True)
+        batch_size = min(batch_size, num_samples)
+        train = num_samples - self.holdout_size(num_samples)
+        own = math.ceil(train / min(train, self.presample_size(batch_size)))
+        return math.ceil(baseline_epochs * math.ceil(num_samples / batch_size) / own)
+
+    # ----------------------------------------------------------------- set-up
+    def clone(self):
+        """A fresh RhoLoss with the same hyper-parameters; a given ``irreducible_model`` is shared, never trained."""
+        params = {k: v if k == "irreducible_model" else copy.deepcopy(v) for k, v in self.get_params().items()}
+        return type(self)(**params)
+
+    def on_train_begin(self, state):
+        self._batch_size = int(state.batch_size)
+        self._big = self.presample_size(self._batch_size)
+        if self.seed_ is None:
+            self.seed_ = int(state.rng.integers(2 ** 31 - 1))
+        if self.irreducible_ is None:
+            if state.inputs is None or state.model is None:
+                raise ValueError("RhoLoss needs state.inputs and state.model to fit its irreducible-loss model; "
+                                 "run it with loop.Loop, whose State provides them")
+            start = time.perf_counter()
+            rng = np.random.default_rng(self.seed_)
+            self.holdout_ = np.sort(rng.permutation(state.num_samples)[:self.holdout_size(state.num_samples)])
+            self.irreducible_ = self._irreducible_losses(state, rng)
+            self.irreducible_time_s_ = time.perf_counter() - start
+        if not isinstance(self.irreducible_, tf.Variable):
+            self.irreducible_ = tf.Variable(np.asarray(self.irreducible_, np.float32), trainable=False,
+                                            name="rho_irreducible")
+
+    def _irreducible_model(self, state):
+        """A trainable, compiled copy of the irreducible-loss model (the user's object is never trained)."""
+        given = self.irreducible_model
+        if given is None:
+            try:
+                model = keras.models.clone_model(state.model)
+            except Exception as err:
+                raise ValueError(f"RhoLoss could not copy the architecture of {type(state.model).__name__} with "
+                                 f"keras.models.clone_model ({err}); pass irreducible_model=... (a Keras model "
+                                 "for the same inputs and outputs)") from err
+        else:
+            model = keras.models.clone_model(given)
+            model.set_weights(given.get_weights())
+        if given is not None and given.compiled:
+            optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(given.optimizer))
+            loss = given.loss
+        else:
+            optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(state.optimizer))
+            loss = state.loss
+        model.compile(optimizer=optimizer, loss=loss)
+        return model, loss
+
+    def _irreducible_losses(self, state, rng):
+        """Fits the irreducible-loss model on the holdout; returns its losses on every row (NaN on the holdout)."""
+        model, loss = self._irreducible_model(state)
+        rows = lambda idx: (tf.nest.map_structure(lambda a: np.asarray(a)[idx], state.inputs),  # noqa: E731
+                            np.asarray(state.labels)[idx])
+        holdout = rng.permutation(self.holdout_)
+        n_val = int(round(self.irreducible_validation * len(holdout))) if len(holdout) > 1 else 0
+        fit_idx, val_idx = holdout[n_val:], holdout[:n_val]
+        _, fn = per_sample_loss(loss)  # the loop's own per-sample loss, so the two losses compare
+        try:
+            x, y = rows(fit_idx[:2])
+            fn(y, model(x, training=False))  # eagerly first: a mismatch gets Keras' own one-line message
+            if self.irreducible_epochs:
+                x, y = rows(fit_idx)
+                batch = int(self.irreducible_batch_size or self._big)
+                data = (tf.data.Dataset.from_tensor_slices((x, y))
+                        .shuffle(len(fit_idx), seed=self.seed_, reshuffle_each_iteration=True).batch(batch))
+                callbacks, validation = [], None
+                if n_val:
+                    validation = rows(val_idx)
+                    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.irreducible_epochs,
+                                                               restore_best_weights=True)]
+                model.fit(data, epochs=self.irreducible_epochs, validation_data=validation, callbacks=callbacks,
+                          shuffle=False, verbose=0)
+            score = tf.function(lambda x, y: fn(y, model(x, training=False)), reduce_retracing=True)
+            losses = np.full(state.num_samples, np.nan, np.float32)
+            rest = np.setdiff1d(np.arange(state.num_samples), self.holdout_)
+            chunk = 4096
+            for i in range(0, len(rest), chunk):
+                x, y = rows(rest[i:i + chunk])
+                losses[rest[i:i + chunk]] = score(x, y).numpy()
+        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
+            first = _headline(err)
+            raise ValueError(f"RhoLoss could not fit or score its irreducible-loss model {model.name!r} "
+                             f"({first}); give an irreducible_model with the trained model's inputs and "
+                             "outputs") from err
+        return losses
+
+    # ------------------------------------------------------------------- plan
+    def __call__(self, state):
+        holdout = self.holdout_ if self.holdout_ is not None else np.zeros([0], np.int64)
+        rest = np.setdiff1d(np.arange(state.num_samples), holdout)
+        big = min(len(rest), self.presample_size(state.batch_size))
+        order = state.rng.permutation(rest)
+        return [order[i:i + big] for i in range(0, len(order), big)]
+
+    # ----------------------------------------------------------------- filter
+    def keep(self, batch):
+        """Weights ``n / k`` on the ``k`` candidates with the largest reducible loss, 0 elsewhere."""
+        losses = tf.reshape(tf.cast(batch.losses, tf.float32), [-1])
+        reducible = losses - tf.gather(self.irreducible_, batch.indices)
+        n = tf.shape(reducible)[0]
+        k = tf.clip_by_value(n * self._batch_size // self._big, 1, n)
+        _, top = tf.math.top_k(reducible, k)
+        chosen = tf.scatter_nd(top[:, None], tf.ones([k], tf.float32), [n])
+        return tf.cast(batch.weights, tf.float32) * chosen * tf.cast(n, tf.float32) / tf.cast(k, tf.float32)
+
+
+def _headline(err):
+    """The line of a (possibly Keras-wrapped) error message that says what is wrong."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Exception encountered", "in user code"))]
+    return lines[0] if lines else type(err).__name__

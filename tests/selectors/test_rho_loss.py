@@ -1,0 +1,169 @@
+"""RhoLoss: the reducible-loss top-k, the holdout, the irreducible-loss table and its timing."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import StepBatch, make_data, make_loop, make_model
+
+from loop.selectors import RhoLoss
+
+
+def _filter(irreducible, batch_size, presample):
+    selector = RhoLoss(presample=presample)
+    selector._batch_size, selector._big = batch_size, selector.presample_size(batch_size)
+    selector.irreducible_ = tf.Variable(np.asarray(irreducible, np.float32))
+    return selector
+
+
+def _batch(indices, losses, weights=None):
+    indices = tf.constant(indices, tf.int32)
+    n = len(losses)
+    weights = tf.ones([n]) if weights is None else tf.constant(weights, tf.float32)
+    return StepBatch(indices, tf.constant(losses, tf.float32), weights, tf.zeros([n], tf.int32),
+                     tf.zeros([n, 3]), tf.constant(0, tf.int64))
+
+
+def test_keep_picks_the_top_reducible_losses_with_mean_weights():
+    rng = np.random.default_rng(0)
+    irreducible = rng.uniform(0, 2, size=50)
+    selector = _filter(irreducible, batch_size=3, presample=10)   # B = 30, k = 3 on a full batch
+    indices = rng.permutation(50)[:30]
+    losses = rng.uniform(0, 3, size=30)
+    weights = selector.keep(_batch(indices, losses)).numpy()
+    reducible = losses - irreducible[indices]
+    top = np.argsort(-reducible)[:3]
+    np.testing.assert_array_equal(np.flatnonzero(weights), np.sort(top))
+    np.testing.assert_allclose(weights[top], 30 / 3)   # sum(w * loss) / n is the mean loss of the kept rows
+    # high loss alone does not win: the highest-loss row has an even higher irreducible loss here
+    losses2 = np.ones(30)
+    losses2[0] = 100.0
+    irreducible2 = np.zeros(50)
+    irreducible2[indices[0]] = 1000.0
+    selector.irreducible_.assign(irreducible2.astype(np.float32))
+    assert selector.keep(_batch(indices, losses2)).numpy()[0] == 0
+
+
+def test_partial_candidate_batch_keeps_its_share_and_plan_weights_scale():
+    selector = _filter(np.zeros(20), batch_size=2, presample=10)   # B = 20
+    weights = selector.keep(_batch(np.arange(5), [0.1, 0.5, 0.2, 0.9, 0.3])).numpy()
+    np.testing.assert_allclose(weights, [0, 0, 0, 5, 0])       # k = max(1, 5 * 2 // 20) = 1
+    weights = selector.keep(_batch(np.arange(10), np.arange(10.0), weights=np.full(10, 0.5))).numpy()
+    np.testing.assert_allclose(weights, [0] * 9 + [0.5 * 10])  # k = 1 of 10
+
+
+def _fit(selector, n=400, epochs=2, batch_size=8, **kwargs):
+    x, y = make_data(n=n)
+    loop = make_loop(selector, batch_size=batch_size, **kwargs)
+    history = loop.fit(x, y, epochs=epochs, validation_data=(x[:50], y[:50]), verbose=0)
+    return loop, history, (x, y)
+
+
+def test_training_never_touches_the_holdout_and_every_step_trains_b_rows():
+    loop, history, _ = _fit(RhoLoss(presample=5, holdout=0.5, irreducible_epochs=2), n=400, batch_size=8)
+    selector = loop.selector
+    holdout = selector.holdout_
+    assert len(holdout) == 200 and len(np.unique(holdout)) == 200
+    assert loop.trained_counts[holdout].sum() == 0
+    table = selector.irreducible_.numpy()
+    assert np.isnan(table[holdout]).all()
+    assert np.isfinite(np.delete(table, holdout)).all()
+    frame = history.frame
+    # 200 training rows in candidate batches of B = 40: 5 steps per epoch, each on exactly b = 8 rows
+    assert frame["step"].tolist() == [5, 10]
+    assert frame["samples_seen"].tolist() == [200, 400]
+    assert frame["samples_backpropagated"].tolist() == [40, 80]
+    assert np.isnan(loop.losses[holdout]).all()
+
+
+def test_irreducible_time_counts_in_training_time_and_is_reported_alone():
+    loop, history, _ = _fit(RhoLoss(presample=5, irreducible_epochs=2), epochs=1)
+    frame = history.frame
+    setup = frame["setup_time_s"].iloc[-1]
+    assert setup >= loop.selector.irreducible_time_s_ > 0
+    assert frame["selection_time_s"].iloc[-1] >= setup
+    assert frame["train_time_s"].iloc[-1] >= setup
+    assert history.time_to_target is None or history.time_to_target >= setup
+
+
+def test_given_model_with_zero_epochs_is_used_as_is_and_never_changed():
+    x, y = make_data(n=300)
+    given = make_model(seed=7)
+    given.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in given.get_weights()]
+    loop = make_loop(RhoLoss(presample=4, irreducible_model=given, irreducible_epochs=0), batch_size=10)
+    loop.fit(x, y, epochs=1, verbose=0)
+    selector = loop.selector
+    rest = np.setdiff1d(np.arange(300), selector.holdout_)
+    expected = keras.losses.sparse_categorical_crossentropy(y[rest], given(x[rest], training=False)).numpy()
+    np.testing.assert_allclose(selector.irreducible_.numpy()[rest], expected, rtol=1e-5, atol=1e-6)
+    for a, b in zip(before, given.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert selector.irreducible_model is given   # the clone shares the given model; a copy of it is trained
+
+
+def test_irreducible_model_is_fitted_on_the_holdout_only():
+    # Labels on the holdout are a constant class; the rest is random.  An IL model trained on the holdout alone
+    # predicts that constant class, so its loss is low exactly where the training rows carry that class.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 6)).astype("float32")
+    # The split is seeded from state.rng: recover it with a first fit, then relabel and fit again.
+    loop = make_loop(RhoLoss(holdout=0.5, irreducible_epochs=0), batch_size=10)
+    loop.fit(x, rng.integers(0, 3, 600).astype("int32"), epochs=1, verbose=0)
+    holdout = loop.selector.holdout_
+    y = rng.integers(0, 3, 600).astype("int32")
+    y[holdout] = 2
+    loop = make_loop(RhoLoss(holdout=0.5, irreducible_epochs=30, irreducible_validation=0.0), batch_size=10,
+                     optimizer=keras.optimizers.Adam(0.05))
+    loop.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(loop.selector.holdout_, holdout)
+    table = loop.selector.irreducible_.numpy()
+    rest = np.setdiff1d(np.arange(600), holdout)
+    assert table[rest][y[rest] == 2].mean() < 0.2 < 2.0 < table[rest][y[rest] != 2].mean()
+
+
+def test_checkpoint_resume_keeps_the_irreducible_table(tmp_path):
+    x, y = make_data(n=200)
+    loop = make_loop(RhoLoss(presample=4, irreducible_epochs=1), batch_size=8)
+    loop.fit(x, y, epochs=1, verbose=0, checkpoint_dir=str(tmp_path))
+    saved = loop.selector.get_state()
+    resumed = make_loop(RhoLoss(presample=4, irreducible_epochs=1), batch_size=8)
+    history = resumed.fit(x, y, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
+    np.testing.assert_array_equal(resumed.selector.holdout_, saved["holdout_"])
+    np.testing.assert_array_equal(resumed.selector.irreducible_.numpy(), saved["irreducible_"])
+    assert resumed.selector.irreducible_time_s_ == saved["irreducible_time_s_"]
+    # the resumed fit did not fit the model again: its only new setup time is creating the table's variable
+    assert history.frame["setup_time_s"].iloc[-1] - history.frame["setup_time_s"].iloc[0] < 0.5
+
+
+def test_clone_is_fresh_and_epochs_for_budget_matches_baseline_steps():
+    selector = RhoLoss(presample=10, holdout=0.5)
+    selector.holdout_ = np.arange(3)
+    clone = selector.clone()
+    assert clone.holdout_ is None and repr(clone) == repr(selector)
+    # N = 4000, b = 32: Shuffle makes 125 steps an epoch; RhoLoss ceil(2000 / 320) = 7
+    assert selector.epochs_for_budget(5, 4000, 32) == int(np.ceil(5 * 125 / 7))
+    assert selector.epochs_for_budget(0, 4000, 32) == 0
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"presample": 1}, "presample=1"),
+    ({"holdout": 1.0}, "holdout=1.0"),
+    ({"holdout": 0}, "holdout=0"),
+    ({"irreducible_model": "resnet"}, "irreducible_model='resnet' is not a keras.Model"),
+    ({"irreducible_epochs": -1}, "irreducible_epochs=-1"),
+    ({"irreducible_batch_size": 0}, "irreducible_batch_size=0"),
+    ({"irreducible_validation": 1.0}, "irreducible_validation=1.0"),
+])
+def test_bad_arguments_name_the_value(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        RhoLoss(**kwargs)
+
+
+@pytest.mark.parametrize("epochs", [0, 1])
+def test_an_incompatible_irreducible_model_is_named(epochs):
+    x, y = make_data(n=100)
+    wrong = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, activation="softmax")], name="wrong")
+    loop = make_loop(RhoLoss(irreducible_model=wrong, irreducible_epochs=epochs), batch_size=8)
+    with pytest.raises(ValueError, match="irreducible-loss model 'wrong'.*trained model's inputs and outputs"):
+        loop.fit(x, y, epochs=1, verbose=0)
