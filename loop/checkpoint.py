@@ -4,15 +4,18 @@ What one checkpoint holds, all in one ``tf.train.Checkpoint`` (so it is written
 and becomes the latest as a whole, or not at all):
 
 * TensorFlow state: the model's variables (weights and the Keras
-  ``SeedGenerator`` states of e.g. ``Dropout``), the optimizer, the train and
+  ``SeedGenerator`` states of e.g. ``Dropout``), the optimizer (a
+  ``keras.optimizers.LossScaleOptimizer`` whole: its dynamic loss scale and
+  growth counter with the wrapped optimizer's slots), the train and
   validation metrics, and the :class:`loop.tables.Tables` module whole (the
   per-sample loss table, ``loss_step``, trained counts and the step, seen and
   backpropagated counters).
 * Python state, as one ``tf.train.experimental.PythonState`` blob (an in-memory
   ``.npz`` of arrays plus JSON): the run's identity (selector, seed, batch
-  size, number of samples), where the loop is (epoch and batch), the history
-  rows, the timing counters, the last logs, the selector's ``get_state()``
-  and, for a checkpoint taken mid-epoch, the epoch's plan.
+  size, number of samples, the model's dtype policy and whether the loss is
+  scaled), where the loop is (epoch and batch), the history rows, the timing
+  counters, the last logs, the selector's ``get_state()`` and, for a
+  checkpoint taken mid-epoch, the epoch's plan.
 
 ``CheckpointManager`` writes the data files first and switches its
 ``checkpoint`` index file with an atomic rename last, so a process killed while
@@ -42,7 +45,23 @@ import tensorflow as tf
 from loop.protocol import describe
 
 #: Keys of a checkpoint's identity; a resumed fit must match all of them.
-IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas")
+IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas", "precision", "loss_scale")
+
+#: The identity of a checkpoint written before a key existed (all of them trained in float32, unscaled).
+IDENTITY_DEFAULTS = {"precision": "float32", "loss_scale": False}
+
+
+def precision(model, optimizer):
+    """``{"precision": the model's dtype policy name, "loss_scale": optimizer is a LossScaleOptimizer}``.
+
+    A checkpoint of one precision does not resume a fit of another: a
+    ``LossScaleOptimizer`` holds other variables than the optimizer it wraps,
+    and the two would not train alike.
+    """
+    import keras
+
+    policy = getattr(getattr(model, "dtype_policy", None), "name", None) or "float32"
+    return {"precision": str(policy), "loss_scale": isinstance(optimizer, keras.optimizers.LossScaleOptimizer)}
 
 
 class Resume:
@@ -198,7 +217,7 @@ class Checkpointer:
                  max_to_keep=2):
         self.directory = os.fspath(directory)
         self._selector = selector
-        self._identity = dict(identity)
+        self._identity = {**precision(model, optimizer), **identity}
         self._blob = _PythonBlob()
         self._checkpoint = tf.train.Checkpoint(
             model_variables=list(model.variables),
@@ -230,8 +249,8 @@ class Checkpointer:
 
         Raises:
             ValueError: the checkpoint belongs to a different run (another
-                selector, seed, batch size, dataset size, loss or replica
-                count), naming the difference.
+                selector, seed, batch size, dataset size, loss, replica
+                count, dtype policy or loss scaling), naming the difference.
         """
         path = self.latest
         if path is None:
@@ -242,7 +261,7 @@ class Checkpointer:
             raise ValueError(f"checkpoint {path} was not written by loop.Loop.fit (no Python state); "
                              "pass a fresh checkpoint_dir")
         blob = unpack(reader.get_tensor(blob_key[0]))
-        saved = json.loads(blob["identity"])
+        saved = {**IDENTITY_DEFAULTS, **json.loads(blob["identity"])}
         here = self.identity()
         different = [f"{k}: {saved.get(k)!r} there, {here[k]!r} here" for k in IDENTITY if saved.get(k) != here[k]]
         if different:

@@ -43,6 +43,17 @@ epoch's plan over all workers (one small all-reduce per epoch) and raises a
 ``ValueError`` on every worker when they differ, instead of letting replicas
 train different batches or hang in a collective.
 
+Mixed precision: each replica differentiates the train step's ``scaled``
+objective (times the optimizer's loss scale) and its ``apply`` unscales the
+gradients, as on one device.  With a ``keras.optimizers.LossScaleOptimizer``
+the replicas first agree whether the step is skipped: one all-reduce of a
+non-finite flag, before the gradient all-reduce; if any replica's gradients
+are not finite, every replica hands non-finite gradients to the optimizer, so
+all skip the step and halve the scale together (the optimizer decides from
+each replica's local, not yet all-reduced, gradients, and replicas that
+disagreed would diverge or wait in different collectives).  The predictions
+come back in float32.
+
 Every variable (model, optimizer, metrics, tables, a filter's variables) must
 be created under ``strategy.scope()``: the loop does so for its own; build the
 model (and pass the optimizer by name, or create it) under the scope yourself.
@@ -51,8 +62,10 @@ model (and pass the optimizer by name, or create it) under the scope yourself.
 import contextlib
 import hashlib
 
+import keras
 import tensorflow as tf
 
+from loop.objective import float32
 from loop.protocol import describe
 from loop.step import objective
 
@@ -101,7 +114,8 @@ class DistributedStep:
     batch size, so that the step's collectives keep one shape for the whole
     call (``needs_capacity`` tells :class:`loop.step.Functions` to pass it).
     It reads only the train step's public attributes: ``model``, ``data``,
-    ``loss_fn``, ``apply``, ``keep`` with ``filter_weights``, and ``account``.
+    ``loss_fn``, ``optimizer``, ``scaled``, ``apply``, ``keep`` with
+    ``filter_weights``, and ``account``.
     A mask-mode filter runs in compact mode here.
 
     Args:
@@ -120,30 +134,38 @@ class DistributedStep:
         self.step, self.strategy = step, strategy
         self.replicas = strategy.num_replicas_in_sync
         self.local = len(strategy.extended.worker_devices) == self.replicas
-        # The predictions' per-row shape and dtype, from one eager forward pass now (not per step).
-        self.y_pred_spec = tf.TensorSpec.from_tensor(step.model(step.data.head(), training=False))
+        # The predictions' per-row shape (and float32 dtype), from one eager forward pass now (not per step).
+        self.y_pred_spec = tf.TensorSpec.from_tensor(float32(step.model(step.data.head(), training=False)))
+        self.loss_scaled = isinstance(step.optimizer, keras.optimizers.LossScaleOptimizer)
 
     def _rows(self, per, padded_indices):
         return self.step.data.rows(_replica_rows(padded_indices, per))
 
     def _objective(self, y, y_pred, weights, n):
-        return objective(weights, self.step.loss_fn(y, y_pred), n, self.step.model, self.replicas)
+        """The replica's part of the objective, times the loss scale (differentiate it inside the tape)."""
+        return self.step.scaled(objective(weights, self.step.loss_fn(y, y_pred), n, self.step.model, self.replicas))
+
+    def _apply(self, gradients, variables):
+        """The train step's ``apply`` (in replica context), once the replicas agree on skipping a loss-scaled step."""
+        if self.loss_scaled:
+            gradients = _agree_on_finite(gradients)
+        self.step.apply(gradients, variables)
 
     def _forward_backward(self, per, n, capacity, padded_indices, padded_weights):
         x, y = self._rows(per, padded_indices)
         weights = _replica_rows(padded_weights, per)
         model, variables = self.step.model, self.step.model.trainable_variables
         with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
+            y_pred = float32(model(x, training=True))
             value = self._objective(y, y_pred, weights, n)
-        self.step.apply(tape.gradient(value, variables), variables)
+        self._apply(tape.gradient(value, variables), variables)
         # Every replica launches its collectives in the same order: the gradient all-reduce, then ours.
         with tf.control_dependencies([tf.convert_to_tensor(self.step.optimizer.iterations)]):
             return self._pack(self.step.loss_fn(y, y_pred), y_pred, capacity)
 
     def _forward(self, per, capacity, padded_indices):
         x, y = self._rows(per, padded_indices)
-        y_pred = self.step.model(x, training=False)
+        y_pred = float32(self.step.model(x, training=False))
         return self._pack(self.step.loss_fn(y, y_pred), y_pred, capacity)
 
     def _backward_kept(self, per, n, padded_indices, padded_weights):
@@ -153,9 +175,9 @@ class DistributedStep:
         kept_x = tf.nest.map_structure(lambda t: tf.gather(t, keep), x)
         variables = self.step.model.trainable_variables
         with tf.GradientTape() as tape:
-            value = self._objective(tf.gather(y, keep), self.step.model(kept_x, training=True),
+            value = self._objective(tf.gather(y, keep), float32(self.step.model(kept_x, training=True)),
                                     tf.gather(weights, keep), n)
-        self.step.apply(tape.gradient(value, variables), variables)
+        self._apply(tape.gradient(value, variables), variables)
         return tf.constant(0)
 
     def _pack(self, losses, y_pred, capacity):
@@ -211,6 +233,32 @@ class DistributedStep:
             tf.cond(tf.reduce_any(weights > 0), run_backward, lambda: tf.constant(0))
         self.step.account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
         return losses
+
+
+def _agree_on_finite(gradients):
+    """The replica's gradients, made non-finite on every replica when any replica's are (one all-reduce).
+
+    A ``LossScaleOptimizer`` skips a step by testing the gradients it is given,
+    which under a strategy are each replica's own; this makes the replicas
+    decide alike.  Finite gradients pass unchanged (plus zero).
+    """
+    present = [g for g in gradients if g is not None]
+    if not present:
+        return gradients
+    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in present]
+    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in values]))
+    bad = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                         1.0 - tf.cast(finite, tf.float32))
+    poison = tf.where(bad > 0, tf.constant(float("nan")), tf.constant(0.0))
+
+    def poisoned(g):
+        if g is None:
+            return None
+        if isinstance(g, tf.IndexedSlices):
+            return tf.IndexedSlices(g.values + tf.cast(poison, g.values.dtype), g.indices, g.dense_shape)
+        return g + tf.cast(poison, g.dtype)
+
+    return [poisoned(g) for g in gradients]
 
 
 def plan_check(strategy, selector):

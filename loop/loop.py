@@ -88,8 +88,8 @@ class Loop:
                           "leaves your compile alone, so callbacks that read model.optimizer see yours",
                           stacklevel=2)
         self.model, self.strategy = model, strategy
-        with distribute_lib.scope(strategy):
-            self.optimizer = keras.optimizers.get(optimizer or compiled_optimizer or "adam")
+        with distribute_lib.scope(strategy):  # wrapped in a LossScaleOptimizer for float16, as Model.compile does
+            self.optimizer = objective_lib.training_optimizer(optimizer, compiled_optimizer, model)
         distribute_lib.check(strategy, model, self.optimizer)
         self.loss = compiled_loss if loss is None else loss
         self.loss_name, self.loss_fn = objective_lib.per_sample_loss(self.loss)

@@ -7,6 +7,14 @@ into a per-sample loss function, metric objects and the task
 ``keras.losses.Loss`` is called through ``Loss.__call__`` with
 ``reduction=None``, and ``"accuracy"`` is resolved from the shapes of the
 targets and the model's outputs, as ``Model.compile`` does.
+
+Mixed precision (``keras.mixed_precision``): the model may compute in float16
+or bfloat16, but losses and metrics are always computed in float32, as Keras'
+own ``Loss`` and ``Metric`` objects do: :func:`float32` casts the model's
+outputs first.  :func:`training_optimizer` wraps the optimizer in a
+``keras.optimizers.LossScaleOptimizer`` when the model computes in float16, as
+``Model.compile`` does (to find nested layers it uses Keras'
+``Layer._flatten_layers`` when present, the one non-public call here).
 """
 
 import copy
@@ -46,13 +54,64 @@ def per_sample_loss(loss):
         fn = _unreduced(fn)
 
     def per_sample(y_true, y_pred):
-        values = fn(y_true, y_pred)
+        values = fn(y_true, float32(y_pred))
         rank = len(values.shape)
         if rank > 1:
             values = tf.reduce_mean(values, axis=list(range(1, rank)))
         return tf.cast(values, tf.float32)
 
     return name, per_sample
+
+
+def float32(y_pred):
+    """``y_pred`` (a tensor or a nest of them) with its float16 and bfloat16 parts cast to float32.
+
+    Under a mixed precision policy the model's outputs are float16 or bfloat16;
+    losses, metrics and in-step filters see them in float32, as Keras' own
+    losses and metrics do.  Other dtypes pass unchanged (a float32 tensor is
+    returned as is).
+    """
+    def cast(t):
+        dtype = getattr(t, "dtype", None)
+        if dtype is not None and tf.as_dtype(dtype) in (tf.float16, tf.bfloat16):
+            return tf.cast(t, tf.float32)
+        return t
+
+    return tf.nest.map_structure(cast, y_pred)
+
+
+def computes_in_float16(model):
+    """True when the model or any of its layers computes in float16 (e.g. the ``"mixed_float16"`` policy)."""
+    if getattr(getattr(model, "dtype_policy", None), "name", None) == "mixed_float16":
+        return True
+    flatten = getattr(model, "_flatten_layers", None)  # every nested layer (Keras 3); else the top-level ones
+    layers = flatten(include_self=True, recursive=True) if callable(flatten) else [model, *model.layers]
+    return any(getattr(layer, "compute_dtype", None) == "float16" for layer in layers)
+
+
+def training_optimizer(optimizer, compiled_optimizer, model):
+    """The optimizer the loop trains with, set up for mixed precision as ``Model.compile`` does.
+
+    The model's own compiled optimizer (``optimizer`` None, or the same object)
+    is used as Keras' ``compile`` left it: under ``"mixed_float16"`` it is
+    already a ``keras.optimizers.LossScaleOptimizer``, unless the model was
+    compiled with ``auto_scale_loss=False``, which is honoured.  Any other
+    optimizer (``optimizer=``, or ``"adam"`` for an uncompiled model) is
+    resolved with ``keras.optimizers.get`` and, when the model computes in
+    float16 (:func:`computes_in_float16`), wrapped in a
+    ``LossScaleOptimizer`` with Keras' defaults (dynamic scale, initial
+    ``2**15``); an optimizer that already is one is never wrapped twice.
+    bfloat16 needs no loss scaling (it has float32's exponent range).
+
+    Raises:
+        ValueError: ``optimizer`` is not a Keras optimizer or its name (from ``keras.optimizers.get``).
+    """
+    if compiled_optimizer is not None and (optimizer is None or optimizer is compiled_optimizer):
+        return compiled_optimizer
+    resolved = keras.optimizers.get(optimizer or "adam")
+    if computes_in_float16(model) and not isinstance(resolved, keras.optimizers.LossScaleOptimizer):
+        resolved = keras.optimizers.LossScaleOptimizer(resolved, name="loss_scale_optimizer")
+    return resolved
 
 
 def _unreduced(loss):
@@ -170,7 +229,9 @@ class MetricSet:
         return [self.loss, *self.metrics]
 
     def update_state(self, losses, y_true, y_pred):
+        """Adds a batch: its per-sample ``losses`` and, for the metrics, ``y_pred`` in float32 (:func:`float32`)."""
         self.loss.update_state(losses)
+        y_pred = float32(y_pred)
         for metric in self.metrics:
             metric.update_state(y_true, y_pred)
 

@@ -23,6 +23,20 @@ Who owns what:
 
 :mod:`loop.distribute` wraps a :class:`TrainStep` for a ``tf.distribute``
 strategy through its public attributes.
+
+Mixed precision (``keras.mixed_precision``): every variant differentiates
+:meth:`TrainStep.scaled` (the objective times the optimizer's loss scale,
+``optimizer.scale_loss``) and hands the scaled gradients to ``apply``, which
+unscales them, as Keras' ``train_step`` does.  With a
+``keras.optimizers.LossScaleOptimizer`` (the loop's optimizer under
+``"mixed_float16"``, see :func:`loop.objective.training_optimizer`) a step
+whose scaled gradients are not finite is skipped and the scale halved; the
+loss table and its NaN check see the per-sample losses, which are always
+float32, so a skipped step with finite losses is not an error.  Other
+optimizers have no loss scale (``scale_loss`` returns the objective as is,
+unless the optimizer was given a static ``loss_scale_factor``).  The model's
+outputs are cast to float32 (:func:`loop.objective.float32`) before the
+losses, the metrics and an in-step filter see them.
 """
 
 import time
@@ -30,6 +44,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from loop.objective import float32
 from loop.protocol import StepBatch
 
 
@@ -50,10 +65,14 @@ class DeviceData:
 
 
 def objective(weights, losses, n, model, replicas=1):
-    """The step's objective ``sum(w * loss) / n`` plus the model's regularization losses (split over replicas)."""
+    """The step's objective ``sum(w * loss) / n`` plus the model's regularization losses (split over replicas).
+
+    Float32 throughout: the regularization losses are cast (a layer computing
+    in float16 or bfloat16 may add its activity regularization in that dtype).
+    """
     value = tf.reduce_sum(weights * losses) / n
     if model.losses:
-        regularization = tf.add_n(model.losses)
+        regularization = tf.add_n([tf.cast(loss, tf.float32) for loss in model.losses])
         value += regularization if replicas == 1 else regularization / replicas
     return value
 
@@ -63,7 +82,8 @@ class TrainStep:
 
     Args:
         model: the Keras model.
-        optimizer: its optimizer (built).
+        optimizer: its optimizer (built); a ``keras.optimizers.LossScaleOptimizer`` scales the
+            objective and skips steps with non-finite gradients (see :meth:`scaled`).
         loss_fn: ``fn(y_true, y_pred) -> [n]`` per-sample losses (:func:`loop.objective.per_sample_loss`).
         data: a :class:`DeviceData`.
         tables: a :class:`loop.tables.Tables`.
@@ -108,12 +128,22 @@ class TrainStep:
 
     def filter_weights(self, indices, losses, weights, y, y_pred):
         """The in-step filter's weights for a candidate batch (no gradient flows into the filter)."""
-        batch = StepBatch(indices, tf.stop_gradient(losses), weights, y, tf.stop_gradient(y_pred),
+        batch = StepBatch(indices, tf.stop_gradient(losses), weights, y, tf.stop_gradient(float32(y_pred)),
                           self.tables.steps.read_value())
         return tf.stop_gradient(tf.cast(self.keep(batch), tf.float32))
 
+    def scaled(self, value):
+        """The objective as differentiated: times the optimizer's loss scale (``optimizer.scale_loss``).
+
+        Call it inside the ``GradientTape``; :meth:`apply` divides the scale out
+        of the gradients again (a ``LossScaleOptimizer`` also skips a step whose
+        gradients are not finite and lowers its scale).  Without a loss scale
+        it returns ``value`` itself.
+        """
+        return self.optimizer.scale_loss(value)
+
     def apply(self, gradients, variables):
-        """Applies gradients; a variable without one (unused in this step) gets zeros."""
+        """Applies (scaled) gradients; a variable without one (unused in this step) gets zeros."""
         gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
         self.optimizer.apply_gradients(zip(gradients, variables))
 
@@ -135,11 +165,11 @@ class TrainStep:
         n = tf.cast(tf.shape(indices)[0], tf.float32)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            y_pred = self.model(x, training=True)
+            y_pred = float32(self.model(x, training=True))
             losses = self.loss_fn(y, y_pred)
             if filtered:
                 weights = self.filter_weights(indices, losses, weights, y, y_pred)
-            value = objective(weights, losses, n, self.model)
+            value = self.scaled(objective(weights, losses, n, self.model))
         self.apply(tape.gradient(value, variables), variables)
         self.account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
         return losses
@@ -178,7 +208,7 @@ class TrainStep:
     def _filter_candidates(self, indices, weights):
         """The candidates' losses from a forward pass without gradient, and the filter's weights for them."""
         x, y = self.data.rows(indices)
-        y_pred = self.model(x, training=False)
+        y_pred = float32(self.model(x, training=False))
         losses = self.loss_fn(y, y_pred)
         return losses, self.filter_weights(indices, losses, weights, y, y_pred)
 
@@ -187,9 +217,9 @@ class TrainStep:
         x, y = self.data.rows(indices)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            y_pred = self.model(x, training=True)
+            y_pred = float32(self.model(x, training=True))
             losses = self.loss_fn(y, y_pred)
-            value = objective(weights, losses, n, self.model)
+            value = self.scaled(objective(weights, losses, n, self.model))
         self.apply(tape.gradient(value, variables), variables)
         self.metrics.update_state(losses, y, y_pred)
 
@@ -256,5 +286,5 @@ class Functions:
         return losses
 
     def _eval_batch(self, x, y):
-        y_pred = self._model(x, training=False)
+        y_pred = float32(self._model(x, training=False))
         self._val_metrics.update_state(self._loss_fn(y, y_pred), y, y_pred)

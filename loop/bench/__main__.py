@@ -3,6 +3,7 @@
     python -m loop.bench                        # the default suite, offline, a few minutes
     python -m loop.bench --suite seeds --data-dir /path/to/data
     python -m loop.bench --datasets boston --target val_mae=3.0
+    python -m loop.bench --precision mixed_bfloat16   # a keras.mixed_precision policy
     python -m loop.bench report --out results/x  # tables and plots of stored runs
     python -m loop.bench throughput | overhead   # performance benchmarks
 """
@@ -34,6 +35,10 @@ protocol:
   reached; they are never dropped.
   Each run is written atomically to <out>/runs/<dataset>/<selector>/seed_<k>.json;
   re-running with the same --out skips the runs already there.
+  --precision sets the keras.mixed_precision global policy before each model
+  is built (mixed_float16 trains with a LossScaleOptimizer, as model.fit does)
+  and is stored with each run; one --out holds runs of one precision, and
+  resuming it with another precision is refused.
 """
 
 
@@ -88,6 +93,9 @@ def _parser():
     parser.add_argument("--retry-failed", action="store_true", help="re-run runs stored as failed")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the speedup CI")
+    from loop.bench.runner import add_precision_argument
+
+    add_precision_argument(parser)
     return parser
 
 
@@ -166,6 +174,9 @@ def _plan(parser, args, command):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None and value < 1:
             parser.error(f"{flag} must be at least 1, got {value}; leave {flag} out for the default")
+    from loop.bench.runner import parse_precision
+
+    precision = parse_precision(parser, args)
     out = _check_out(parser, args, command)
     data_dir = _check_data_dir(parser, args) if command == "run" else None
 
@@ -188,10 +199,12 @@ def _plan(parser, args, command):
         if tables.BASELINE not in labels:
             specs.insert(0, "shuffle")
         budgets = _budgets(args, suite)
+        runner.check_out_precision(out, precision)  # one --out holds one precision
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     seeds = suite.seeds if args.seeds is None else args.seeds
-    return argparse.Namespace(out=out, targets=targets, specs=specs, budgets=budgets, seeds=seeds, data_dir=data_dir)
+    return argparse.Namespace(out=out, targets=targets, specs=specs, budgets=budgets, seeds=seeds, data_dir=data_dir,
+                              precision=precision)
 
 
 def _budgets(args, suite):
@@ -238,6 +251,11 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
     first.to_csv(os.path.join(out, "seed000.csv"), index=False)
     text = ["## Time to target", "", tables.to_markdown(tables.display(table)), "",
             "## Seed 000 (seed 0 only)", "", tables.to_markdown(first), ""]
+    from loop.bench.runner import DEFAULT_PRECISION, run_precision
+
+    precisions = sorted({run_precision(r) for r in records})
+    if precisions != [DEFAULT_PRECISION] and precisions:
+        text += [f"Precision (keras.mixed_precision policy): {', '.join(precisions)}", ""]
     if skipped:
         text += ["Not applicable (not trained): " + "; ".join(
             f"{selector} on {', '.join(datasets)}" for selector, datasets in skipped.items()), ""]
@@ -276,11 +294,11 @@ def main(argv=None):
     from loop.bench import runner
 
     out = plan.out
-    print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds -> {out}",
-          file=sys.stderr)
+    print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds in "
+          f"{plan.precision} -> {out}", file=sys.stderr)
     start = time.perf_counter()
     summary = runner.run_suite(plan.budgets, plan.specs, plan.seeds, out, data_dir=plan.data_dir,
-                               retry_failed=args.retry_failed)
+                               retry_failed=args.retry_failed, precision=plan.precision)
     wall = time.perf_counter() - start
     print(f"loop.bench: ran {summary['ran']}, skipped {summary['skipped']} already stored, "
           f"{summary['failed']} failed, {summary['not_applicable']} not applicable, in {wall:.0f}s",

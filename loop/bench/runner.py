@@ -19,9 +19,20 @@ error, and the suite goes on.  A selector that does not support the dataset's
 task (``selector.tasks``) is stored as ``not_applicable`` without training, and
 the tables leave it out.  Re-running with the same ``out`` skips every run
 whose file exists with the same budget.
+
+Precision: ``precision`` names the ``keras.mixed_precision`` policy every run
+trains under (``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``; see
+:data:`PRECISIONS`).  It is set as the global policy before the run's model is
+built (and the previous policy is put back after the run), and stored in the
+run's file.  One results directory holds runs of one precision, so that the
+tables never compare a selector's run with a baseline of another precision:
+:func:`run_suite` refuses an ``out`` that holds runs of another precision
+(runs stored before precisions were recorded count as ``"float32"``).
 """
 
+import contextlib
 import copy
+import glob
 import hashlib
 import json
 import math
@@ -37,6 +48,60 @@ from loop.bench.tables import NOT_APPLICABLE
 
 #: Bumped when the run file's layout changes.
 RUN_FORMAT = 1
+
+#: The precisions a benchmark can train in: ``keras.mixed_precision`` policy names.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+#: The precision of a run file written before precisions were recorded.
+DEFAULT_PRECISION = "float32"
+
+
+def check_precision(precision, name="precision"):
+    """Returns ``precision`` if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ValueError: another value, naming it (as ``name``, e.g. ``"--precision"``) and the choices.
+    """
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"{name} {precision!r} is not a precision the benchmark trains in; choose "
+                         f"{', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]} (keras.mixed_precision policy names; "
+                         f"the default is {DEFAULT_PRECISION})")
+    return precision
+
+
+def add_precision_argument(parser):
+    """Adds ``--precision`` to a command line; :func:`parse_precision` checks it."""
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, metavar="{" + ",".join(PRECISIONS) + "}",
+                        help="the keras.mixed_precision policy the models are built and trained in (default "
+                             f"{DEFAULT_PRECISION}); mixed_float16 trains with a LossScaleOptimizer")
+
+
+def parse_precision(parser, args):
+    """``args.precision``, after ``parser.error`` (exit status 2) for a value that is not one of :data:`PRECISIONS`."""
+    try:
+        return check_precision(args.precision, "--precision")
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def run_precision(record):
+    """The precision a stored run trained in."""
+    return record.get("precision") or DEFAULT_PRECISION
+
+
+def check_out_precision(out, precision):
+    """Raises ``ValueError`` when the results directory ``out`` holds runs of another precision than ``precision``."""
+    other = {}
+    for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "seed_*.json"))):
+        record = read_run(path)
+        if record is not None and run_precision(record) != precision:
+            other.setdefault(run_precision(record), os.path.relpath(path, out))
+    if other:
+        found = "; ".join(f"{name} (e.g. {example})" for name, example in sorted(other.items()))
+        raise ValueError(f"results directory (--out) {out!r} holds runs trained in another precision than "
+                         f"{precision}: {found}. One results directory holds one precision, so that its tables "
+                         f"compare like with like: give another --out for {precision}, or resume this one with "
+                         f"--precision {sorted(other)[0]}")
 
 
 def selector_key(selector):
@@ -123,13 +188,37 @@ def weights_fingerprint(model):
     return float(sum(np.abs(w).astype(np.float64).sum() for w in model.get_weights()))
 
 
-def train_one(ds, train, test, budget, label, make_selector, seed):
+@contextlib.contextmanager
+def global_policy(precision):
+    """Sets the ``keras.mixed_precision`` global policy ``precision`` (checked); puts the previous one back after."""
+    import keras
+
+    check_precision(precision)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEFAULT_PRECISION):
     """Trains one run and returns its record (status ``ok``, ``failed`` or ``not_applicable``); never raises.
 
     A selector whose ``tasks`` attribute leaves out the dataset's task (the
     class-based selectors on a regression dataset) is not trained: its record
-    says ``not_applicable`` and why.
+    says ``not_applicable`` and why.  The model is built and trained under the
+    global policy ``precision`` (:data:`PRECISIONS`; under ``"mixed_float16"``
+    the loop wraps the optimizer in a ``LossScaleOptimizer``).
+
+    Raises:
+        ValueError: ``precision`` is not one of :data:`PRECISIONS` (checked before anything runs).
     """
+    with global_policy(precision):
+        return _train_one(ds, train, test, budget, label, make_selector, seed, precision)
+
+
+def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
     import keras
 
     from loop import Loop
@@ -138,9 +227,9 @@ def train_one(ds, train, test, budget, label, make_selector, seed):
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     record = {"format": RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
-              "budget": budget.config(), "task": ds.task, "metrics": list(ds.metrics), "loss": ds.loss,
-              "target_metric": ds.target_metric, "n_train": int(len(train[1])), "n_test": int(len(test[1])),
-              "status": "ok", "error": None, "frame": [], "wall_s": None}
+              "budget": budget.config(), "precision": precision, "task": ds.task, "metrics": list(ds.metrics),
+              "loss": ds.loss, "target_metric": ds.target_metric, "n_train": int(len(train[1])),
+              "n_test": int(len(test[1])), "status": "ok", "error": None, "frame": [], "wall_s": None}
     start = time.perf_counter()
     loop = None
     try:
@@ -217,7 +306,8 @@ class Progress:
               file=self.stream, flush=True)
 
 
-def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=False, progress=True, stream=None):
+def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=False, progress=True, stream=None,
+              precision=DEFAULT_PRECISION):
     """Runs every budget x selector x seed not already stored under ``out``.
 
     Args:
@@ -229,13 +319,17 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
         retry_failed: run again the runs stored as failed.
         progress: print a progress line per run.
         stream: where progress goes (default stderr).
+        precision: the ``keras.mixed_precision`` policy every run trains in (:data:`PRECISIONS`).
 
     Returns:
         ``{"ran": n, "skipped": n, "failed": n, "not_applicable": n, "unloadable": [(dataset, error), ...]}``.
 
     Raises:
-        ValueError: an unknown selector name or hyper-parameter.
+        ValueError: an unknown selector name or hyper-parameter, an unknown
+            ``precision``, or an ``out`` holding runs of another precision.
     """
+    check_precision(precision)
+    check_out_precision(out, precision)
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     keyed = [selector_key(s) for s in selectors]
     labels = [label for label, _ in keyed]
@@ -251,7 +345,7 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
                 path = run_path(out, budget.dataset, label, seed)
                 stored = read_run(path)
                 if stored is not None and stored.get("budget") == budget.config() and (
-                        stored["status"] != "failed" or not retry_failed):
+                        run_precision(stored) == precision) and (stored["status"] != "failed" or not retry_failed):
                     summary["skipped"] += 1
                     if meter:
                         meter.end(f"{budget.dataset} {label} seed {seed}", stored, skipped=True)
@@ -273,7 +367,7 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
             what = f"{budget.dataset} {label} seed {seed}"
             if meter:
                 meter.begin(what)
-            record = train_one(ds, train, test, budget, label, factory, seed)
+            record = train_one(ds, train, test, budget, label, factory, seed, precision=precision)
             write_json_atomic(path, record)
             summary["ran"] += 1
             summary["failed"] += record["status"] == "failed"

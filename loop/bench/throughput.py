@@ -7,7 +7,12 @@ new ``tf.data`` iterator each epoch) shows inside one call, as a user's
 ``model.fit(epochs=E)`` sees it; ``--epochs-per-call 1`` times single epochs.
 It prints every call's times, the median of the per-pair ratios Loop/fit
 (below 1 means the loop is faster), and the train step's achieved GFLOP/s
-against a measured float32 matmul peak on this machine.
+against a matmul peak measured on this machine in the compute dtype of the
+precision (``--precision``: float32; ``mixed_bfloat16`` and ``mixed_float16``
+build both models under that ``keras.mixed_precision`` policy, compute in
+bfloat16 or float16, and are measured against a bfloat16 or float16 matmul
+peak; under ``mixed_float16`` both the loop and ``model.fit`` train with a
+``LossScaleOptimizer``).
 
 Each call is timed two ways, both divided by the epochs it trained:
 
@@ -57,17 +62,27 @@ def forward_flops(model):
     return total
 
 
-def matmul_peak_gflops(size=2048, repeats=10):
-    """Measured float32 matmul throughput of this machine, in GFLOP/s."""
-    a = tf.random.normal([size, size])
-    b = tf.random.normal([size, size])
+#: The dtype of the matmul peak for each ``--precision``: the policy's compute dtype.
+PEAK_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
+def matmul_peak_gflops(size=2048, repeats=10, dtype="float32"):
+    """Measured matmul throughput of this machine in ``dtype`` (float32, bfloat16 or float16), in GFLOP/s.
+
+    The product is rescaled by ``1/sqrt(size)`` after every multiplication, so
+    the values stay near 1 (no overflow or subnormals in the 16-bit types).
+    """
+    dtype = tf.as_dtype(dtype)
+    a = tf.cast(tf.random.normal([size, size]), dtype)
+    b = tf.cast(tf.random.normal([size, size]), dtype)
+    scale = tf.cast(1.0 / np.sqrt(size), dtype)
 
     @tf.function
     def run():
         c = a
         for _ in range(repeats):
-            c = tf.matmul(c, b) * 1e-3
-        return tf.reduce_sum(c)
+            c = tf.matmul(c, b) * scale
+        return tf.reduce_sum(tf.cast(c, tf.float32))
 
     run().numpy()
     best = float("inf")
@@ -89,7 +104,11 @@ def parse_args(argv=None):
     parser.add_argument("--steps-per-execution", type=int, default=32)
     parser.add_argument("--matmul-size", type=int, default=2048, help="matrix size of the peak measurement")
     parser.add_argument("--seed", type=int, default=0)
+    from loop.bench.runner import add_precision_argument, parse_precision
+
+    add_precision_argument(parser)
     args = parser.parse_args(argv)
+    parse_precision(parser, args)
     for name in ("pairs", "batch_size", "epochs_per_call", "steps_per_execution", "matmul_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -101,7 +120,18 @@ def parse_args(argv=None):
 
 
 def measure(args):
-    """Runs the A/B comparison and prints it; returns the per-pair times (seconds per epoch) and ratios."""
+    """Runs the A/B comparison and prints it; returns the per-pair times (seconds per epoch) and ratios.
+
+    Both models are built and trained under the global policy ``args.precision``
+    (the previous policy is put back afterwards); the result records it.
+    """
+    from loop.bench.runner import global_policy
+
+    with global_policy(getattr(args, "precision", "float32")):
+        return _measure(args)
+
+
+def _measure(args):
     from loop import Loop
     from loop.selectors import Shuffle
 
@@ -132,9 +162,14 @@ def measure(args):
                       callbacks=[epoch_timer])
         return (time.perf_counter() - t0) / epochs, epoch_timer.seconds / epochs
 
+    precision = keras.mixed_precision.global_policy().name
+    peak_dtype = PEAK_DTYPES[precision]
     print(f"threads: intra={tf.config.threading.get_intra_op_parallelism_threads()} "
           f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}; {epochs} epoch(s) per call, times per epoch",
+          flush=True)
+    print(f"precision: {precision} (compute {loop_model.compute_dtype}, variables {loop_model.variable_dtype}); "
+          f"optimizers: loop {type(loop.optimizer).__name__}, model.fit {type(fit_model.optimizer).__name__}",
           flush=True)
     print(f"warm-up: loop {loop_call()[0]:.2f} s, fit {fit_call()[0]:.2f} s", flush=True)
     times = {"loop_call_s": [], "loop_epoch_s": [], "fit_call_s": [], "fit_epoch_s": []}
@@ -149,7 +184,7 @@ def measure(args):
     ratio = float(np.median(loop_calls / fit_calls))
     epoch_ratio = float(np.median(loop_epochs / fit_epochs))
     flops = 3 * forward_flops(loop_model) * args.samples
-    peak = matmul_peak_gflops(args.matmul_size)
+    peak = matmul_peak_gflops(args.matmul_size, dtype=peak_dtype)
     achieved = flops / np.median(loop_epochs) / 1e9
     fit_achieved = flops / np.median(fit_epochs) / 1e9
     print(f"median call: loop {np.median(loop_calls):.2f} s, model.fit {np.median(fit_calls):.2f} s; "
@@ -158,10 +193,11 @@ def measure(args):
     print(f"total over {args.pairs} pairs: loop {loop_calls.sum() * epochs:.1f} s, "
           f"model.fit {fit_calls.sum() * epochs:.1f} s (ratio {loop_calls.sum() / fit_calls.sum():.3f})")
     print(f"median ratio loop/fit: {ratio:.3f} (goal <= 0.90); epoch only: {epoch_ratio:.3f}")
-    print(f"train step: {achieved:.1f} GFLOP/s (model.fit {fit_achieved:.1f}) against a measured float32 "
+    print(f"train step: {achieved:.1f} GFLOP/s (model.fit {fit_achieved:.1f}) against a measured {peak_dtype} "
           f"matmul peak of {peak:.1f} GFLOP/s ({100 * achieved / peak:.1f}% of peak)", flush=True)
     return dict(times, ratio=ratio, epoch_ratio=epoch_ratio, total_ratio=float(loop_calls.sum() / fit_calls.sum()),
-                gflops=achieved, fit_gflops=fit_achieved, peak_gflops=peak)
+                gflops=achieved, fit_gflops=fit_achieved, peak_gflops=peak, precision=precision,
+                peak_dtype=peak_dtype)
 
 
 def main(argv=None):

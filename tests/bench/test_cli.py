@@ -263,3 +263,99 @@ def test_overhead_arguments_exit_2_naming_the_flag(args, message, capsys):
     assert main(["overhead"] + args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ --precision
+@pytest.fixture
+def float32_afterwards():
+    """The global dtype policy is float32 again after the test, whatever it set."""
+    import keras
+
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("command", [[], ["throughput"]])
+@pytest.mark.parametrize("value", ["fp16", "float16", "Mixed_Float16", ""])
+def test_a_bad_precision_exits_2_naming_the_value_and_the_choices(command, value, capsys, tmp_path):
+    out = tmp_path / "x"
+    args = command + (["--precision", value] + (TINY + ["--out", str(out)] if not command else ["--samples", "64"]))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: --precision {value!r} is not a precision the benchmark trains in; choose float32, " \
+           "mixed_bfloat16 or mixed_float16" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_help_lists_the_precisions(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--precision {float32,mixed_bfloat16,mixed_float16}" in capsys.readouterr().out
+    assert main(["throughput", "--help"]) == 0
+    assert "--precision {float32,mixed_bfloat16,mixed_float16}" in capsys.readouterr().out
+
+
+def test_a_run_records_its_precision_and_its_out_refuses_another(capsys, tmp_path, float32_afterwards):
+    import keras
+
+    out = tmp_path / "out"
+    assert main(TINY + ["--precision", "mixed_float16", "--out", str(out)]) == 0
+    assert "seeds in mixed_float16 ->" in capsys.readouterr().err
+    assert keras.mixed_precision.global_policy().name == "float32"  # the run put the policy back
+    records = tables.load_runs(str(out))
+    assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["precision"] == "mixed_float16"
+    assert "Precision (keras.mixed_precision policy): mixed_float16" in (out / "table.md").read_text()
+
+    before = snapshot(out)
+    for other in ([], ["--precision", "float32"], ["--precision", "mixed_bfloat16"]):
+        err = cli_error(TINY + other + ["--out", str(out)], capsys)
+        wanted = other[1] if other else "float32"
+        assert f"'{out}' holds runs trained in another precision than {wanted}: mixed_float16 (e.g. runs/spirals/" \
+               in err
+        assert f"give another --out for {wanted}, or resume this one with --precision mixed_float16" in err
+        assert snapshot(out) == before
+    assert main(TINY + ["--precision", "mixed_float16", "--out", str(out)]) == 0  # the same precision resumes
+    assert "skipped 1 already stored" in capsys.readouterr().err
+
+
+def test_runs_stored_before_precisions_were_recorded_count_as_float32(tmp_path, tiny_budget):
+    import json
+
+    from loop.bench import runner
+
+    out = str(tmp_path / "out")
+    runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False)
+    path = run_files(out)[0]
+    record = json.load(open(path))
+    assert record["precision"] == "float32"
+    del record["precision"]
+    runner.write_json_atomic(path, record)
+    assert runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False)["skipped"] == 1
+    with pytest.raises(ValueError, match="holds runs trained in another precision than mixed_bfloat16: float32"):
+        runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False, precision="mixed_bfloat16")
+    with pytest.raises(ValueError, match="precision 'bf16' is not a precision"):
+        runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False, precision="bf16")
+
+
+@pytest.mark.parametrize("precision, dtype", [("float32", "float32"), ("mixed_bfloat16", "bfloat16"),
+                                              ("mixed_float16", "float16")])
+def test_throughput_measures_the_peak_in_the_compute_dtype(precision, dtype):
+    from loop.bench import throughput
+
+    assert throughput.parse_args(["--precision", precision]).precision == precision
+    assert throughput.PEAK_DTYPES[precision] == dtype
+    assert throughput.matmul_peak_gflops(32, repeats=2, dtype=dtype) > 0
+    assert throughput.parse_args([]).precision == "float32"
+
+
+def test_throughput_in_mixed_bfloat16_reports_its_precision(capsys, float32_afterwards):
+    import keras
+
+    assert main(["throughput", "--samples", "128", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64",
+                 "--precision", "mixed_bfloat16"]) == 0
+    printed = capsys.readouterr().out
+    assert "precision: mixed_bfloat16 (compute bfloat16, variables float32)" in printed
+    assert "against a measured bfloat16 matmul peak" in printed
+    assert keras.mixed_precision.global_policy().name == "float32"
