@@ -231,6 +231,7 @@ class DistributedStep:
                 return tf.constant(0)
 
             tf.cond(tf.reduce_any(weights > 0), run_backward, lambda: tf.constant(0))
+            self.step.tables.add_forwards(tf.reduce_sum(tf.cast(weights > 0, tf.int64)))  # the kept rows' pass
         self.step.account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
         return losses
 

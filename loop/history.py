@@ -1,7 +1,8 @@
 """Training history and the time-to-target arithmetic.
 
 A :class:`History` holds one row per evaluation of a ``Loop.fit``: where the
-loop was (epoch, step, samples seen), how long it took (``train_time_s`` counts
+loop was (epoch, step, samples seen in training steps, samples forwarded in all,
+samples backpropagated), how long it took (``train_time_s`` counts
 training and selection, never evaluation; ``setup_time_s`` is the share spent in
 the selector's ``on_train_begin``, such as fitting RhoLoss's irreducible-loss
 model), and the train and validation
@@ -18,7 +19,7 @@ import pandas as pd
 LOWER_IS_BETTER = ("loss", "mse", "mae", "mape", "msle", "error", "crossentropy", "hinge", "huber", "logcosh")
 
 #: Columns every history row has, in order, before the metric columns.
-INDEX_COLUMNS = ("epoch", "step", "samples_seen", "samples_backpropagated",
+INDEX_COLUMNS = ("epoch", "step", "samples_seen", "samples_forwarded", "samples_backpropagated",
                  "train_time_s", "selection_time_s", "setup_time_s", "eval_time_s")
 
 
@@ -144,6 +145,23 @@ class History:
         """Optimizer steps until the target was reached; None if never."""
         row = self._first()
         return None if row is None else int(row["step"])
+
+    @property
+    def samples_forwarded_to_target(self):
+        """Samples the model forwarded on training data until the target was reached; None if never.
+
+        With :attr:`samples_backpropagated_to_target`, a hardware-neutral cost:
+        see ``docs/performance.md`` for turning the two into a predicted
+        speedup on another device.
+        """
+        row = self._first()
+        return None if row is None or "samples_forwarded" not in row else int(row["samples_forwarded"])
+
+    @property
+    def samples_backpropagated_to_target(self):
+        """Samples that contributed to a gradient until the target was reached; None if never."""
+        row = self._first()
+        return None if row is None else int(row["samples_backpropagated"])
 
     def best(self, metric, mode=None):
         """The best value of ``metric`` over the rows (min or max by its inferred mode)."""

@@ -221,6 +221,7 @@ class TrainStep:
             losses = self.loss_fn(y, y_pred)
             value = self.scaled(objective(weights, losses, n, self.model))
         self.apply(tape.gradient(value, variables), variables)
+        self.tables.add_forwards(tf.size(indices))  # a second pass over rows already forwarded as candidates
         self.metrics.update_state(losses, y, y_pred)
 
 
@@ -283,6 +284,7 @@ class Functions:
         x, y = self._data.rows(indices)
         losses = self._loss_fn(y, self._model(x, training=False))
         self._tables.record(indices, losses)
+        self._tables.add_forwards(tf.size(indices))
         return losses
 
     def _eval_batch(self, x, y):

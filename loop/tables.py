@@ -7,8 +7,10 @@ about the training set and its progress:
 * ``loss_step``: the optimizer step that saw it (-1 where never seen);
 * ``trained``: how many times each sample contributed to a gradient;
 * the counters ``steps`` (optimizer steps), ``seen`` (samples forwarded in
-  training steps) and ``backpropagated``, and ``first_bad_step`` (the first step
-  whose loss was NaN or Inf, -1 if none);
+  training steps), ``forward`` (every sample the model forwarded on training
+  data: training passes, candidate passes without gradient, the second pass
+  over kept rows, and ``state.score``) and ``backpropagated``, and
+  ``first_bad_step`` (the first step whose loss was NaN or Inf, -1 if none);
 * ``positions``: the losses of the current epoch's plan by position, kept only
   when a selector has an ``on_batch_end`` hook;
 * ``queue_indices`` and ``queue_weights``: the rows an accumulating in-step
@@ -39,6 +41,7 @@ class Tables(tf.Module):
         self.trained = tf.Variable(tf.zeros([num_samples], tf.int32), trainable=False, name="trained_counts")
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
         self.seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_seen")
+        self.forward = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_forwarded")
         self.backpropagated = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_backpropagated")
         self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
         self.queue_indices = tf.Variable(tf.zeros([0], tf.int32), shape=tf.TensorShape([None]), trainable=False,
@@ -66,6 +69,11 @@ class Tables(tf.Module):
         self._check_finite(losses)
         self.record(indices, losses)
         self.seen.assign_add(tf.cast(tf.size(indices), tf.int64))
+        self.forward.assign_add(tf.cast(tf.size(indices), tf.int64))
+
+    def add_forwards(self, count):
+        """Counts ``count`` more forwarded samples that are not new candidates (a kept row's training pass, a score)."""
+        self.forward.assign_add(tf.cast(count, tf.int64))
 
     def stepped(self, trained_indices):
         """The bookkeeping of one optimizer step that backpropagated ``trained_indices``."""
@@ -91,13 +99,15 @@ class Tables(tf.Module):
                                             self.steps.read_value(), self.first_bad_step.read_value()))
 
     def counts(self):
-        """``{"step", "samples_seen", "samples_backpropagated"}`` as Python ints (a host read)."""
+        """``{"step", "samples_seen", "samples_forwarded", "samples_backpropagated"}`` as Python ints (a host read)."""
         return {"step": int(self.steps.numpy()), "samples_seen": int(self.seen.numpy()),
+                "samples_forwarded": int(self.forward.numpy()),
                 "samples_backpropagated": int(self.backpropagated.numpy())}
 
     def with_samples(self, num_samples, *, positions=False):
         """New tables for a training set of ``num_samples`` rows that keep this module's counters."""
         fresh = Tables(num_samples, positions=positions)
         fresh.steps, fresh.seen, fresh.backpropagated = self.steps, self.seen, self.backpropagated
+        fresh.forward = self.forward
         fresh.first_bad_step = self.first_bad_step
         return fresh

@@ -142,7 +142,7 @@ def _assert_same_training(single, distributed, train_metrics=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     d, s = distributed["rows"], single["rows"]
     assert d.keys() == s.keys()
-    for key in ("epoch", "step", "samples_seen", "samples_backpropagated"):
+    for key in ("epoch", "step", "samples_seen", "samples_forwarded", "samples_backpropagated"):
         assert d[key] == s[key], key
     for key in ("loss", "accuracy", "val_loss", "val_accuracy") if train_metrics else ("val_loss", "val_accuracy"):
         np.testing.assert_allclose(d[key], s[key], rtol=1e-4, atol=1e-5, err_msg=key)

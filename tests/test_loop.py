@@ -367,6 +367,9 @@ def test_in_step_filter_accounting():
     hist = loop.fit((x, y), epochs=2, verbose=0)
     row = hist.rows[-1]
     assert row["samples_seen"] == 128 and row["samples_backpropagated"] == 64
+    assert row["samples_forwarded"] == 128 + 64  # compact: the candidates, then the kept rows with gradient
+    loop.score(np.arange(10))
+    assert loop.tables.counts()["samples_forwarded"] == 128 + 64 + 10
     assert loop.trained_counts.sum() == 64 and loop.trace_count == 1
     # Every sample was forwarded, so every sample has a recorded loss.
     assert np.isfinite(loop.losses).all()

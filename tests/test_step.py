@@ -47,7 +47,8 @@ def test_plain_step_minimizes_the_weighted_mean_loss():
     for a, b in zip(model.get_weights(), expected):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_losses.numpy(), losses.numpy(), rtol=1e-6)
-    assert step.tables.counts() == {"step": 1, "samples_seen": 4, "samples_backpropagated": 3}
+    assert step.tables.counts() == {"step": 1, "samples_seen": 4, "samples_forwarded": 4,
+                                    "samples_backpropagated": 3}
     assert step.tables.trained.numpy()[:4].tolist() == [1, 0, 1, 1]
 
 
@@ -61,6 +62,8 @@ def test_filter_variants_train_like_the_filtered_plain_step(mode):
     for a, b in zip(filtered.model.get_weights(), plain.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert filtered.tables.counts()["samples_backpropagated"] == 2
+    # compact forwards the 4 candidates, then the 2 kept rows again with gradient; mask forwards once
+    assert filtered.tables.counts()["samples_forwarded"] == {"compact": 6, "mask": 4}[mode]
 
 
 def test_a_filter_that_keeps_nothing_takes_no_step():
@@ -69,7 +72,8 @@ def test_a_filter_that_keeps_nothing_takes_no_step():
     step(tf.constant([0, 1]), tf.ones([2]))
     for a, b in zip(step.model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
-    assert step.tables.counts() == {"step": 1, "samples_seen": 2, "samples_backpropagated": 0}
+    assert step.tables.counts() == {"step": 1, "samples_seen": 2, "samples_forwarded": 2,
+                                    "samples_backpropagated": 0}
 
 
 def test_objective_adds_regularization_split_over_replicas():

@@ -14,7 +14,9 @@ def test_account_records_losses_counters_and_trained_rows():
     assert loss[4] == 0.75 and loss[1] == 0.25 and loss[2] == 1.0 and np.isnan(loss[[0, 3, 5]]).all()
     assert tables.loss_step.numpy().tolist() == [-1, 0, 1, -1, 0, -1]  # stamped before the step counts
     assert tables.trained.numpy().tolist() == [0, 0, 0, 0, 2, 0]
-    assert tables.counts() == {"step": 2, "samples_seen": 4, "samples_backpropagated": 2}
+    assert tables.counts() == {"step": 2, "samples_seen": 4, "samples_forwarded": 4, "samples_backpropagated": 2}
+    tables.add_forwards(3)  # e.g. a score pass: forwarded, not seen in a training step
+    assert tables.counts()["samples_forwarded"] == 7 and tables.counts()["samples_seen"] == 4
     assert int(tables.first_bad_step.numpy()) == -1
     tables.account(tf.constant([0]), tf.constant([0]), tf.constant([np.nan]))
     tables.account(tf.constant([0]), tf.constant([0]), tf.constant([np.inf]))
@@ -27,6 +29,7 @@ def test_new_data_keeps_the_counters():
     bigger = tables.with_samples(10)
     assert bigger.loss.shape == (10,) and np.isnan(bigger.loss.numpy()).all()
     assert bigger.counts()["step"] == 1 and bigger.steps is tables.steps and bigger.positions is None
+    assert bigger.forward is tables.forward and bigger.counts()["samples_forwarded"] == 2
     assert tables.positions is not None
 
 

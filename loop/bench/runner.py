@@ -221,7 +221,7 @@ def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEF
 def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
     import keras
 
-    from loop import Loop
+    from loop import Loop, costs
     from loop.selectors import Selector
 
     keras.backend.clear_session()
@@ -255,6 +255,7 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
                     batch_size=batch_size, seed=seed)
         hist = loop.fit(train, epochs=epochs, validation_data=test, verbose=0)
         record["frame"] = hist.frame.to_dict(orient="records")
+        record["flops_per_sample"] = costs.forward_flops(model, train[0])  # after the fit: never timed
     except Exception as err:  # a failed run is a result, not a crash of the suite
         record["status"] = "failed"
         record["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:500]

@@ -30,6 +30,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from loop import costs
 from loop import history as history_lib
 
 #: The status of a run whose selector does not support the dataset's task; the tables leave it out.
@@ -178,6 +179,19 @@ def dataset_target(records, targets=None, baseline=BASELINE):
     return {metric: inferred}, f"{'99%' if inferred[1] == 'max' else '101%'} of median best {baseline}"
 
 
+def counts_to_target(record, target):
+    """``(samples_forwarded, samples_backpropagated)`` at ``target`` for one run; ``(inf, inf)`` when not reached.
+
+    A count the stored history lacks (``samples_forwarded`` before it existed) is NaN.
+    """
+    if not target or record["frame"].empty or any(m not in record["frame"].columns for m in target):
+        return math.inf, math.inf
+    row = history_lib.first_reached(record["frame"], target)
+    if row is None:
+        return math.inf, math.inf
+    return float(row.get("samples_forwarded", math.nan)), float(row.get("samples_backpropagated", math.nan))
+
+
 def time_to_target(record, target):
     """``(seconds, epochs)`` to ``target`` for one run; ``(inf, inf)`` when never reached or failed."""
     if not target or record["frame"].empty:
@@ -217,9 +231,10 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
         target, how = dataset_target(recs, targets, baseline)
         target_text = ", ".join(f"{m} {'>=' if mode == 'max' else '<='} {t:.4g}" for m, (t, mode) in target.items())
         metric = recs[0]["metrics"][0] if recs[0]["metrics"] else "loss"
-        times = {}
+        times, counts = {}, {}
         for r in recs:
             times.setdefault(r["selector"], {})[r["seed"]] = time_to_target(r, target)
+            counts.setdefault(r["selector"], {})[r["seed"]] = counts_to_target(r, target)
         base_times = {seed: t for seed, (t, _) in times.get(baseline, {}).items()}
         order = list(dict.fromkeys([baseline] * (baseline in times) + [r["selector"] for r in recs]))
         for label in order:
@@ -228,6 +243,17 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
             epochs = [times[label][r["seed"]][1] for r in runs]
             ratios = paired_speedups(base_times, {r["seed"]: times[label][r["seed"]][0] for r in runs})
             low, high = bootstrap_ci(ratios, n_boot=n_boot) if ratios else (math.nan, math.nan)
+            cost = {}
+            for k, name in enumerate(("forward", "backprop")):
+                mine = {r["seed"]: counts[label][r["seed"]][k] for r in runs}
+                base = {seed: c[k] for seed, c in counts.get(baseline, {}).items() if not math.isnan(c[k])}
+                paired = paired_speedups(base, {s: v for s, v in mine.items() if not math.isnan(v)})
+                cost[f"{name}_to_target"] = _median(list(mine.values()))
+                cost[f"{name}_speedup"] = float(np.median(paired)) if paired else math.nan
+                cost[f"{name}_speedup_ci_low"], cost[f"{name}_speedup_ci_high"] = (
+                    bootstrap_ci(paired, n_boot=n_boot) if paired else (math.nan, math.nan))
+            flops = [r.get("flops_per_sample") for r in runs if r.get("flops_per_sample")]
+            gflops = [costs.training_flops(flops[0], *counts[label][r["seed"]]) / 1e9 for r in runs] if flops else []
             share = [r["frame"]["selection_time_s"].iloc[-1] / r["frame"]["train_time_s"].iloc[-1]
                      for r in runs if not r["frame"].empty and r["frame"]["train_time_s"].iloc[-1] > 0]
             last = [r["frame"].iloc[-1] for r in runs if not r["frame"].empty]
@@ -240,6 +266,9 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "epochs_to_target": float(np.median(epochs)) if epochs else math.nan,
                 "speedup": float(np.median(ratios)) if ratios else math.nan,
                 "speedup_ci_low": low, "speedup_ci_high": high,
+                **cost,
+                "flops_per_sample": float(flops[0]) if flops else math.nan,
+                "train_gflops_to_target": _median(gflops),
                 "metric": metric,
                 "best_train": _median([best(r["frame"], metric) for r in runs]),
                 "best_test": _median([best(r["frame"], "val_" + metric) for r in runs]),
@@ -298,6 +327,16 @@ def display(table):
     shown["speedup [95% CI]"] = [f"{_cell(s, 2)} [{_cell(lo, 2)}, {_cell(hi, 2)}]"
                                  for s, lo, hi in zip(table["speedup"], table["speedup_ci_low"],
                                                       table["speedup_ci_high"])]
+    if "forward_to_target" in table:
+        for name, title in (("forward", "fwd"), ("backprop", "bwd")):
+            shown[f"{title} samples to target"] = [("not reached" if math.isinf(v) else _cell(v, 3))
+                                                   for v in table[f"{name}_to_target"]]
+            shown[f"{title} saving [95% CI]"] = [
+                f"{_cell(s, 2)} [{_cell(lo, 2)}, {_cell(hi, 2)}]"
+                for s, lo, hi in zip(table[f"{name}_speedup"], table[f"{name}_speedup_ci_low"],
+                                     table[f"{name}_speedup_ci_high"])]
+        shown["train GFLOPs to target"] = [("not reached" if math.isinf(v) else _cell(v, 3))
+                                           for v in table["train_gflops_to_target"]]
     for col in ("best_train", "best_test"):
         shown[col] = [_cell(v) for v in table[col]]
     shown["best train loss"] = [_cell(v) for v in table["best_train_loss"]]

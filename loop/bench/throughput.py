@@ -195,9 +195,36 @@ def _measure(args):
     print(f"median ratio loop/fit: {ratio:.3f} (goal <= 0.90); epoch only: {epoch_ratio:.3f}")
     print(f"train step: {achieved:.1f} GFLOP/s (model.fit {fit_achieved:.1f}) against a measured {peak_dtype} "
           f"matmul peak of {peak:.1f} GFLOP/s ({100 * achieved / peak:.1f}% of peak)", flush=True)
-    return dict(times, ratio=ratio, epoch_ratio=epoch_ratio, total_ratio=float(loop_calls.sum() / fit_calls.sum()),
+    forward_us = forward_cost_us(loop, args.samples, args.batch_size)
+    train_us = 1e6 * np.median(loop_epochs) / args.samples
+    backward_ratio = train_us / forward_us - 1.0
+    print(f"per sample: forward {forward_us:.1f} us (training=False, batch {args.batch_size}), train step "
+          f"{train_us:.1f} us; backward:forward cost ratio r = {backward_ratio:.2f} (docs/performance.md uses it to "
+          "predict speedups from sample counts)", flush=True)
+    return dict(times, forward_us=forward_us, train_us=train_us, backward_ratio=backward_ratio, ratio=ratio,
+                epoch_ratio=epoch_ratio, total_ratio=float(loop_calls.sum() / fit_calls.sum()),
                 gflops=achieved, fit_gflops=fit_achieved, peak_gflops=peak, precision=precision,
                 peak_dtype=peak_dtype)
+
+
+def forward_cost_us(loop, samples, batch_size, repeats=2):
+    """Microseconds per sample of the loop's compiled forward pass (``training=False``) at ``batch_size`` rows.
+
+    Times ``loop.score`` over every training row, ``repeats`` times after a
+    warm-up, and keeps the fastest.
+    """
+    saved, loop.eval_batch_size = loop.eval_batch_size, batch_size
+    try:
+        indices = np.arange(samples)
+        loop.score(indices[:batch_size])  # warm-up: traces the score function
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            loop.score(indices)
+            best = min(best, time.perf_counter() - start)
+    finally:
+        loop.eval_batch_size = saved
+    return 1e6 * best / samples
 
 
 def main(argv=None):

@@ -116,3 +116,40 @@ def test_seed000_keeps_seed_0_and_the_order_only_selectors_in_order():
     first = tables.seed000(records)
     assert list(first["selector"]) == ["Freeze()", "Shuffle()", "Heterogeneous()"]
     assert list(first["best_test"]) == [0.6] * 3
+
+
+def _counted(selector, seed, val_acc, forwarded_per_epoch, backprop_per_epoch, flops=None):
+    record = _run(selector, seed, val_acc)
+    epochs = np.arange(1, len(val_acc) + 1)
+    record["frame"]["samples_forwarded"] = forwarded_per_epoch * epochs
+    record["frame"]["samples_backpropagated"] = backprop_per_epoch * epochs
+    if flops:
+        record["flops_per_sample"] = flops
+    return record
+
+
+def test_sample_counts_to_target_and_their_paired_savings():
+    # Shuffle reaches 0.9 at epoch 3 (300 forwarded, 300 backpropagated); the filter at epoch 2, forwarding
+    # 200 per epoch but backpropagating only 50: 400 forwarded, 100 backpropagated.
+    records = [_counted("Shuffle()", s, [0.5, 0.7, 0.9], 100, 100, flops=1000) for s in range(3)]
+    records += [_counted("Filter()", s, [0.6, 0.9, 0.95], 200, 50, flops=1000) for s in range(3)]
+    table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=200).set_index("selector")
+    assert tables.counts_to_target(records[3], {"val_accuracy": (0.9, "max")}) == (400.0, 100.0)
+    assert table.loc["Filter()", "forward_to_target"] == 400 and table.loc["Filter()", "backprop_to_target"] == 100
+    assert table.loc["Filter()", "forward_speedup"] == pytest.approx(300 / 400)
+    assert table.loc["Filter()", "backprop_speedup"] == pytest.approx(300 / 100)
+    assert table.loc["Filter()", "backprop_speedup_ci_low"] == pytest.approx(3.0)
+    # training FLOPs f * (F + 2 B): Shuffle 1000 * (300 + 600), the filter 1000 * (400 + 200)
+    assert table.loc["Shuffle()", "train_gflops_to_target"] == pytest.approx(9e-4)
+    assert table.loc["Filter()", "train_gflops_to_target"] == pytest.approx(6e-4)
+    shown = tables.display(table.reset_index())
+    assert "fwd saving [95% CI]" in shown and "train GFLOPs to target" in shown
+
+
+def test_runs_stored_without_forward_counts_leave_the_forward_columns_empty():
+    records = [_run("Shuffle()", s, [0.5, 0.9]) for s in range(2)] + [_run("Other()", s, [0.9, 0.9]) for s in range(2)]
+    for r in records:
+        r["frame"]["samples_backpropagated"] = 10 * r["frame"]["step"]
+    table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=100).set_index("selector")
+    assert math.isnan(table.loc["Other()", "forward_to_target"]) and math.isnan(table.loc["Other()", "forward_speedup"])
+    assert table.loc["Other()", "backprop_speedup"] == pytest.approx(2.0)

@@ -73,6 +73,7 @@ def test_training_never_touches_the_holdout_and_every_step_trains_b_rows():
     assert frame["step"].tolist() == [5, 10]
     assert frame["samples_seen"].tolist() == [200, 400]
     assert frame["samples_backpropagated"].tolist() == [40, 80]
+    assert frame["samples_forwarded"].tolist() == [240, 480]   # the candidates, then the kept rows again
     assert np.isnan(loop.losses[holdout]).all()
 
 
