@@ -48,6 +48,17 @@ def fashion_cnn(input_shape=(28, 28, 1), num_classes=10):
     return models.fashion_mnist_cnn(input_shape=input_shape, num_classes=num_classes)
 
 
+def resnet20(input_shape=(32, 32, 3), num_classes=10):
+    """The CIFAR ResNet-20 (He et al. 2016; batch norm, 16-32-64 filters): a convolution-heavy step."""
+    from loop.datasets import models
+
+    return models.resnet20(input_shape=input_shape, num_classes=num_classes)
+
+
+#: ``--model``: the builder and the input shape of each throughput model.
+MODELS = {"fashion_cnn": (fashion_cnn, (28, 28, 1)), "resnet20": (resnet20, (32, 32, 3))}
+
+
 def forward_flops(model):
     """Multiply-add FLOPs of one sample's forward pass through Conv2D and Dense layers."""
     total = 0
@@ -104,6 +115,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps-per-execution", type=int, default=32)
     parser.add_argument("--matmul-size", type=int, default=2048, help="matrix size of the peak measurement")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=sorted(MODELS), default="fashion_cnn",
+                        help="the Fashion-MNIST CNN (default) or the CIFAR ResNet-20, on random data of its shape")
     from loop.bench.runner import add_precision_argument, parse_precision
 
     add_precision_argument(parser)
@@ -137,10 +150,11 @@ def _measure(args):
 
     epochs = args.epochs_per_call
     rng = np.random.default_rng(args.seed)
-    x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
+    build, shape = MODELS[getattr(args, "model", "fashion_cnn")]
+    x = rng.random((args.samples, *shape), dtype=np.float32)
     y = rng.integers(0, 10, args.samples).astype("int32")
     keras.utils.set_random_seed(args.seed)
-    loop_model = fashion_cnn()
+    loop_model = build()
     fit_model = keras.models.clone_model(loop_model)
     fit_model.set_weights(loop_model.get_weights())
     loop = Loop(loop_model, optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
@@ -168,7 +182,8 @@ def _measure(args):
           f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}; {epochs} epoch(s) per call, times per epoch",
           flush=True)
-    print(f"precision: {precision} (compute {loop_model.compute_dtype}, variables {loop_model.variable_dtype}); "
+    print(f"model: {loop_model.name}, {forward_flops(loop_model) / 1e6:.1f} MFLOP per forward sample; "
+          f"precision: {precision} (compute {loop_model.compute_dtype}, variables {loop_model.variable_dtype}); "
           f"optimizers: loop {type(loop.optimizer).__name__}, model.fit {type(fit_model.optimizer).__name__}",
           flush=True)
     print(f"warm-up: loop {loop_call()[0]:.2f} s, fit {fit_call()[0]:.2f} s", flush=True)

@@ -359,3 +359,19 @@ def test_throughput_in_mixed_bfloat16_reports_its_precision(capsys, float32_afte
     assert "precision: mixed_bfloat16 (compute bfloat16, variables float32)" in printed
     assert "against a measured bfloat16 matmul peak" in printed
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_throughput_runs_the_resnet20_step_and_reports_the_pass_costs(capsys):
+    from loop.bench import throughput
+
+    result = throughput.measure(throughput.parse_args(["--samples", "64", "--pairs", "1", "--epochs-per-call", "1",
+                                                       "--matmul-size", "64", "--model", "resnet20"]))
+    printed = capsys.readouterr().out
+    assert "model: resnet20" in printed and "backward:forward cost ratio r =" in printed
+    assert result["forward_us"] > 0 and result["train_us"] > result["forward_us"]
+    assert result["backward_ratio"] == pytest.approx(result["train_us"] / result["forward_us"] - 1)
+
+
+def test_throughput_refuses_an_unknown_model(capsys):
+    assert main(["throughput", "--model", "vgg"]) == 2
+    assert "invalid choice: 'vgg'" in capsys.readouterr().err
