@@ -115,6 +115,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps-per-execution", type=int, default=32)
     parser.add_argument("--matmul-size", type=int, default=2048, help="matrix size of the peak measurement")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="compile both train steps with XLA (Loop(jit_compile=True), compile(jit_compile=True))")
     parser.add_argument("--model", choices=sorted(MODELS), default="fashion_cnn",
                         help="the Fashion-MNIST CNN (default) or the CIFAR ResNet-20, on random data of its shape")
     from loop.bench.runner import add_precision_argument, parse_precision
@@ -159,9 +161,9 @@ def _measure(args):
     fit_model.set_weights(loop_model.get_weights())
     loop = Loop(loop_model, optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"], selector=Shuffle(), batch_size=args.batch_size, seed=args.seed,
-                steps_per_execution=args.steps_per_execution)
+                steps_per_execution=args.steps_per_execution, jit_compile=getattr(args, "jit_compile", False))
     fit_model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+                      metrics=["accuracy"], jit_compile=getattr(args, "jit_compile", False))
     epoch_timer = _EpochTimer()
 
     def loop_call():
@@ -182,7 +184,8 @@ def _measure(args):
           f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}; {epochs} epoch(s) per call, times per epoch",
           flush=True)
-    print(f"model: {loop_model.name}, {forward_flops(loop_model) / 1e6:.1f} MFLOP per forward sample; "
+    print(f"model: {loop_model.name}, {forward_flops(loop_model) / 1e6:.1f} MFLOP per forward sample; XLA "
+          f"{'on' if getattr(args, 'jit_compile', False) else 'off'}; "
           f"precision: {precision} (compute {loop_model.compute_dtype}, variables {loop_model.variable_dtype}); "
           f"optimizers: loop {type(loop.optimizer).__name__}, model.fit {type(fit_model.optimizer).__name__}",
           flush=True)

@@ -375,3 +375,13 @@ def test_throughput_runs_the_resnet20_step_and_reports_the_pass_costs(capsys):
 def test_throughput_refuses_an_unknown_model(capsys):
     assert main(["throughput", "--model", "vgg"]) == 2
     assert "invalid choice: 'vgg'" in capsys.readouterr().err
+
+
+def test_throughput_jit_compile_flag_reaches_both_steps(capsys):
+    from loop.bench import throughput
+
+    args = throughput.parse_args(["--samples", "64", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64",
+                                  "--jit-compile"])
+    assert args.jit_compile and not throughput.parse_args([]).jit_compile
+    throughput.measure(args)
+    assert "XLA on" in capsys.readouterr().out
