@@ -155,6 +155,7 @@ def test_clone_is_fresh_and_epochs_for_budget_matches_baseline_steps():
     ({"irreducible_epochs": -1}, "irreducible_epochs=-1"),
     ({"irreducible_batch_size": 0}, "irreducible_batch_size=0"),
     ({"irreducible_validation": 1.0}, "irreducible_validation=1.0"),
+    ({"irreducible_patience": 0}, "irreducible_patience=0"),
 ])
 def test_bad_arguments_name_the_value(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
