@@ -214,6 +214,10 @@ def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEF
     Raises:
         ValueError: ``precision`` is not one of :data:`PRECISIONS` (checked before anything runs).
     """
+    import keras
+
+    check_precision(precision)
+    keras.backend.clear_session()  # before the policy: clear_session resets the global policy to float32
     with global_policy(precision):
         return _train_one(ds, train, test, budget, label, make_selector, seed, precision)
 
@@ -224,7 +228,6 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
     from loop import Loop, costs
     from loop.selectors import Selector
 
-    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     record = {"format": RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
               "budget": budget.config(), "precision": precision, "task": ds.task, "metrics": list(ds.metrics),
@@ -235,6 +238,7 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
     try:
         model = ds.model(budget.model)
         record["model"] = model.name
+        record["compute_dtype"] = model.compute_dtype  # what the policy gave the model, e.g. bfloat16
         record["init_fingerprint"] = weights_fingerprint(model)
         optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {
             "learning_rate": budget.learning_rate or ds.learning_rate}})

@@ -306,6 +306,7 @@ def test_a_run_records_its_precision_and_its_out_refuses_another(capsys, tmp_pat
     assert keras.mixed_precision.global_policy().name == "float32"  # the run put the policy back
     records = tables.load_runs(str(out))
     assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["precision"] == "mixed_float16"
+    assert records[0]["compute_dtype"] == "float16"  # the model was built under the policy, not just labelled
     assert "Precision (keras.mixed_precision policy): mixed_float16" in (out / "table.md").read_text()
 
     before = snapshot(out)
