@@ -117,6 +117,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit-compile", action="store_true",
                         help="compile both train steps with XLA (Loop(jit_compile=True), compile(jit_compile=True))")
+    parser.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
+                        help="the training inputs' dtype on the device; uint8 (as images are stored) is cast to "
+                             "the model's float dtype inside the step by its Input layer")
     parser.add_argument("--model", choices=sorted(MODELS), default="fashion_cnn",
                         help="the Fashion-MNIST CNN (default) or the CIFAR ResNet-20, on random data of its shape")
     from loop.bench.runner import add_precision_argument, parse_precision
@@ -154,6 +157,8 @@ def _measure(args):
     rng = np.random.default_rng(args.seed)
     build, shape = MODELS[getattr(args, "model", "fashion_cnn")]
     x = rng.random((args.samples, *shape), dtype=np.float32)
+    if getattr(args, "input_dtype", "float32") == "uint8":
+        x = (255 * x).astype(np.uint8)
     y = rng.integers(0, 10, args.samples).astype("int32")
     keras.utils.set_random_seed(args.seed)
     loop_model = build()
@@ -185,7 +190,7 @@ def _measure(args):
           f"{[d.name for d in tf.config.list_logical_devices()]}; {epochs} epoch(s) per call, times per epoch",
           flush=True)
     print(f"model: {loop_model.name}, {forward_flops(loop_model) / 1e6:.1f} MFLOP per forward sample; XLA "
-          f"{'on' if getattr(args, 'jit_compile', False) else 'off'}; "
+          f"{'on' if getattr(args, 'jit_compile', False) else 'off'}; inputs {x.dtype}; "
           f"precision: {precision} (compute {loop_model.compute_dtype}, variables {loop_model.variable_dtype}); "
           f"optimizers: loop {type(loop.optimizer).__name__}, model.fit {type(fit_model.optimizer).__name__}",
           flush=True)

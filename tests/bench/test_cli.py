@@ -386,3 +386,13 @@ def test_throughput_jit_compile_flag_reaches_both_steps(capsys):
     assert args.jit_compile and not throughput.parse_args([]).jit_compile
     throughput.measure(args)
     assert "XLA on" in capsys.readouterr().out
+
+
+def test_throughput_uint8_inputs_train_through_the_input_cast(capsys):
+    from loop.bench import throughput
+
+    args = throughput.parse_args(["--samples", "64", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64",
+                                  "--input-dtype", "uint8"])
+    assert throughput.parse_args([]).input_dtype == "float32"
+    result = throughput.measure(args)
+    assert "inputs uint8" in capsys.readouterr().out and result["loop_epoch_s"][0] > 0
