@@ -97,8 +97,10 @@ class RhoLoss(Selector):
       seeds suite that way; ``python -m loop.bench --suite seeds``).
     * No data augmentation of the holdout (the reference augments it for
       CIFAR); pass a model with augmentation layers for that.
-    * Under a ``tf.distribute`` strategy, train the irreducible-loss model
-      beforehand and pass it with ``irreducible_epochs=0``.
+    * Under a ``tf.distribute`` strategy the irreducible-loss model is fitted
+      with Keras' ``fit`` inside the strategy's scope (tested with a
+      one-device ``MirroredStrategy``); for many workers, fit it beforehand
+      and pass it with ``irreducible_epochs=0``.
 
     Raises:
         ValueError: ``presample`` <= 1, ``holdout`` or

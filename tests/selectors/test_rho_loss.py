@@ -169,3 +169,15 @@ def test_an_incompatible_irreducible_model_is_named(epochs):
     loop = make_loop(RhoLoss(irreducible_model=wrong, irreducible_epochs=epochs), batch_size=8)
     with pytest.raises(ValueError, match="irreducible-loss model 'wrong'.*trained model's inputs and outputs"):
         loop.fit(x, y, epochs=1, verbose=0)
+
+
+def test_runs_under_a_mirrored_strategy():
+    x, y = make_data(n=200)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = make_model()
+    loop = make_loop(RhoLoss(presample=4, irreducible_epochs=2), model=model, batch_size=8, strategy=strategy)
+    frame = loop.fit(x, y, epochs=2, verbose=0).frame
+    assert frame["samples_backpropagated"].tolist() == [25, 50]   # 100 training rows, B = 32: 4 steps of b = 8
+    assert frame["samples_forwarded"].tolist() == [125, 250]
+    assert loop.trained_counts[loop.selector.holdout_].sum() == 0
