@@ -12,6 +12,7 @@ import ast
 import copy
 import inspect
 
+import keras
 import numpy as np
 
 from loop.protocol import describe  # noqa: F401  (re-exported: selectors name themselves with it)
@@ -79,8 +80,14 @@ class Selector:
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def clone(self):
-        """A new selector with the same hyper-parameters and no learned state (nested selectors are cloned too)."""
-        params = {k: v.clone() if isinstance(v, Selector) else copy.deepcopy(v) for k, v in self.get_params().items()}
+        """A new selector with the same hyper-parameters and no learned state.
+
+        Nested selectors are cloned too; a Keras model among the
+        hyper-parameters (e.g. ``RhoLoss(irreducible_model=...)``) is shared,
+        never copied, so a selector must not train it in place.
+        """
+        params = {k: v.clone() if isinstance(v, Selector) else v if isinstance(v, keras.Model) else copy.deepcopy(v)
+                  for k, v in self.get_params().items()}
         clone = type(self)(**params)
         for name in ("filter_mode", "tasks"):  # protocol settings given on the instance, not the class
             if name in vars(self):

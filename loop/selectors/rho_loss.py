@@ -1,6 +1,5 @@
 """RHO-LOSS: train on the candidates with the highest reducible holdout loss."""
 
-import copy
 import math
 import re
 import time
@@ -157,11 +156,6 @@ class RhoLoss(Selector):
         return math.ceil(baseline_epochs * math.ceil(num_samples / batch_size) / own)
 
     # ----------------------------------------------------------------- set-up
-    def clone(self):
-        """A fresh RhoLoss with the same hyper-parameters; a given ``irreducible_model`` is shared, never trained."""
-        params = {k: v if k == "irreducible_model" else copy.deepcopy(v) for k, v in self.get_params().items()}
-        return type(self)(**params)
-
     def on_train_begin(self, state):
         self._batch_size = int(state.batch_size)
         self._big = self.presample_size(self._batch_size)
@@ -193,13 +187,9 @@ class RhoLoss(Selector):
         else:
             model = keras.models.clone_model(given)
             model.set_weights(given.get_weights())
-        if given is not None and given.compiled:
-            optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(given.optimizer))
-            loss = given.loss
-        else:
-            optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(state.optimizer))
-            loss = state.loss
-        model.compile(optimizer=optimizer, loss=loss)
+        own = given is not None and given.compiled  # its own compile, else the loop's loss and optimizer settings
+        optimizer, loss = (given.optimizer, given.loss) if own else (state.optimizer, state.loss)
+        model.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(optimizer)), loss=loss)
         return model, loss
 
     def _irreducible_losses(self, state, rng):
