@@ -3,12 +3,14 @@
 ``Loop(model, ..., selector=...).fit(...)`` trains with any batch-selection
 callable and records time-to-target; ``loop.selectors`` holds the selectors,
 ``loop.datasets`` the datasets and reference models, ``python -m loop.bench``
-the time-to-accuracy benchmark.
+the time-to-accuracy benchmark.  Data larger than the device streams by
+index from a random-access source (``loop.RandomAccess``, see ``loop.streaming``).
 """
 
 from loop.history import History
 from loop.loop import Loop
 from loop.protocol import State, StepBatch
+from loop.streaming import RandomAccess
 
-__all__ = ["Loop", "State", "StepBatch", "History"]
+__all__ = ["Loop", "RandomAccess", "State", "StepBatch", "History"]
 __version__ = "0.1.0"

@@ -262,6 +262,29 @@ def _agree_on_finite(gradients):
     return [poisoned(g) for g in gradients]
 
 
+def worker_slice(strategy):
+    """``(first_replica, local_replicas, replicas)`` of this worker under a multi-worker strategy, else None.
+
+    The streaming path (:class:`loop.streaming.Feeder`) reads on each worker only
+    the rows of its own replicas' slices of every global mini-batch.  The
+    worker's replica ids come from the strategy itself (one ``strategy.run``,
+    no collective); they are consecutive.
+    """
+    if strategy is None:
+        return None
+    replicas = strategy.num_replicas_in_sync
+    local = len(strategy.extended.worker_devices)
+    if local == replicas:
+        return None
+    ids = strategy.experimental_local_results(
+        strategy.run(lambda: tf.constant(tf.distribute.get_replica_context().replica_id_in_sync_group)))
+    ids = sorted(int(i) for i in ids)
+    if ids != list(range(ids[0], ids[0] + local)):
+        raise ValueError(f"this worker's replicas {ids} are not consecutive; the streaming path cannot split "
+                         "global mini-batches over them")
+    return ids[0], local, replicas
+
+
 def plan_check(strategy, selector):
     """Returns ``check(plan, epoch)`` that raises ``ValueError`` on every worker when the workers' plans for an
     epoch differ, or None when all replicas live in this process (nothing to compare).

@@ -103,14 +103,18 @@ class EpochDriver:
         model: the Keras model (for ``stop_training``).
         steps_per_execution: mini-batches per compiled call.
         plan_check: None, or ``check(plan, epoch)`` that the workers agree.
+        feeder: None (the data is on the device), or the streaming path's
+            :class:`loop.streaming.Feeder`, which stages each chunk's rows
+            before the chunk runs (its reads count as training time).
     """
 
     def __init__(self, *, selector, make_state, functions, tables, train_metrics, evaluate, model,
-                 steps_per_execution, plan_check=None):
+                 steps_per_execution, plan_check=None, feeder=None):
         self.selector, self.make_state = selector, make_state
         self.functions, self.tables, self.train_metrics = functions, tables, train_metrics
         self.evaluate, self.model = evaluate, model
         self.steps_per_execution, self.plan_check = steps_per_execution, plan_check
+        self.feeder = feeder
 
     def run(self, options, *, history, callbacks, batch_hooks, state, timer, logs, last_val, checkpointer=None,
             resume=None):
@@ -120,10 +124,14 @@ class EpochDriver:
         self.on_batch_end = getattr(self.selector, "on_batch_end", None)
         self.logs, self.last_val = logs, last_val
         callbacks.on_train_begin()
-        for epoch in range(resume.epoch if resume is not None else 0, options.epochs):
-            resumed = resume is not None and resume.plan is not None and epoch == resume.epoch
-            if self._epoch(epoch, state if epoch == 0 else None, resume if resumed else None):
-                break
+        try:
+            for epoch in range(resume.epoch if resume is not None else 0, options.epochs):
+                resumed = resume is not None and resume.plan is not None and epoch == resume.epoch
+                if self._epoch(epoch, state if epoch == 0 else None, resume if resumed else None):
+                    break
+        finally:
+            if self.feeder is not None:
+                self.feeder.stop()
         callbacks.on_train_end(self.logs)
         return history
 
@@ -156,6 +164,9 @@ class EpochDriver:
         start_step = resume.start_step if resume is not None else int(tables.steps.numpy())
         batch = resume.batch if resume is not None else 0
         steps_now = start_step + batch
+        if self.feeder is not None:
+            with timer.measure("train"):
+                self.feeder.start(plan, batch)
         while batch < num_batches:
             stop = min(batch + self.steps_per_execution, num_batches)
             if options.eval_every:
@@ -163,6 +174,8 @@ class EpochDriver:
             if self.batch_hooks:
                 self.callbacks.on_train_batch_begin(batch)
             with timer.measure("train"):
+                if self.feeder is not None:
+                    self.feeder.stage(batch, stop)
                 # Reading the result waits for the device, so the time is honest.
                 steps_now, bad_step = self.functions.train_chunk(*device_plan, batch, stop).numpy()
             if bad_step >= 0:

@@ -159,6 +159,29 @@ def _tf_dataset():
     _fit(data=tf.data.Dataset.from_tensor_slices(_data()).batch(8))
 
 
+def _random_access():
+    from loop import RandomAccess
+
+    return RandomAccess(*_data())
+
+
+class _Records:
+    """A random-access source of dict records (``__len__`` and ``__getitem__`` only)."""
+
+    def __len__(self):
+        return NUM_SAMPLES
+
+    def __getitem__(self, i):
+        x, y = _data()
+        return {"features": x[i], "label": y[i]}
+
+
+def _records_without_decode():
+    from loop import RandomAccess
+
+    _fit(data=RandomAccess(_Records()))
+
+
 def _dybat_budget():
     from loop.selectors import DyBAT
 
@@ -244,8 +267,15 @@ CATALOGUE = [
     # ---------------------------------------------------------------- data
     Case("data", "x and y lengths differ", ValueError, f"x has {NUM_SAMPLES} samples but y has {NUM_SAMPLES - 1}",
          lambda: _fit(data=(_data()[0], _data()[1][:-1]))),
-    Case("data", "a tf.data.Dataset instead of arrays", ValueError, "pass an (x, y) pair of arrays instead",
-         _tf_dataset),
+    Case("data", "a tf.data.Dataset instead of arrays", ValueError,
+         "Pass an (x, y) pair of arrays, or a random-access source that streams by index", _tf_dataset),
+    Case("data", "a streamed source whose records are not (inputs, target) pairs", ValueError,
+         "pass decode=lambda record: (inputs, target)", _records_without_decode),
+    Case("data", "a loop.RandomAccess and a separate y", ValueError, "a loop.RandomAccess carries its targets",
+         lambda: _fit(data=(_random_access(), _data()[1]))),
+    Case("data", "resident_limit_bytes not a byte count", ValueError,
+         "resident_limit_bytes must be a non-negative integer (0: always stream) or None (never stream), got '2GB'",
+         lambda: _loop(resident_limit_bytes="2GB")),
     Case("data", "NaN or Inf in the inputs", ValueError, "x holds NaN or Inf at sample(s) [3]", _nan_inputs),
     Case("data", "label outside [0, num_classes)", ValueError, "label [7] at sample 5 is outside [0, 3)",
          _labels_out_of_range),

@@ -24,6 +24,7 @@ from loop import checkpoint as checkpoint_lib
 from loop import distribute as distribute_lib
 from loop import history as history_lib
 from loop import objective as objective_lib
+from loop import streaming as streaming_lib
 from loop import validation
 from loop.driver import EpochDriver, FitOptions, Timer, callback_list, selector_error
 from loop.protocol import State, check_indices, describe, in_step_filter
@@ -65,6 +66,12 @@ class Loop:
         eval_batch_size: rows per forward pass when evaluating and scoring.
         strategy: a ``tf.distribute`` strategy (Mirrored, MultiWorkerMirrored);
             build the model under ``strategy.scope()``.  See :mod:`loop.distribute`.
+        resident_limit_bytes: training data of at most this many bytes
+            (inputs and targets, decoded) is copied onto the device once and
+            gathered by index; larger data, and any random-access source
+            larger than this, streams by index from its source a chunk at a
+            time (see :mod:`loop.streaming`).  Default 2 GiB; 0 always
+            streams, None never does.
 
     Raises:
         ValueError: an argument is out of range, naming it.
@@ -72,12 +79,17 @@ class Loop:
 
     def __init__(self, model, *, optimizer=None, loss=None, metrics=None, selector=None, batch_size=32, seed=0,
                  steps_per_execution=32, jit_compile=False, run_eagerly=False, deterministic=False,
-                 eval_batch_size=1024, strategy=None):
+                 eval_batch_size=1024, strategy=None, resident_limit_bytes=streaming_lib.DEFAULT_RESIDENT_LIMIT_BYTES):
         if not isinstance(model, keras.Model):
             raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
         self.batch_size = validation.positive_int("batch_size", batch_size)
         self.steps_per_execution = validation.positive_int("steps_per_execution", steps_per_execution)
         self.eval_batch_size = validation.positive_int("eval_batch_size", eval_batch_size)
+        if resident_limit_bytes is not None and (isinstance(resident_limit_bytes, bool) or not isinstance(
+                resident_limit_bytes, (int, np.integer)) or resident_limit_bytes < 0):
+            raise ValueError(f"resident_limit_bytes must be a non-negative integer (0: always stream) or None (never "
+                             f"stream), got {resident_limit_bytes!r}")
+        self.resident_limit_bytes = resident_limit_bytes
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         compiled_optimizer, compiled_loss, compiled_metrics = objective_lib.from_compiled(model)
@@ -99,6 +111,8 @@ class Loop:
         self.run_eagerly, self.deterministic = bool(run_eagerly), bool(deterministic)
         self.selector = selector
         self.data = self.tables = self.step = self.functions = self.train_metrics = self.val_metrics = None
+        self.source = self.score_data = None  # the streaming path's RandomAccess and scoring buffer
+        self._data_key = None
         self.history = None
 
     # --------------------------------------------------------------- selector
@@ -122,15 +136,42 @@ class Loop:
         self.functions = None  # an in-step filter is traced into the step: rebuild at the next fit
 
     # ------------------------------------------------------------------- data
+    @property
+    def streaming(self):
+        """True when the last fit streamed its training data from a source (see :mod:`loop.streaming`)."""
+        return self.source is not None
+
     def _set_training_data(self, x, y):
-        n = validation.check_arrays(x, y, "training data")
+        if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
+            x, y = x
+        key = (x, y)
+        source = validation.as_source(x, y, "training data")
+        if source is None:
+            x, y = validation.as_arrays(x, y, "training data")
+            nbytes = sum(leaf.nbytes for leaf in tf.nest.flatten(x)) + y.nbytes
+            if self.resident_limit_bytes is not None and nbytes > self.resident_limit_bytes:
+                source = streaming_lib.RandomAccess(x, y)
+        elif self.resident_limit_bytes is None or source.nbytes <= self.resident_limit_bytes:
+            x, y = source.take(np.arange(len(source)))  # it fits: read it once onto the device
+            source = None
+        if source is not None:
+            n = validation.check_source(source, "training data")
+            y = source.labels
+            head_x = source.take(np.arange(min(8, n)))[0]
+        else:
+            n = validation.check_arrays(x, y, "training data")
+            head_x = tf.nest.map_structure(lambda t: t[:8], x)
         task, num_classes = objective_lib.infer_task(self.loss_name, y, self.model)
         validation.check_labels(y, num_classes, "sparse" in self.loss_name.lower(), "training data")
-        head = tf.nest.map_structure(lambda t: t[:8], x)
-        validation.check_loss_applies(self.loss_name, self.loss_fn, y[:8], self.model(head, training=False))
+        validation.check_loss_applies(self.loss_name, self.loss_fn, y[:8], self.model(head_x, training=False))
         self.num_samples, self.labels, self.task, self.num_classes = n, y, task, num_classes
-        if self.data is None or self._arrays[0] is not x or self._arrays[1] is not y:
-            self.data, self._arrays, self.functions = DeviceData(x, y), (x, y), None
+        if self.data is None or self._data_key[0] is not key[0] or self._data_key[1] is not key[1]:
+            self._data_key, self._like, self.functions = key, (head_x, y), None
+            if source is None:
+                self.data, self.source, self.score_data, self._inputs = DeviceData(x, y), None, None, x
+            else:
+                self.data, self.source, self._inputs = streaming_lib.StagedData(source, y), source, source
+                self.score_data = streaming_lib.StagedData(source, self.data.y)
 
     def _build(self):
         """Builds the optimizer and metrics (once) and the data-sized tables and compiled functions."""
@@ -154,7 +195,7 @@ class Loop:
                                      batch_size=min(self.batch_size, self.num_samples))
         if self.strategy is not None:
             step = distribute_lib.DistributedStep(step, self.strategy)
-        self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=self.data,
+        self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=self.score_data or self.data,
                                    tables=self.tables, val_metrics=self.val_metrics, run_eagerly=self.run_eagerly,
                                    jit_compile=self.jit_compile)
 
@@ -174,7 +215,7 @@ class Loop:
                      batch_size=min(self.batch_size, self.num_samples), labels=self.labels,
                      num_classes=self.num_classes, task=self.task, losses=self.tables.loss.numpy(),
                      loss_step=self.tables.loss_step.numpy(), rng=np.random.default_rng([self.seed, epoch]),
-                     logs=dict(logs), score_fn=self.score, inputs=self._arrays[0], model=self.model,
+                     logs=dict(logs), score_fn=self.score, inputs=self._inputs, model=self.model,
                      optimizer=self.optimizer, loss=self.loss)
 
     def score(self, indices):
@@ -182,27 +223,57 @@ class Loop:
         if self.functions is None:
             raise RuntimeError("call fit() before score(); the loop builds its functions there")
         indices = check_indices(indices, self.num_samples, "score")
+        if self.source is not None:
+            return self._score_streamed(indices)
         out = [self.functions.score_batch(tf.constant(indices[i:i + self.eval_batch_size], tf.int32)).numpy()
                for i in range(0, len(indices), self.eval_batch_size)]
         return np.concatenate(out) if out else np.zeros([0], np.float32)
 
+    def _score_streamed(self, indices):
+        if not len(indices):
+            return np.zeros([0], np.float32)
+        flat = tf.constant(indices, tf.int32)
+        batches = streaming_lib.sequential_batches(len(indices), self.eval_batch_size).map(
+            lambda positions: tf.gather(flat, positions))
+        out = []
+        for batch_indices, *leaves in streaming_lib.batch_pipeline(self.source, batches):
+            self.score_data.stage(batch_indices, leaves)
+            out.append(self.functions.score_batch(batch_indices).numpy())
+        return np.concatenate(out)
+
     def evaluate(self, x, y=None):
         """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix."""
-        x, y = validation.as_arrays(x, y, "evaluation data")
-        self._check_eval_data(x, y, "evaluation data")
-        return self._evaluate(tf.nest.map_structure(tf.convert_to_tensor, x), tf.convert_to_tensor(y), prefix="")
+        return self._evaluate(*self._eval_data(x, y, "evaluation data"), prefix="")
+
+    def _eval_data(self, x, y, what):
+        """Checked evaluation data: ``(x, y)`` device tensors, or ``(RandomAccess, None)`` to stream it."""
+        source = validation.as_source(x, y, what)
+        if source is not None:
+            head_x, head_y = source.take(np.arange(min(8, len(source))))
+            self._check_eval_data(head_x, head_y, what)
+            validation.check_source(source, what)
+            validation.check_labels(source.labels, self.num_classes, "sparse" in self.loss_name.lower(), what)
+            return source, None
+        x, y = validation.as_arrays(x, y, what)
+        self._check_eval_data(x, y, what)
+        return tf.nest.map_structure(tf.convert_to_tensor, x), tf.convert_to_tensor(y)
 
     def _check_eval_data(self, x, y, what):
         validation.check_arrays(x, y, what)
         if self.data is None:
             raise RuntimeError("call fit() before evaluate(); the loop builds its metrics there")
-        validation.check_like(x, y, *self._arrays, what)
+        validation.check_like(x, y, *self._like, what)
         validation.check_labels(y, self.num_classes, "sparse" in self.loss_name.lower(), what)
 
     def _evaluate(self, x, y, prefix="val_"):
         if self.functions is None:
             raise RuntimeError("call fit() before evaluate(); the loop builds its metrics there")
         self.val_metrics.reset_state()
+        if isinstance(x, streaming_lib.RandomAccess):  # streamed in order, read ahead
+            batches = streaming_lib.sequential_batches(len(x), self.eval_batch_size)
+            for _, *leaves in streaming_lib.batch_pipeline(x, batches, with_targets=True):
+                self.functions.eval_batch(tf.nest.pack_sequence_as(x.x_spec, leaves[:-1]), leaves[-1])
+            return self.val_metrics.result(prefix)
         n = int(y.shape[0])
         for i in range(0, n, self.eval_batch_size):
             self.functions.eval_batch(tf.nest.map_structure(lambda t: t[i:i + self.eval_batch_size], x),
@@ -285,7 +356,8 @@ class Loop:
         driver = EpochDriver(selector=self.selector, make_state=self.make_state, functions=self.functions,
                              tables=self.tables, train_metrics=self.train_metrics, evaluate=self._evaluate,
                              model=self.model, steps_per_execution=self.steps_per_execution,
-                             plan_check=distribute_lib.plan_check(self.strategy, lambda: self.selector))
+                             plan_check=distribute_lib.plan_check(self.strategy, lambda: self.selector),
+                             feeder=self._feeder())
         with checkpoint_lib.guard(checkpointer):
             return driver.run(options, history=self.history, callbacks=callbacks, batch_hooks=batch_hooks,
                               state=state, timer=timer,
@@ -302,13 +374,22 @@ class Loop:
                              "to evaluate once per epoch")
         settings = validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
                                            stop_at_target=stop_at_target, tracked=tracked)
-        self._set_training_data(*validation.as_arrays(x, y, "data"))
+        self._set_training_data(x, y)
         device_val = None
         if validation_data is not None:
-            vx, vy = validation.as_arrays(validation_data, None, "validation_data")
-            self._check_eval_data(vx, vy, "validation_data")
-            device_val = (tf.nest.map_structure(tf.convert_to_tensor, vx), tf.convert_to_tensor(vy))
+            if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+                device_val = self._eval_data(*validation_data, "validation_data")
+            else:
+                device_val = self._eval_data(validation_data, None, "validation_data")
         return FitOptions(**settings, validation=device_val)
+
+    def _feeder(self):
+        """The streaming path's :class:`loop.streaming.Feeder`, or None on the device-resident path."""
+        if self.source is None:
+            return None
+        self.data.valid = False  # a new fit (or a resumed one) re-reads the rows it needs
+        return streaming_lib.Feeder(self.data, self.tables, carry_queue=self._filter_mode == "accumulate",
+                                    worker=distribute_lib.worker_slice(self.strategy))
 
     def _identity(self):
         replicas = 1 if self.strategy is None else self.strategy.num_replicas_in_sync

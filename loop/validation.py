@@ -14,9 +14,12 @@ import tensorflow as tf
 
 from loop import history as history_lib
 
-RANDOM_ACCESS_HINT = ("the loop keeps the whole set on the device and gathers mini-batches by index, so pass "
-                      "an (x, y) pair of arrays instead (for a tfds dataset: tfds.as_numpy(tfds.load(name, "
-                      "split=..., batch_size=-1, as_supervised=True)))")
+RANDOM_ACCESS_HINT = ("the loop gathers mini-batches by index, which a tf.data pipeline cannot do. Pass an (x, y) "
+                      "pair of arrays, or a random-access source that streams by index: a NumPy memmap "
+                      "(fit(np.load(path, mmap_mode='r'), y)), tfds.data_source(name, split=...) or a grain "
+                      "RandomAccessDataSource, wrapped as loop.RandomAccess(source, decode=...) "
+                      "(for a tfds dataset that fits in memory: tfds.as_numpy(tfds.load(name, split=..., "
+                      "batch_size=-1, as_supervised=True)))")
 
 
 def positive_int(name, value, allow_none=False):
@@ -68,6 +71,54 @@ def as_arrays(x, y, what):
     if y is None:
         raise ValueError(f"{what}: y is None; pass the targets")
     return tf.nest.map_structure(np.asarray, x), np.asarray(y)
+
+
+def as_source(x, y, what):
+    """A :class:`loop.streaming.RandomAccess` for a random-access source (or ``(source, y)``), else None.
+
+    ``x`` may be a ``RandomAccess``, a memmap (or a tuple or dict holding one)
+    with ``y``, or a source whose records are ``(inputs, target)`` pairs.
+
+    Raises:
+        ValueError: a ``tf.data.Dataset``, or a ``RandomAccess`` given a separate ``y``.
+    """
+    from loop import streaming
+
+    if isinstance(x, tf.data.Dataset) or isinstance(y, tf.data.Dataset):
+        raise ValueError(f"{what} is a tf.data.Dataset; {RANDOM_ACCESS_HINT}")
+    if y is None and isinstance(x, (tuple, list)) and len(x) == 2 and not isinstance(x[0], streaming.RandomAccess) \
+            and _holds_source(x[0]):
+        x, y = x
+    if isinstance(x, streaming.RandomAccess):
+        if y is not None:
+            raise ValueError(f"{what}: a loop.RandomAccess carries its targets; pass y to RandomAccess(x, y) "
+                             "instead of to fit")
+        return x
+    if _holds_source(x):
+        return streaming.RandomAccess(x, None if y is None else np.asarray(y))
+    return None
+
+
+def _holds_source(x):
+    from loop import streaming
+
+    if isinstance(x, dict) or (isinstance(x, tuple) and not hasattr(x, "__getitems__")):
+        return any(isinstance(leaf, np.memmap) for leaf in tf.nest.flatten(x))
+    return streaming.is_source(x)
+
+
+def check_source(source, what):
+    """Checks a streamed source's targets and first rows (its inputs are not scanned; the step's NaN check
+    catches a non-finite loss); returns the number of samples."""
+    head_x, head_y = source.take(np.arange(min(8, len(source))))
+    check_arrays(head_x, head_y, what)
+    labels = source.labels
+    if labels.dtype.kind in "USO":
+        raise ValueError(f"{what}: the targets hold {labels.dtype} values such as {labels.ravel()[:3].tolist()}; "
+                         "decode labels to integer class ids")
+    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
+        raise ValueError(f"{what}: the targets hold NaN or Inf; clean the targets first")
+    return len(source)
 
 
 def check_arrays(x, y, what):

@@ -41,8 +41,11 @@ def _selector(name):
             "dynamic_dybat": lambda: DynamicBatchSize(DyBAT(delta=0.5), k0=8, k1=16)}[name]()
 
 
-def worker(selector, checkpoint_dir, out, marker=None, go=None):
-    """Trains a tiny Dropout model; with ``marker`` it stops at (KILL_EPOCH, KILL_BATCH) and waits."""
+def worker(selector, checkpoint_dir, out, marker=None, go=None, stream="0"):
+    """Trains a tiny Dropout model; with ``marker`` it stops at (KILL_EPOCH, KILL_BATCH) and waits.
+
+    With ``stream="1"`` the inputs are a memmap read by index (the streaming path, ``resident_limit_bytes=0``).
+    """
     import keras
 
     from loop import Loop
@@ -63,12 +66,16 @@ def worker(selector, checkpoint_dir, out, marker=None, go=None):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 6)).astype("float32")
     y = np.argmax(x[:, :3], axis=1).astype("int32")
+    if stream == "1":
+        np.save(f"{checkpoint_dir}.x.npy", x)
+        x = np.load(f"{checkpoint_dir}.x.npy", mmap_mode="r")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dropout(0.3), keras.layers.Dense(3, activation="softmax")])
     loop = Loop(model, loss="sparse_categorical_crossentropy", metrics=["accuracy"], batch_size=16,
-                selector=_selector(selector), steps_per_execution=2, deterministic=True, seed=3)
-    hist = loop.fit((x, y), epochs=EPOCHS, validation_data=(x[:32], y[:32]), verbose=0,
+                selector=_selector(selector), steps_per_execution=2, deterministic=True, seed=3,
+                resident_limit_bytes=0 if stream == "1" else None)
+    hist = loop.fit(x, y, epochs=EPOCHS, validation_data=(x[:32], y[:32]), verbose=0,
                     checkpoint_dir=checkpoint_dir, callbacks=[Pause()] if marker else None)
     frame = hist.frame
     frame = frame[[c for c in frame.columns if not c.endswith("_time_s")]]
@@ -96,6 +103,9 @@ CASES = {  # case: (selector, signal)
     "dynamic_dybat": ("dynamic_dybat", signal.SIGKILL),
     "in_step_filter": (None, signal.SIGKILL),
     "sigterm": ("dybat", signal.SIGTERM),
+    # The streaming path, against the device-resident reference run.
+    "stream_shuffle": ("shuffle", signal.SIGKILL),
+    "stream_in_step_filter": (None, signal.SIGKILL),
 }
 
 
@@ -117,8 +127,10 @@ def runs(tmp_path_factory):
     selectors = {case: sel or _filter_name() for case, (sel, _) in CASES.items()}
     refs = {sel: tmp / f"ref-{sel}.npz" for sel in set(selectors.values())}
     reference = _run([dict(selector=sel, checkpoint_dir=tmp / f"ref-{sel}", out=out) for sel, out in refs.items()])
+    stream = {case: int(case.startswith("stream_")) for case in CASES}
     killed = {case: _run([dict(selector=selectors[case], checkpoint_dir=tmp / case, out=tmp / f"{case}-never.npz",
-                               marker=tmp / f"{case}.marker", go=tmp / f"{case}.go")]) for case in CASES}
+                               marker=tmp / f"{case}.marker", go=tmp / f"{case}.go", stream=stream[case])])
+              for case in CASES}
     codes, progress = {}, {}
     deadline = time.time() + 150
     for case, proc in killed.items():
@@ -132,8 +144,8 @@ def runs(tmp_path_factory):
         codes[case], out = _wait(proc)
         assert (tmp / case / "checkpoint").exists(), out
         progress[case] = _progress(tmp / case)
-    resumed = _run([dict(selector=selectors[case], checkpoint_dir=tmp / case, out=tmp / f"{case}.npz")
-                    for case in CASES])
+    resumed = _run([dict(selector=selectors[case], checkpoint_dir=tmp / case, out=tmp / f"{case}.npz",
+                         stream=stream[case]) for case in CASES])
     for proc in (reference, resumed):
         code, out = _wait(proc)
         assert code == 0, out
@@ -168,7 +180,8 @@ def _assert_same(ref_path, got_path):
     assert json.loads(str(ref["history"])) == json.loads(str(got["history"]))
 
 
-@pytest.mark.parametrize("case", ["shuffle", "dybat", "dynamic_dybat", "in_step_filter"])
+@pytest.mark.parametrize("case", ["shuffle", "dybat", "dynamic_dybat", "in_step_filter", "stream_shuffle",
+                                  "stream_in_step_filter"])
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(runs, case):
     ref, resumed, code, progress = runs[case]
     assert code == -signal.SIGKILL

@@ -27,17 +27,38 @@ def _plans():
     return [[rng.choice(120, size=s, replace=False) for s in PLAN_SIZES] for _ in range(2)]
 
 
+class _CountingSource:
+    """Rows of ``x`` by index, recording which rows were read (the streaming path reads through it)."""
+
+    def __init__(self, x):
+        self.x, self.read = x, set()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        self.read.add(int(i))
+        return self.x[i]
+
+
 def _fit(strategy, kind):
-    """Trains a tiny model on the fixed plans, under ``strategy`` (or none); returns what to compare."""
+    """Trains a tiny model on the fixed plans, under ``strategy`` (or none); returns what to compare.
+
+    ``kind``: "plain" or "filter" (a stateful in-step filter); "stream" and
+    "stream_filter" read the training rows by index through a source instead
+    of keeping them on the device (``resident_limit_bytes=0``).
+    """
     import contextlib
 
     import keras
     import tensorflow as tf
 
-    from loop import Loop
+    from loop import Loop, RandomAccess
     from loop.selectors import Selector
 
     plans = _plans()
+    stream = kind.startswith("stream")
+    kind = "filter" if kind.endswith("filter") else "plain"
 
     class Fixed(Selector):
         def __call__(self, state):
@@ -63,8 +84,11 @@ def _fit(strategy, kind):
                                   keras.layers.Dense(3, activation="softmax")])
     loop = Loop(model, loss="sparse_categorical_crossentropy", metrics=["accuracy"], batch_size=16,
                 optimizer="sgd" if kind == "filter" else "adam", selector=selector, steps_per_execution=4,
-                strategy=strategy, deterministic=True)
-    hist = loop.fit((x, y), epochs=2, validation_data=(x[:40], y[:40]), verbose=0)
+                strategy=strategy, deterministic=True, resident_limit_bytes=0 if stream else None)
+    source = _CountingSource(x)
+    hist = loop.fit(RandomAccess(source, y) if stream else (x, y), epochs=2, validation_data=(x[:40], y[:40]),
+                    verbose=0)
+    assert loop.streaming == stream
     frame = hist.frame
     out = {"trained": loop.trained_counts.tolist(), "loss_step": loop.loss_step.tolist(),
            "losses": np.nan_to_num(loop.losses, nan=-1.0).tolist(),
@@ -72,6 +96,8 @@ def _fit(strategy, kind):
            "weights": [w.ravel().tolist() for w in model.get_weights()]}
     if kind == "filter":
         out["filter_calls"] = int(loop.selector.calls_.numpy())
+    if stream:
+        out["rows_read"] = sorted(source.read)
     return out
 
 
@@ -82,7 +108,8 @@ def mirrored_worker(kind):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
-    print(json.dumps({"single": _fit(None, kind), "mirrored": _fit(strategy, kind)}))
+    print(json.dumps({"single": _fit(None, kind.replace("stream_", "").replace("stream", "plain")),
+                      "mirrored": _fit(strategy, kind)}))
 
 
 def multi_worker(index, ports, out, kind="plain"):
@@ -96,7 +123,7 @@ def multi_worker(index, ports, out, kind="plain"):
     if kind == "diverge":
         result = _diverging_plans(strategy, int(index))
     else:
-        result = _fit(strategy, "plain")
+        result = _fit(strategy, kind)
     with open(out, "w") as f:
         json.dump(result, f)
 
@@ -148,17 +175,18 @@ def _assert_same_training(single, distributed, train_metrics=True):
         np.testing.assert_allclose(d[key], s[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
-@pytest.mark.parametrize("kind", ["plain", "filter"])
+@pytest.mark.parametrize("kind", ["plain", "filter", "stream", "stream_filter"])
 def test_mirrored_strategy_matches_one_device(kind):
+    """Also streamed from a source under the strategy, against the device-resident path on one device."""
     proc = subprocess.run([sys.executable, __file__, "mirrored", kind], env=_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     single, mirrored = result["single"], result["mirrored"]
-    _assert_same_training(single, mirrored, train_metrics=kind != "filter")
+    _assert_same_training(single, mirrored, train_metrics=not kind.endswith("filter"))
     seen = sum(len(b) for plan in _plans() for b in plan)
     assert single["rows"]["samples_seen"][-1] == seen
-    if kind == "filter":  # the filter ran once per global step, not once per replica
+    if kind.endswith("filter"):  # the filter ran once per global step, not once per replica
         assert mirrored["filter_calls"] == single["filter_calls"] == 2 * len(PLAN_SIZES)
         assert mirrored["rows"]["samples_backpropagated"][-1] < seen
 
@@ -179,6 +207,27 @@ def test_multi_worker_mirrored_strategy_over_tf_config(tmp_path):
                                        text=True, timeout=90, check=True).stdout.strip().splitlines()[-1])
     assert workers[0] == workers[1]  # both workers hold the same model, tables and history
     _assert_same_training(single, workers[0])
+
+
+def test_multi_worker_streaming_reads_only_each_workers_rows(tmp_path):
+    """Streamed under two workers: the same training as one device, and each worker read only its replica's rows."""
+    workers = _run_workers(tmp_path, "stream")
+    single = json.loads(subprocess.run([sys.executable, __file__, "single"], env=_env(), capture_output=True,
+                                       text=True, timeout=90, check=True).stdout.strip().splitlines()[-1])
+    reads = [set(w.pop("rows_read")) for w in workers]
+    assert workers[0] == workers[1]
+    _assert_same_training(single, workers[0])
+    # Worker 0 reads the first half of every padded global batch, worker 1 the second half.
+    expected = [set(), set()]
+    for plan in _plans():
+        for batch in plan:
+            per = (len(batch) + 1) // 2
+            padded = list(batch) + [0] * (2 * per - len(batch))
+            expected[0] |= set(padded[:per])
+            expected[1] |= set(padded[per:])
+    head = set(range(8))  # fit reads the first rows once to check the data and build the model
+    assert reads[0] - head == expected[0] - head and reads[1] - head == expected[1] - head
+    assert reads[0] != reads[1]
 
 
 def _run_workers(tmp_path, kind):

@@ -6,10 +6,15 @@
     model = ds.model()              # fresh, uncompiled reference model
     datasets.available()            # pandas DataFrame of every dataset
 
+    ds = datasets.load("cifar10", streaming=True)   # random-access sources
+    Loop(ds.model(), ...).fit(ds.train, validation_data=ds.test, epochs=5)
+
 This package owns the public entry points (`load`, `available`) and the
 registry of names; `sources` owns files, hashes, downloads and caches;
 `images` (MNIST, Fashion-MNIST, CIFAR) and `loaders` (the other datasets)
-own reading and preprocessing; `models` owns reference models.
+own reading and preprocessing; `models` owns reference models; `streaming`
+owns ``load(..., streaming=True)``: tfds ArrayRecord copies and the memmap
+cache.
 
 Offline use: pass ``data_dir=`` to `load` or set ``$LOOP_DATA_DIR`` to a
 directory holding the original files in this layout::
@@ -37,10 +42,12 @@ there with `keras.utils.get_file`. Preprocessed arrays that are slow to build
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 
 from loop.datasets import images, loaders, sources
-from loop.datasets.dataset import Dataset
+from loop.datasets import streaming as _streaming
+from loop.datasets.dataset import Benchmark, Dataset, StreamingDataset
 from loop.datasets.sources import (
     CacheCorruptedError,
     ChecksumError,
@@ -49,10 +56,12 @@ from loop.datasets.sources import (
 from loop.datasets.spirals import make_spirals
 
 __all__ = [
+    "Benchmark",
     "CacheCorruptedError",
     "ChecksumError",
     "Dataset",
     "DatasetNotFoundError",
+    "StreamingDataset",
     "available",
     "load",
     "make_spirals",
@@ -104,11 +113,24 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-def load(name: str, *, data_dir=None, cache_dir=None, **options) -> Dataset:
+def load(name: str, *, streaming=False, data_dir=None, cache_dir=None,
+         **options) -> Dataset | StreamingDataset:
     """Loads a preprocessed dataset with its reference models.
 
     Args:
         name: one of `names()`; case and "-" vs "_" are ignored.
+        streaming: False: a `Dataset` of NumPy arrays in memory. True: a
+            `StreamingDataset` whose ``train`` and ``test`` are
+            `loop.streaming.RandomAccess` sources of the same preprocessed
+            samples, read by index while training
+            (``Loop(...).fit(ds.train, validation_data=ds.test)``), for data
+            larger than the device. Works for every name: MNIST,
+            Fashion-MNIST, CIFAR-10 and CIFAR-100 stream from a tfds
+            ArrayRecord copy when one is prepared (records decoded one by
+            one, in tfds' order); otherwise, and for the other datasets, the
+            in-memory loader runs once and its arrays are cached as ``.npy``
+            files under ``cache_dir`` and read as memmaps. ``ds.streamed_from``
+            (and ``ds.source``) says which. See `loop.datasets.streaming`.
         data_dir: directory of original files (layout in the module
             docstring); default ``$LOOP_DATA_DIR``; None looks only in the
             Keras cache and downloads.
@@ -118,23 +140,56 @@ def load(name: str, *, data_dir=None, cache_dir=None, **options) -> Dataset:
             sentiment140: ``n_train``, ``vocab_size``, ``sequence_length``;
             spirals: ``n_samples``, ``n_arms``, ``noise``, ``turns``;
             cifar: ``standardize_images``; cifar100: ``label_mode``.
+            With ``streaming=True`` also: ``stream_from`` (``"auto"``,
+            ``"tfds"`` or ``"memmap"``), ``tfds_data_dir`` (default
+            ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``),
+            ``tfds_download`` (let tfds download and prepare an ArrayRecord
+            copy; default False) and ``parallel_reads`` (see
+            `loop.streaming.RandomAccess`).
 
     Returns:
-        A `Dataset`.
+        A `Dataset`, or a `StreamingDataset` when ``streaming=True``.
 
     Raises:
-        ValueError: unknown name (the message lists the names).
-        DatasetNotFoundError: a source file is missing and cannot be downloaded.
+        ValueError: unknown name (the message lists the names), an option the
+            dataset does not have, ``streaming`` not a bool, a streaming
+            option without ``streaming=True``, or a bad streaming option.
+        DatasetNotFoundError: a source file is missing and cannot be
+            downloaded; or ``stream_from="tfds"`` and no tfds copy is prepared.
         ChecksumError: a local, cached or downloaded file has the wrong hash.
         CacheCorruptedError: a cached preprocessed file cannot be read.
     """
     key = _canonical(name)
+    if not isinstance(streaming, bool):
+        raise ValueError(f"streaming must be True or False, got {streaming!r}.")
     loader = _REGISTRY[key][0]
-    return loader(
-        data_dir=sources.resolve_data_dir(data_dir),
-        cache_dir=sources.resolve_cache_dir(cache_dir),
-        **options,
-    )
+    stream_options = {k: options.pop(k) for k in _streaming.OPTIONS if k in options}
+    if stream_options and not streaming:
+        raise ValueError(
+            f"{' and '.join(sorted(stream_options))} only "
+            f"appl{'y' if len(stream_options) > 1 else 'ies'} with streaming=True; "
+            "pass streaming=True or drop "
+            f"{'them' if len(stream_options) > 1 else 'it'}."
+        )
+    _check_options(key, loader, options)
+    data_dir = sources.resolve_data_dir(data_dir)
+    cache_dir = sources.resolve_cache_dir(cache_dir)
+    if streaming:
+        return _streaming.load(key, loader, data_dir=data_dir, cache_dir=cache_dir,
+                               options=options, **stream_options)
+    return loader(data_dir=data_dir, cache_dir=cache_dir, **options)
+
+
+def _check_options(key, loader, options):
+    accepted = [p.name for p in inspect.signature(loader).parameters.values()
+                if p.name not in ("data_dir", "cache_dir")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        has = f"its options are {', '.join(accepted)}" if accepted else "it has no options"
+        raise ValueError(
+            f"Unknown option {', '.join(map(repr, unknown))} for dataset {key!r}: "
+            f"{has} (with streaming=True also {', '.join(_streaming.OPTIONS)})."
+        )
 
 
 def _canonical(name: str) -> str:

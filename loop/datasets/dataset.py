@@ -1,4 +1,8 @@
-"""The `Dataset` record that every loader returns."""
+"""The records `load` returns: `Dataset` (arrays in memory) and `StreamingDataset` (random-access sources).
+
+Both share `Benchmark`, the part that does not depend on how the samples are
+held: the task, the reference models and the recommended benchmark settings.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,18 @@ import numpy as np
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Dataset:
-    """A preprocessed train/test problem with its reference models.
+class Benchmark:
+    """What a dataset is and how to benchmark on it, without its samples.
 
     Attributes:
         name: registry name, e.g. ``"fashion_mnist"``.
-        x_train, y_train, x_test, y_test: NumPy arrays. Labels are int32
-            class ids for classification, float32 targets for regression.
         task: ``"classification"`` or ``"regression"``.
         num_classes: number of classes (1 for regression).
-        source: where the arrays came from (a path, the Keras cache, sklearn,
-            generated).
+        source: where the samples came from (a path, the Keras cache, sklearn,
+            generated, a tfds ArrayRecord copy, a memmap cache).
         info: what was loaded and how it was preprocessed.
+        models: reference model builders by name.
+        default_model: the name in ``models`` that ``model()`` builds.
         loss, metrics, batch_size, optimizer, learning_rate, target_metric:
             recommended benchmark defaults.
         class_names: label names, when the source has them.
@@ -28,10 +32,6 @@ class Dataset:
     """
 
     name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
     task: str
     num_classes: int
     source: str
@@ -49,7 +49,8 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+        """The shape of one sample's inputs (without the batch axis)."""
+        raise NotImplementedError
 
     def model(self, name: str | None = None, **kwargs):
         """A fresh, uncompiled reference Keras model for this dataset.
@@ -87,9 +88,71 @@ class Dataset:
              "config": {"learning_rate": self.learning_rate}}
         )
 
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=True)
+class Dataset(Benchmark):
+    """A preprocessed train/test problem in memory, with its reference models.
+
+    Attributes:
+        x_train, y_train, x_test, y_test: NumPy arrays. Labels are int32
+            class ids for classification, float32 targets for regression.
+        (and every `Benchmark` attribute: name, task, num_classes, source,
+        info, models, default_model, loss, metrics, batch_size, optimizer,
+        learning_rate, target_metric, class_names, extras)
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}, task={self.task!r}, "
             f"x_train={self.x_train.shape}, x_test={self.x_test.shape}, "
             f"num_classes={self.num_classes}, source={self.source!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=True)
+class StreamingDataset(Benchmark):
+    """A train/test problem read by index from random-access sources.
+
+    ``loop.datasets.load(name, streaming=True)`` returns one; train on it as on
+    arrays::
+
+        ds = datasets.load("mnist", streaming=True)
+        Loop(ds.model(), ...).fit(ds.train, validation_data=ds.test, epochs=5)
+
+    Attributes:
+        train, test: `loop.streaming.RandomAccess` sources giving the same
+            preprocessed samples (dtype, scaling, shape, int32 labels) as the
+            in-memory `Dataset`'s arrays; ``train.labels`` holds every target.
+        streamed_from: ``"tfds"`` (a tfds ArrayRecord copy, decoded per
+            record) or ``"memmap"`` (``.npy`` memmaps in the loop cache); see
+            `loop.datasets.streaming`.
+        (and every `Benchmark` attribute: name, task, num_classes, source,
+        info, models, default_model, loss, metrics, batch_size, optimizer,
+        learning_rate, target_metric, class_names, extras)
+    """
+
+    train: Any
+    test: Any
+    streamed_from: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        spec = self.train.x_spec
+        return tuple(spec.shape[1:])
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamingDataset({self.name!r}, task={self.task!r}, "
+            f"train={len(self.train)} x {self.input_shape}, "
+            f"test={len(self.test)}, num_classes={self.num_classes}, "
+            f"streamed_from={self.streamed_from!r})"
         )

@@ -195,8 +195,13 @@ class RhoLoss(Selector):
     def _irreducible_losses(self, state, rng):
         """Fits the irreducible-loss model on the holdout; returns its losses on every row (NaN on the holdout)."""
         model, loss = self._irreducible_model(state)
-        rows = lambda idx: (tf.nest.map_structure(lambda a: np.asarray(a)[idx], state.inputs),  # noqa: E731
-                            np.asarray(state.labels)[idx])
+        from loop.streaming import RandomAccess
+
+        if isinstance(state.inputs, RandomAccess):  # a streamed source: read the rows by index
+            rows = lambda idx: (state.inputs.take(idx)[0], np.asarray(state.labels)[idx])  # noqa: E731
+        else:
+            rows = lambda idx: (tf.nest.map_structure(lambda a: np.asarray(a)[idx], state.inputs),  # noqa: E731
+                                np.asarray(state.labels)[idx])
         holdout = rng.permutation(self.holdout_)
         n_val = int(round(self.irreducible_validation * len(holdout))) if len(holdout) > 1 else 0
         fit_idx, val_idx = holdout[n_val:], holdout[:n_val]
