@@ -28,6 +28,16 @@ after ``on_epoch_end`` (printed as ``fit outside epoch``); the others fall into
 the next epoch, so with several epochs per call fit's ``epoch`` time holds them
 too.  The loop has no ``tf.data`` pipeline, so it never waits.
 
+``--intra-op-threads N`` and ``--inter-op-threads N`` set TensorFlow's thread
+pools (``tf.config.threading``) before anything runs; without them TensorFlow
+picks its defaults (printed as 0 in the ``threads:`` line).
+
+``--streaming`` times the streaming path instead (``loop.streaming``): the
+same Loop + Shuffle from a memmap read by index against the data on the
+device; ``--memory`` runs the streaming memory test (one epoch over a memmap 4x
+larger than the process may allocate, under ``RLIMIT_DATA``, at two sizes).
+Both are in :mod:`loop.bench.streaming`.
+
 FLOPs are counted analytically from the layers (2 multiply-adds per weight use
 in Conv2D and Dense), and a train step is taken as 3x the forward pass
 (forward, plus gradients with respect to inputs and weights).
@@ -120,6 +130,20 @@ def parse_args(argv=None):
     parser.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                         help="the training inputs' dtype on the device; uint8 (as images are stored) is cast to "
                              "the model's float dtype inside the step by its Input layer")
+    parser.add_argument("--intra-op-threads", type=int, default=None, metavar="N",
+                        help="threads of TensorFlow's intra-op pool (tf.config.threading, set before anything "
+                             "runs; default: TensorFlow's default)")
+    parser.add_argument("--inter-op-threads", type=int, default=None, metavar="N",
+                        help="threads of TensorFlow's inter-op pool (tf.config.threading, set before anything "
+                             "runs; default: TensorFlow's default)")
+    parser.add_argument("--streaming", action="store_true",
+                        help="time Loop streaming from a memmap against the same data on the device, instead of "
+                             "Loop against model.fit")
+    parser.add_argument("--memory", action="store_true",
+                        help="run the streaming memory test: one epoch over memmaps of 1x and 4x --memory-limit-gib "
+                             "under RLIMIT_DATA of that size, printing each run's peak RSS")
+    parser.add_argument("--memory-limit-gib", type=float, default=1.0,
+                        help="the memory test's RLIMIT_DATA in GiB (default 1)")
     parser.add_argument("--model", choices=sorted(MODELS), default="fashion_cnn",
                         help="the Fashion-MNIST CNN (default) or the CIFAR ResNet-20, on random data of its shape")
     from loop.bench.runner import add_precision_argument, parse_precision
@@ -130,6 +154,13 @@ def parse_args(argv=None):
     for name in ("pairs", "batch_size", "epochs_per_call", "steps_per_execution", "matmul_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name in ("intra_op_threads", "inter_op_threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.streaming and args.memory:
+        parser.error("--streaming and --memory are two separate runs; pass one of them")
+    if args.memory_limit_gib <= 0:
+        parser.error(f"--memory-limit-gib must be positive, got {args.memory_limit_gib}")
     if args.samples < args.batch_size:
         parser.error(f"--samples ({args.samples}) must be at least --batch-size ({args.batch_size})")
     if args.seed < 0:
@@ -137,13 +168,38 @@ def parse_args(argv=None):
     return args
 
 
+def apply_threads(args):
+    """Sets ``--intra-op-threads`` / ``--inter-op-threads`` (those given) with ``tf.config.threading``.
+
+    TensorFlow accepts them only before it has run anything; a value that is
+    already in force is not set again.  Raises ``RuntimeError`` naming the flag
+    when TensorFlow has started with other values.
+    """
+    setters = {"intra_op_threads": (tf.config.threading.get_intra_op_parallelism_threads,
+                                    tf.config.threading.set_intra_op_parallelism_threads),
+               "inter_op_threads": (tf.config.threading.get_inter_op_parallelism_threads,
+                                    tf.config.threading.set_inter_op_parallelism_threads)}
+    for name, (get, set_) in setters.items():
+        value = getattr(args, name, None)
+        if value is None or get() == value:
+            continue
+        try:
+            set_(value)
+        except RuntimeError as error:
+            raise RuntimeError(f"--{name.replace('_', '-')} {value}: TensorFlow has already started ({error}); "
+                               "set the threads before it runs anything") from error
+
+
 def measure(args):
     """Runs the A/B comparison and prints it; returns the per-pair times (seconds per epoch) and ratios.
 
-    Both models are built and trained under the global policy ``args.precision``
-    (the previous policy is put back afterwards); the result records it.
+    The thread settings (``apply_threads``) come first.  Both models are built
+    and trained under the global policy ``args.precision`` (the previous policy
+    is put back afterwards); the result records it.
     """
     from loop.bench.runner import global_policy
+
+    apply_threads(args)
 
     with global_policy(getattr(args, "precision", "float32")):
         return _measure(args)
@@ -185,8 +241,11 @@ def _measure(args):
 
     precision = keras.mixed_precision.global_policy().name
     peak_dtype = PEAK_DTYPES[precision]
+    given = [f"--{n.replace('_', '-')}" for n in ("intra_op_threads", "inter_op_threads")
+             if getattr(args, n, None) is not None]
     print(f"threads: intra={tf.config.threading.get_intra_op_parallelism_threads()} "
-          f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, devices: "
+          f"inter={tf.config.threading.get_inter_op_parallelism_threads()} "
+          f"({'set by ' + ' and '.join(given) + '; ' if given else ''}0: TensorFlow's default), devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}; {epochs} epoch(s) per call, times per epoch",
           flush=True)
     print(f"model: {loop_model.name}, {forward_flops(loop_model) / 1e6:.1f} MFLOP per forward sample; XLA "
@@ -256,7 +315,17 @@ def main(argv=None):
         args = parse_args(argv)
     except SystemExit as exit_:  # argparse has printed the message
         return exit_.code
-    measure(args)
+    if args.memory:
+        from loop.bench.streaming import memory_test
+
+        memory_test(int(args.memory_limit_gib * 2 ** 30))
+    elif args.streaming:
+        from loop.bench.streaming import streaming_throughput
+
+        apply_threads(args)
+        streaming_throughput(args, MODELS[args.model][0])
+    else:
+        measure(args)
     return 0
 
 

@@ -43,8 +43,45 @@ def test_report_times_both_ways_and_exits_0(capsys):
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--epochs-per-call", "0"], "--epochs-per-call must be at least 1, got 0"),
     (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["--intra-op-threads", "0"], "--intra-op-threads must be at least 1, got 0"),
+    (["--inter-op-threads", "-2"], "--inter-op-threads must be at least 1, got -2"),
+    (["--streaming", "--memory"], "--streaming and --memory are two separate runs"),
+    (["--memory", "--memory-limit-gib", "0"], "--memory-limit-gib must be positive, got 0.0"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     assert main(["throughput"] + args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_thread_flags_default_to_tensorflows_choice_and_parse():
+    args = throughput.parse_args([])
+    assert args.intra_op_threads is None and args.inter_op_threads is None
+    args = throughput.parse_args(["--intra-op-threads", "2", "--inter-op-threads", "1"])
+    assert (args.intra_op_threads, args.inter_op_threads) == (2, 1)
+
+
+def test_apply_threads_sets_only_the_flags_given(monkeypatch):
+    calls = []
+    threading = throughput.tf.config.threading
+    monkeypatch.setattr(threading, "get_intra_op_parallelism_threads", lambda: 0)
+    monkeypatch.setattr(threading, "get_inter_op_parallelism_threads", lambda: 1)
+    monkeypatch.setattr(threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
+    monkeypatch.setattr(threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
+    throughput.apply_threads(throughput.parse_args([]))
+    assert calls == []
+    throughput.apply_threads(throughput.parse_args(["--intra-op-threads", "2", "--inter-op-threads", "1"]))
+    assert calls == [("intra", 2)]  # inter is already 1
+
+    def refuse(n):
+        raise RuntimeError("Intra op parallelism cannot be modified after initialization.")
+
+    monkeypatch.setattr(threading, "set_intra_op_parallelism_threads", refuse)
+    with pytest.raises(RuntimeError, match="--intra-op-threads 1: TensorFlow has already started"):
+        throughput.apply_threads(throughput.parse_args(["--intra-op-threads", "1"]))
+
+
+def test_streaming_against_resident_prints_the_throughput_ratio(capsys):
+    assert main(["throughput", "--streaming", "--samples", "256", "--pairs", "1", "--epochs-per-call", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "pair 0: epoch resident" in printed and "median throughput streaming/resident" in printed
