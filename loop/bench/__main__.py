@@ -2,6 +2,7 @@
 
     python -m loop.bench                        # the default suite, offline, a few minutes
     python -m loop.bench --suite seeds --data-dir /path/to/data
+    python -m loop.bench --seeds auto:5:15      # 5 seeds, more (up to 15) where the speedup is undecided
     python -m loop.bench --datasets boston --target val_mae=3.0
     python -m loop.bench --precision mixed_bfloat16   # a keras.mixed_precision policy
     python -m loop.bench report --out results/x  # tables and plots of stored runs
@@ -32,7 +33,11 @@ protocol:
   percentile-bootstrap CI; a selector run that misses the target (or failed)
   scores 0, one that reaches it where Shuffle's run missed scores inf.  Failed
   runs (NaN loss, selector error) are stored with their error and count as not
-  reached; they are never dropped.
+  reached; they are never dropped.  Verdict: "win" when the speedup's 95%
+  interval lies above 1, "loss" below 1, "no difference" when it contains 1,
+  "n/a" without an interval.  --seeds auto:MIN:MAX runs MIN seeds, then adds
+  one seed at a time (up to MAX) to each dataset-selector pair whose wall-clock
+  speedup interval still contains 1, and to Shuffle where it lacks that seed.
   Each run is written atomically to <out>/runs/<dataset>/<selector>/seed_<k>.json;
   re-running with the same --out skips the runs already there.
   --precision sets the keras.mixed_precision global policy before each model
@@ -62,6 +67,16 @@ def split_specs(text):
     return specs
 
 
+def _seeds_argument(text):
+    """``--seeds``: an int, or ``auto:MIN:MAX`` (a :class:`loop.bench.runner.AutoSeeds`)."""
+    from loop.bench.runner import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _parser():
     from loop.bench.suites import SUITES
 
@@ -81,7 +96,10 @@ def _parser():
     parser.add_argument("--datasets", help="comma-separated dataset names (default: the suite's)")
     parser.add_argument("--selectors", help="comma-separated selector specs such as shuffle,dybat:delta=0.5 "
                                             "(default: the suite's; shuffle is always added as the baseline)")
-    parser.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the suite's)")
+    parser.add_argument("--seeds", type=_seeds_argument, metavar="N|auto:MIN:MAX",
+                        help="number of seeds, 0..N-1 (default: the suite's); or auto:MIN:MAX: MIN seeds, then "
+                             "one more at a time, up to MAX, for each dataset-selector pair whose wall-clock "
+                             "speedup's 95%% interval contains 1")
     parser.add_argument("--epochs", type=int, help="epoch budget for every dataset (default: per dataset)")
     parser.add_argument("--n-train", type=int, help="training rows per dataset (default: per dataset)")
     parser.add_argument("--n-test", type=int, help="test rows evaluated per epoch (default: per dataset)")
@@ -172,7 +190,7 @@ def _plan(parser, args, command):
     """
     for flag in _COUNTS:
         value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None and value < 1:
+        if isinstance(value, int) and value < 1:
             parser.error(f"{flag} must be at least 1, got {value}; leave {flag} out for the default")
     from loop.bench.runner import parse_precision
 
@@ -297,8 +315,17 @@ def main(argv=None):
     print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds in "
           f"{plan.precision} -> {out}", file=sys.stderr)
     start = time.perf_counter()
-    summary = runner.run_suite(plan.budgets, plan.specs, plan.seeds, out, data_dir=plan.data_dir,
-                               retry_failed=args.retry_failed, precision=plan.precision)
+    if isinstance(plan.seeds, runner.AutoSeeds):
+        summary = runner.run_auto(plan.budgets, plan.specs, plan.seeds, out, targets=plan.targets,
+                                  n_boot=args.bootstrap, data_dir=plan.data_dir, retry_failed=args.retry_failed,
+                                  precision=plan.precision)
+        more = {k: n for k, n in summary["seeds"].items() if n > plan.seeds.min_seeds}
+        print(f"loop.bench: auto seeds: {summary['rounds']} rounds after {plan.seeds.min_seeds} seeds; "
+              + ("more seeds for " + ", ".join(f"{d} {s} ({n})" for (d, s), n in sorted(more.items()))
+                 if more else "no pair needed more"), file=sys.stderr)
+    else:
+        summary = runner.run_suite(plan.budgets, plan.specs, plan.seeds, out, data_dir=plan.data_dir,
+                                   retry_failed=args.retry_failed, precision=plan.precision)
     wall = time.perf_counter() - start
     print(f"loop.bench: ran {summary['ran']}, skipped {summary['skipped']} already stored, "
           f"{summary['failed']} failed, {summary['not_applicable']} not applicable, in {wall:.0f}s",

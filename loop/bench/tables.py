@@ -16,6 +16,11 @@ Definitions (also in ``docs/bench.md``):
   misses the target (or failed) scores 0; one that meets it where the
   baseline's run of that seed missed scores ``inf``.  Its 95% confidence
   interval is a seeded percentile bootstrap over seeds.
+* **Verdict** of a speedup at 95%: "win" when its interval lies entirely
+  above 1, "loss" when entirely below 1, "no difference" when it contains 1,
+  "n/a" when there is no interval (no paired seeds).  Given for the wall-clock
+  speedup (``verdict``) and the backpropagated-samples saving
+  (``backprop_verdict``).
 * **Best** train and test metric and loss: per run the best value over
   evaluations, then the median over seeds.
 * **Selection share**: selection seconds / training-plus-selection seconds of
@@ -89,6 +94,21 @@ def bootstrap_ci(values, statistic=np.median, *, level=0.95, n_boot=10_000, seed
     low = stats[int(math.floor(alpha * (n_boot - 1)))]
     high = stats[int(math.ceil((1.0 - alpha) * (n_boot - 1)))]
     return float(low), float(high)
+
+
+#: The verdicts of a speedup's 95% interval (see :func:`verdict`).
+VERDICTS = ("win", "loss", "no difference", "n/a")
+
+
+def verdict(low, high):
+    """"win" (interval above 1), "loss" (below 1), "no difference" (contains 1) or "n/a" (no interval)."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "n/a"
+    if low > 1.0:
+        return "win"
+    if high < 1.0:
+        return "loss"
+    return "no difference"
 
 
 def paired_speedups(baseline_times, selector_times):
@@ -252,6 +272,9 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 cost[f"{name}_speedup"] = float(np.median(paired)) if paired else math.nan
                 cost[f"{name}_speedup_ci_low"], cost[f"{name}_speedup_ci_high"] = (
                     bootstrap_ci(paired, n_boot=n_boot) if paired else (math.nan, math.nan))
+                if name == "backprop":
+                    cost["backprop_verdict"] = verdict(cost["backprop_speedup_ci_low"],
+                                                       cost["backprop_speedup_ci_high"])
             flops = [r.get("flops_per_sample") for r in runs if r.get("flops_per_sample")]
             gflops = [costs.training_flops(flops[0], *counts[label][r["seed"]]) / 1e9 for r in runs] if flops else []
             share = [r["frame"]["selection_time_s"].iloc[-1] / r["frame"]["train_time_s"].iloc[-1]
@@ -265,7 +288,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "time_to_target_s": float(np.median(secs)) if secs else math.nan,
                 "epochs_to_target": float(np.median(epochs)) if epochs else math.nan,
                 "speedup": float(np.median(ratios)) if ratios else math.nan,
-                "speedup_ci_low": low, "speedup_ci_high": high,
+                "speedup_ci_low": low, "speedup_ci_high": high, "verdict": verdict(low, high),
                 **cost,
                 "flops_per_sample": float(flops[0]) if flops else math.nan,
                 "train_gflops_to_target": _median(gflops),
@@ -327,6 +350,8 @@ def display(table):
     shown["speedup [95% CI]"] = [f"{_cell(s, 2)} [{_cell(lo, 2)}, {_cell(hi, 2)}]"
                                  for s, lo, hi in zip(table["speedup"], table["speedup_ci_low"],
                                                       table["speedup_ci_high"])]
+    if "verdict" in table:
+        shown["verdict"] = table["verdict"]
     if "forward_to_target" in table:
         for name, title in (("forward", "fwd"), ("backprop", "bwd")):
             shown[f"{title} samples to target"] = [("not reached" if math.isinf(v) else _cell(v, 3))
@@ -335,6 +360,8 @@ def display(table):
                 f"{_cell(s, 2)} [{_cell(lo, 2)}, {_cell(hi, 2)}]"
                 for s, lo, hi in zip(table[f"{name}_speedup"], table[f"{name}_speedup_ci_low"],
                                      table[f"{name}_speedup_ci_high"])]
+            if f"{name}_verdict" in table:
+                shown[f"{title} verdict"] = table[f"{name}_verdict"]
         shown["train GFLOPs to target"] = [("not reached" if math.isinf(v) else _cell(v, 3))
                                            for v in table["train_gflops_to_target"]]
     for col in ("best_train", "best_test"):

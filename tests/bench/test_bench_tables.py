@@ -153,3 +153,39 @@ def test_runs_stored_without_forward_counts_leave_the_forward_columns_empty():
     table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=100).set_index("selector")
     assert math.isnan(table.loc["Other()", "forward_to_target"]) and math.isnan(table.loc["Other()", "forward_speedup"])
     assert table.loc["Other()", "backprop_speedup"] == pytest.approx(2.0)
+
+
+def test_verdict_reads_the_interval_against_1():
+    assert tables.verdict(1.2, 3.0) == "win"
+    assert tables.verdict(0.2, 0.9) == "loss"
+    assert tables.verdict(0.9, 1.1) == "no difference"
+    assert tables.verdict(1.0, 1.0) == "no difference" and tables.verdict(1.0, 2.0) == "no difference"
+    assert tables.verdict(math.inf, math.inf) == "win" and tables.verdict(0.0, 0.0) == "loss"
+    assert tables.verdict(math.nan, math.nan) == "n/a" and tables.verdict(None, None) == "n/a"
+    assert set(tables.VERDICTS) == {"win", "loss", "no difference", "n/a"}
+
+
+def test_the_table_marks_each_speedup_as_win_loss_or_no_difference():
+    records = [_counted("Shuffle()", s, [0.5, 0.7, 0.9], 100, 100) for s in range(4)]
+    records += [_counted("Fast()", s, [0.9, 0.9, 0.9], 200, 50) for s in range(4)]       # 3x sooner, 1/6 backprop
+    records += [_counted("Slow()", s, [0.5, 0.5, 0.5], 100, 100) for s in range(4)]      # never reaches it
+    mixed = [_counted("Mixed()", s, [0.5, 0.7, 0.9] if s % 2 else [0.9, 0.9, 0.9], 100, 100) for s in range(4)]
+    records += mixed                                                                     # 1x and 3x: undecided
+    table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=500).set_index("selector")
+    assert table.loc["Fast()", "verdict"] == "win" and table.loc["Fast()", "backprop_verdict"] == "win"
+    assert table.loc["Slow()", "verdict"] == "loss" and table.loc["Slow()", "backprop_verdict"] == "loss"
+    assert table.loc["Mixed()", "verdict"] == "no difference"
+    assert table.loc["Shuffle()", "verdict"] == "no difference"  # itself: interval [1, 1]
+    shown = tables.display(table.reset_index())
+    columns = list(shown.columns)
+    assert columns.index("verdict") == columns.index("speedup [95% CI]") + 1
+    assert columns.index("bwd verdict") == columns.index("bwd saving [95% CI]") + 1
+    assert "fwd verdict" not in columns
+    text = tables.to_markdown(shown)
+    assert "| win |" in text and "| loss |" in text and "| no difference |" in text
+
+
+def test_a_row_without_pairs_has_no_verdict():
+    records = [_run("Shuffle()", 0, [0.5, 0.9]), _run("Other()", 5, [0.9, 0.9])]  # seed 5: no Shuffle() run to pair
+    table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
+    assert table.loc["Other()", "verdict"] == "n/a" and table.loc["Other()", "backprop_verdict"] == "n/a"

@@ -396,3 +396,69 @@ def test_throughput_uint8_inputs_train_through_the_input_cast(capsys):
     assert throughput.parse_args([]).input_dtype == "float32"
     result = throughput.measure(args)
     assert "inputs uint8" in capsys.readouterr().out and result["loop_epoch_s"][0] > 0
+
+
+# ----------------------------------------------------------------------------------------- --seeds auto:MIN:MAX
+@pytest.mark.parametrize("value, message", [
+    ("auto:0:5", "needs 1 <= MIN <= MAX, got MIN=0, MAX=5"),
+    ("auto:9:3", "needs 1 <= MIN <= MAX, got MIN=9, MAX=3"),
+    ("auto:5", "is not auto:MIN:MAX with two integers"),
+    ("auto:x:15", "is not auto:MIN:MAX with two integers"),
+    ("many", "is neither a number of seeds nor auto:MIN:MAX"),
+])
+def test_a_bad_seeds_spec_exits_2_naming_it(value, message, capsys, tmp_path):
+    out = tmp_path / "x"
+    with pytest.raises(SystemExit) as exit_:  # argparse's own error, as for any value its type refuses
+        main(TINY[:4] + ["--seeds", value, "--out", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m loop.bench") and "Traceback" not in err
+    assert f"python -m loop.bench: error: argument --seeds: --seeds {value!r} " in err
+    assert message in err and "auto:5:15" in err
+    assert not out.exists()
+
+
+def test_seeds_auto_is_parsed_and_listed_in_help(capsys):
+    from loop.bench.__main__ import _parser
+    from loop.bench.runner import AutoSeeds
+
+    assert _parser().parse_args(["--seeds", "auto:5:15"]).seeds == AutoSeeds(5, 15)
+    assert _parser().parse_args(["--seeds", "4"]).seeds == 4
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "--seeds N|auto:MIN:MAX" in text and '"no difference" when it contains 1' in text
+
+
+def test_seeds_auto_runs_through_the_cli_and_the_table_shows_verdicts(tmp_path, capsys, monkeypatch):
+    from loop.bench import runner
+
+    def fake_train_one(ds, train, test, budget, label, make_selector, seed, precision="float32"):
+        seconds = {"Shuffle()": 10.0, "Freeze()": 5.0}.get(label, 10.0 * (1 + 0.1 * (-1) ** seed))
+        frame = [{"epoch": 1.0, "step": 4, "samples_forwarded": 40, "samples_backpropagated": 40,
+                  "train_time_s": seconds, "selection_time_s": 0.0, "eval_time_s": 0.1, "loss": 0.3,
+                  "accuracy": 0.9, "val_loss": 0.3, "val_accuracy": 0.9}]
+        return {"format": runner.RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
+                "budget": budget.config(), "precision": precision, "task": "classification", "metrics": ["accuracy"],
+                "loss": "sparse_categorical_crossentropy", "target_metric": "val_accuracy", "n_train": 40,
+                "n_test": 20, "status": "ok", "error": None, "frame": frame, "wall_s": seconds}
+
+    monkeypatch.setattr(runner, "prepare_dataset", lambda budget, data_dir=None: (None, None, None))
+    monkeypatch.setattr(runner, "train_one", fake_train_one)
+    out = tmp_path / "out"
+    args = ["--datasets", "spirals", "--selectors", "freeze,homogeneous", "--seeds", "auto:2:4", "--out", str(out),
+            "--no-plots", "--bootstrap", "200"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "x auto:2:4 seeds in float32" in captured.err and "auto seeds, round 1" in captured.err
+    assert "more seeds for spirals Homogeneous() (4), spirals Shuffle() (4)" in captured.err
+    assert "| spirals | Freeze() | 2 | 2/2 |" in captured.out
+    assert "| spirals | Homogeneous() | 4 | 4/4 |" in captured.out
+    header = next(line for line in captured.out.splitlines() if line.startswith("| dataset | selector |"))
+    assert "| speedup [95% CI] | verdict |" in header and "| bwd verdict |" in header
+    row = next(line for line in captured.out.splitlines() if "| Freeze() |" in line)
+    assert "| 2 [2, 2] | win |" in row
+    assert "| no difference |" in next(line for line in captured.out.splitlines() if "| Homogeneous() |" in line)
+    assert "verdict" in (out / "table.csv").read_text().splitlines()[0]
+    assert main(args) == 0  # resumed: everything is stored
+    assert "loop.bench: ran 0, skipped 6 already stored" in capsys.readouterr().err  # the MIN seeds; no round is left

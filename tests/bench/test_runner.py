@@ -3,9 +3,11 @@
 import dataclasses
 import json
 import os
+import re
 
 import keras
 import numpy as np
+import pytest
 
 from loop import datasets
 from loop.bench import runner, tables
@@ -149,3 +151,126 @@ def test_subsets_are_shared_and_seeded(tiny_budget):
     assert len(x1) == 50 and len(t1) == 20 and np.array_equal(x1, x2)
     assert len(datasets.load("spirals", n_samples=300).y_train) > 50
     keras.backend.clear_session()
+
+
+# ----------------------------------------------------------------------------------------- --seeds auto:MIN:MAX
+#: Seconds to target of the stubbed runs, per selector label and seed: Freeze() is clearly twice as fast,
+#: Homogeneous() is as fast as Shuffle() up to noise on either side of 1.
+def _fake_seconds(label, seed):
+    base = 10.0 + 0.3 * ((seed * 7) % 5)
+    if label == "Freeze()":
+        return base / (2.0 + 0.05 * (-1) ** seed)
+    if label == "Homogeneous()":
+        return base * (1.0 + 0.08 * (-1) ** seed * (1 + seed % 3))
+    return base
+
+
+class FakeRuns:
+    """Stands in for ``runner.train_one`` and ``runner.prepare_dataset``: no training, a record per call."""
+
+    def __init__(self, monkeypatch, stop_after=None):
+        self.calls, self.stop_after = [], stop_after
+        monkeypatch.setattr(runner, "prepare_dataset", lambda budget, data_dir=None: (None, None, None))
+        monkeypatch.setattr(runner, "train_one", self.train_one)
+
+    def train_one(self, ds, train, test, budget, label, make_selector, seed, precision=runner.DEFAULT_PRECISION):
+        if self.stop_after is not None and len(self.calls) >= self.stop_after:
+            raise KeyboardInterrupt("killed")
+        self.calls.append((label, seed))
+        seconds = _fake_seconds(label, seed)
+        frame = [{"epoch": 1.0, "step": 10, "samples_seen": 100, "samples_forwarded": 100,
+                  "samples_backpropagated": 100, "train_time_s": seconds, "selection_time_s": 0.0,
+                  "setup_time_s": 0.0, "eval_time_s": 0.1, "loss": 0.3, "accuracy": 0.9, "val_loss": 0.3,
+                  "val_accuracy": 0.95}]
+        return {"format": runner.RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
+                "budget": budget.config(), "precision": precision, "task": "classification",
+                "metrics": ["accuracy"], "loss": "sparse_categorical_crossentropy", "target_metric": "val_accuracy",
+                "n_train": 100, "n_test": 20, "status": "ok", "error": None, "frame": frame, "wall_s": seconds}
+
+
+AUTO_SPECS = ["shuffle", "freeze", "homogeneous"]
+
+
+def seeds_of(out, label):
+    return sorted(r["seed"] for r in tables.load_runs(out) if r["selector"] == label)
+
+
+def test_parse_seeds():
+    assert runner.parse_seeds("5") == 5 and runner.parse_seeds(" 3 ") == 3
+    assert runner.parse_seeds("auto:5:15") == runner.AutoSeeds(5, 15)
+    assert runner.parse_seeds("AUTO:2:2") == runner.AutoSeeds(2, 2)
+    assert str(runner.AutoSeeds(5, 15)) == "auto:5:15"
+    for bad, message in [("auto:0:3", "needs 1 <= MIN <= MAX, got MIN=0, MAX=3"),
+                         ("auto:6:5", "needs 1 <= MIN <= MAX, got MIN=6, MAX=5"),
+                         ("auto:5", "is not auto:MIN:MAX with two integers"),
+                         ("auto:a:b", "is not auto:MIN:MAX with two integers"),
+                         ("auto:1:2:3", "is not auto:MIN:MAX"),
+                         ("autox:1:2", "is not auto:MIN:MAX"),
+                         ("five", "is neither a number of seeds nor auto:MIN:MAX")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            runner.parse_seeds(bad)
+    with pytest.raises(ValueError, match="1 <= MIN <= MAX"):
+        runner.AutoSeeds(3, 2)
+
+
+def test_auto_seeds_add_seeds_only_where_the_interval_contains_1_and_stop_at_max(tmp_path, monkeypatch):
+    fake = FakeRuns(monkeypatch)
+    out = str(tmp_path / "out")
+    budget = Budget(dataset="toy", epochs=1)
+    summary = runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    assert seeds_of(out, "Freeze()") == [0, 1, 2]                        # a clear win after the first 3 seeds
+    assert seeds_of(out, "Homogeneous()") == list(range(7))              # undecided: up to MAX
+    assert seeds_of(out, "Shuffle()") == list(range(7))                  # paired by seed with the undecided pair
+    assert summary["rounds"] == 4 and summary["ran"] == 3 * 3 + 2 * 4 and summary["skipped"] == 0
+    assert summary["seeds"] == {("toy", "Shuffle()"): 7, ("toy", "Freeze()"): 3, ("toy", "Homogeneous()"): 7}
+    assert len(fake.calls) == len(set(fake.calls)) == 17                 # no run twice
+    table = tables.summarize(tables.load_runs(out), n_boot=500).set_index("selector")
+    assert table.loc["Freeze()", "verdict"] == "win"
+    assert table.loc["Homogeneous()", "verdict"] == "no difference"
+    # Everything is stored: running it again trains nothing and decides the same.
+    again = runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    assert again["ran"] == 0 and len(fake.calls) == 17 and again["seeds"] == summary["seeds"]
+
+
+def test_auto_seeds_with_min_equal_max_is_a_fixed_count(tmp_path, monkeypatch):
+    fake = FakeRuns(monkeypatch)
+    out = str(tmp_path / "out")
+    summary = runner.run_auto([Budget(dataset="toy", epochs=1)], AUTO_SPECS, runner.AutoSeeds(2, 2), out,
+                              n_boot=200, progress=False)
+    assert summary["rounds"] == 0 and len(fake.calls) == 6
+
+
+def test_undecided_pairs_the_baseline_and_picks_the_smallest_missing_seed(tmp_path, monkeypatch):
+    FakeRuns(monkeypatch)
+    out = str(tmp_path / "out")
+    budget = Budget(dataset="toy", epochs=1)
+    runner.run_suite([budget], AUTO_SPECS, [0, 1, 3], out, progress=False)
+    records = tables.load_runs(out)
+    assert runner.undecided(records, min_seeds=3, max_seeds=10, n_boot=200) == {
+        ("toy", 2): ["Shuffle()", "Homogeneous()"]}
+    assert runner.undecided(records, min_seeds=3, max_seeds=3, n_boot=200) == {}  # at MAX: no more
+    baseline_has_it = [r for r in records if not (r["selector"] == "Homogeneous()" and r["seed"] == 3)]
+    runner.run_suite([budget], ["shuffle"], [2], out, progress=False)
+    baseline_has_it += [r for r in tables.load_runs(out) if r["selector"] == "Shuffle()" and r["seed"] == 2]
+    assert runner.undecided(baseline_has_it, min_seeds=2, max_seeds=10, n_boot=200) == {
+        ("toy", 2): ["Homogeneous()"]}  # Shuffle() already has seed 2
+
+
+def test_a_killed_auto_run_resumes_from_what_is_stored(tmp_path, monkeypatch):
+    out = str(tmp_path / "out")
+    budget = Budget(dataset="toy", epochs=1)
+    killed = FakeRuns(monkeypatch, stop_after=11)  # killed in the second added round
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    assert len(tables.load_runs(out)) == 11
+    resumed = FakeRuns(monkeypatch)
+    summary = runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    assert not set(resumed.calls) & set(killed.calls)                   # nothing stored is run again
+    assert len(killed.calls) + len(resumed.calls) == 17                  # the same runs as without the kill
+    assert summary["seeds"] == {("toy", "Shuffle()"): 7, ("toy", "Freeze()"): 3, ("toy", "Homogeneous()"): 7}
+
+
+def test_auto_seeds_need_the_baseline(tmp_path):
+    with pytest.raises(ValueError, match="need the baseline Shuffle()"):
+        runner.run_auto([Budget(dataset="toy", epochs=1)], ["freeze"], runner.AutoSeeds(1, 2), str(tmp_path),
+                        progress=False)
