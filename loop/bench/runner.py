@@ -265,7 +265,8 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
         record["loop_epochs"] = epochs
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=seed)
-        hist = loop.fit(train, epochs=epochs, validation_data=test, verbose=0)
+        hist = loop.fit(train, epochs=epochs, validation_data=test, verbose=0, target=budget.target,
+                        stop_at_target=budget.stop_at_target)
         record["frame"] = hist.frame.to_dict(orient="records")
         record["flops_per_sample"] = costs.forward_flops(model, train[0])  # after the fit: never timed
     except Exception as err:  # a failed run is a result, not a crash of the suite

@@ -30,6 +30,12 @@ class Budget:
         batch_size: the nominal batch size; None for the dataset's default.
         learning_rate: None for the dataset's default.
         load_options: keyword options passed to ``loop.datasets.load``.
+        target: a fixed target ``{metric: threshold}`` (or ``{metric:
+            (threshold, "min"|"max")}``) for the tables, instead of one
+            inferred from Shuffle's runs; ``--target`` still overrides it.
+        stop_at_target: end each run at its first evaluation that meets
+            ``target`` (then ``epochs`` is a cap, and a run that misses
+            trains all of it).
     """
 
     dataset: str
@@ -40,6 +46,8 @@ class Budget:
     batch_size: int | None = None
     learning_rate: float | None = None
     load_options: dict = dataclasses.field(default_factory=dict)
+    target: dict | None = None
+    stop_at_target: bool = False
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -48,6 +56,16 @@ class Budget:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{self.dataset}: {name} must be a positive integer or None, got {value!r}")
+        if self.target is not None:
+            from loop import history
+
+            try:
+                history.parse_target(self.target)
+            except ValueError as err:
+                raise ValueError(f"{self.dataset}: {err}") from None
+        if self.stop_at_target and not self.target:
+            raise ValueError(f"{self.dataset}: stop_at_target=True needs a target, e.g. "
+                             "target={'val_accuracy': 0.99}")
 
     def config(self):
         """The fields that define a run's training, as a JSON-ready dict."""

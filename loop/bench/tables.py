@@ -192,6 +192,9 @@ def dataset_target(records, targets=None, baseline=BASELINE):
         chosen = {m: v for m, v in targets.get(None, {}).items() if m in columns}
     if chosen:
         return history_lib.parse_target(chosen), "given"
+    fixed = records[0].get("budget", {}).get("target")
+    if fixed:
+        return history_lib.parse_target(fixed), "fixed in the suite"
     metric = records[0]["target_metric"]
     inferred = infer_target(records, metric, baseline)
     if inferred is None:

@@ -1,0 +1,130 @@
+"""The pilot that set the ``full`` suite's learning rates, targets and epoch caps (loop/bench/suites.py).
+
+For each dataset, on its complete training and test sets with the reference model:
+
+1. ``loop.lr_range_test`` (one pass, seed 0, at least 100 steps) suggests a learning rate (the steepest
+   descent of the smoothed loss).  It is used as is, rounded to one significant digit.
+2. ``Shuffle()`` trains at that rate for ``--seeds`` seeds and a generous epoch cap, evaluating every epoch.
+3. The target is the worst seed's best test metric, rounded down (up for a lower-is-better metric) to a round
+   number: a threshold every pilot seed met.  The cap is twice the most epochs any pilot seed needed to meet it,
+   at least 5.
+
+Usage::
+
+    LOOP_DATA_DIR=/path/to/data python benchmarks/full_pilot.py --out results/full-pilot [--datasets mnist,...]
+
+Resumable: a dataset whose result file exists in ``--out`` is skipped.  Prints one line per dataset and writes
+``<out>/<dataset>.json`` with the range test's table, every pilot run's history and the chosen values.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+#: The datasets of the full suite, with the pilot's epoch cap and reference model (None: the default).
+PILOT = {
+    "spirals": (60, None), "iris": (100, None), "wine": (60, None), "boston": (100, None),
+    "music_genre": (60, None), "sentiment140": (10, None), "mnist": (10, None), "fashion_mnist": (12, None),
+    "cifar10": (15, "simple_cnn"),
+}
+
+#: Round-number grids: accuracies in steps of 0.005, an error in steps of 0.1.
+STEP = {"max": 0.005, "min": 0.1}
+
+
+def round_target(value, mode):
+    step = STEP[mode]
+    if mode == "max":
+        return math.floor(value / step + 1e-9) * step
+    return math.ceil(value / step - 1e-9) * step
+
+
+def first_epoch(frame, metric, threshold, mode):
+    values = [row[metric] for row in frame]
+    for k, v in enumerate(values):
+        if (v >= threshold) if mode == "max" else (v <= threshold):
+            return frame[k]["epoch"]
+    return None
+
+
+def pilot(name, cap, model, seeds, data_dir):
+    import keras
+
+    import loop
+    from loop import history
+    from loop.bench import runner
+    from loop.bench.suites import Budget
+    from loop.selectors import Shuffle
+
+    budget = Budget(dataset=name, epochs=cap, model=model)
+    ds, train, test = runner.prepare_dataset(budget, data_dir)
+    metric = ds.target_metric
+    mode = history.infer_mode(metric)
+    keras.utils.set_random_seed(0)
+    batch = ds.batch_size
+    steps = max(100, math.ceil(len(train[1]) / batch))
+    start = time.perf_counter()
+    sweep = loop.lr_range_test(ds.model(model), train[0], train[1], loss=ds.loss, optimizer=ds.optimizer,
+                               batch_size=batch, num_steps=steps, seed=0)
+    lr = float(f"{sweep.suggested_lr:.0e}")
+    sweep_s = time.perf_counter() - start
+    budget = Budget(dataset=name, epochs=cap, model=model, learning_rate=lr)
+    runs = [runner.train_one(ds, train, test, budget, "shuffle", Shuffle, seed) for seed in range(seeds)]
+    bests = []
+    for run in runs:
+        if run["status"] != "ok":
+            raise RuntimeError(f"{name}: pilot run failed: {run['error']}")
+        values = [row[metric] for row in run["frame"]]
+        bests.append(max(values) if mode == "max" else min(values))
+    worst = min(bests) if mode == "max" else max(bests)
+    target = round(round_target(worst, mode), 4)
+    needed = [first_epoch(run["frame"], metric, target, mode) for run in runs]
+    cap_full = max(5, int(math.ceil(2 * max(needed))))
+    result = {"dataset": name, "model": runs[0].get("model"), "metric": metric, "mode": mode,
+              "suggested_lr": sweep.suggested_lr, "conservative_lr": sweep.conservative_lr, "learning_rate": lr,
+              "default_learning_rate": ds.learning_rate, "batch_size": batch, "range_test_steps": steps,
+              "range_test_s": sweep_s, "range_test": sweep.frame.to_dict(orient="list"), "pilot_cap": cap,
+              "best_per_seed": bests, "target": target, "epochs_needed": needed, "epoch_cap": cap_full,
+              "train_s_per_run": [run["frame"][-1]["train_time_s"] for run in runs],
+              "epochs_per_run": [run["frame"][-1]["epoch"] for run in runs],
+              "runs": [{"seed": run["seed"], "frame": run["frame"]} for run in runs]}
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--datasets", default=",".join(PILOT))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--data-dir", default=os.environ.get("LOOP_DATA_DIR"))
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PILOT]
+    if unknown:
+        parser.error(f"unknown dataset(s) {unknown}; choose from {', '.join(PILOT)}")
+    os.makedirs(args.out, exist_ok=True)
+    from loop.bench.runner import write_json_atomic
+
+    for name in names:
+        path = os.path.join(args.out, f"{name}.json")
+        if os.path.exists(path):
+            result = json.load(open(path))
+        else:
+            cap, model = PILOT[name]
+            result = pilot(name, cap, model, args.seeds, args.data_dir)
+            write_json_atomic(path, result)
+        print(f"{name}: lr {result['learning_rate']:g} (range test {result['suggested_lr']:.3g}, default "
+              f"{result['default_learning_rate']:g}); best {result['metric']} per seed "
+              f"{[round(b, 4) for b in result['best_per_seed']]} -> target {result['target']:g}, reached at epochs "
+              f"{result['epochs_needed']} -> cap {result['epoch_cap']}; {np.mean(result['train_s_per_run']):.0f} s "
+              f"per pilot run of {result['pilot_cap']} epochs", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
