@@ -2,12 +2,16 @@
 
 For each dataset, on its complete training and test sets with the reference model:
 
-1. ``loop.lr_range_test`` (one pass, seed 0, at least 100 steps) suggests a learning rate (the steepest
-   descent of the smoothed loss).  It is used as is, rounded to one significant digit.
-2. ``Shuffle()`` trains at that rate for ``--seeds`` seeds and a generous epoch cap, evaluating every epoch.
-3. The target is the worst seed's best test metric, rounded down (up for a lower-is-better metric) to a round
-   number: a threshold every pilot seed met.  The cap is twice the most epochs any pilot seed needed to meet it,
-   at least 5.
+1. ``loop.lr_range_test`` (one pass, seed 0, at least 100 steps) sweeps the learning rate; the suite uses
+   its ``conservative_lr`` (a tenth of the rate at the smoothed loss's minimum, fastai's "minimum" rule),
+   rounded to one significant digit.  The steepest-descent suggestion was tried first and was too aggressive
+   for Adam: on spirals it gave 0.4, at which Shuffle's best test accuracy was 0.74 and 0.855 over two seeds.
+2. ``Shuffle()`` trains at that rate for 3 seeds (2 on the four largest datasets) and a generous epoch cap,
+   evaluating every epoch.
+3. The target is a round number every pilot seed beat by at least one test sample: the worst seed's best test
+   accuracy minus ``1 / n_test``, rounded down to 0.01 (for Boston's ``val_mae``: the worst seed's best plus
+   0.1, rounded up to 0.1).  MNIST's target is fixed at 0.99 by the issue that asked for this suite.  The cap
+   is twice the most epochs any pilot seed needed to meet the target, at least 5.
 
 Usage::
 
@@ -33,15 +37,22 @@ PILOT = {
     "cifar10": (15, "simple_cnn"),
 }
 
-#: Round-number grids: accuracies in steps of 0.005, an error in steps of 0.1.
-STEP = {"max": 0.005, "min": 0.1}
+#: Round-number grids: accuracies in steps of 0.01, an error in steps of 0.1.
+STEP = {"max": 0.01, "min": 0.1}
+
+#: Targets fixed in advance, not by the pilot.
+FIXED = {"mnist": 0.99}
+
+#: Pilot seeds of the four largest datasets (3 elsewhere).
+LARGE = {"mnist": 2, "fashion_mnist": 2, "cifar10": 2, "sentiment140": 2}
 
 
-def round_target(value, mode):
+def round_target(value, mode, n_test):
+    """A round threshold that ``value`` (the worst seed's best) beats by at least one test sample."""
     step = STEP[mode]
     if mode == "max":
-        return math.floor(value / step + 1e-9) * step
-    return math.ceil(value / step - 1e-9) * step
+        return math.floor((value - 1.0 / n_test) / step + 1e-9) * step
+    return math.ceil((value + step) / step - 1e-9) * step
 
 
 def first_epoch(frame, metric, threshold, mode):
@@ -71,10 +82,11 @@ def pilot(name, cap, model, seeds, data_dir):
     start = time.perf_counter()
     sweep = loop.lr_range_test(ds.model(model), train[0], train[1], loss=ds.loss, optimizer=ds.optimizer,
                                batch_size=batch, num_steps=steps, seed=0)
-    lr = float(f"{sweep.suggested_lr:.0e}")
+    lr = float(f"{sweep.conservative_lr:.0e}")
     sweep_s = time.perf_counter() - start
     budget = Budget(dataset=name, epochs=cap, model=model, learning_rate=lr)
-    runs = [runner.train_one(ds, train, test, budget, "shuffle", Shuffle, seed) for seed in range(seeds)]
+    runs = [runner.train_one(ds, train, test, budget, "shuffle", Shuffle, seed)
+            for seed in range(LARGE.get(name, seeds))]
     bests = []
     for run in runs:
         if run["status"] != "ok":
@@ -82,8 +94,11 @@ def pilot(name, cap, model, seeds, data_dir):
         values = [row[metric] for row in run["frame"]]
         bests.append(max(values) if mode == "max" else min(values))
     worst = min(bests) if mode == "max" else max(bests)
-    target = round(round_target(worst, mode), 4)
+    target = FIXED.get(name, round(round_target(worst, mode, len(test[1])), 4))
     needed = [first_epoch(run["frame"], metric, target, mode) for run in runs]
+    if any(n is None for n in needed):
+        raise RuntimeError(f"{name}: a pilot seed never met the target {target} within {cap} epochs "
+                           f"(best per seed {bests}); raise the pilot cap")
     cap_full = max(5, int(math.ceil(2 * max(needed))))
     result = {"dataset": name, "model": runs[0].get("model"), "metric": metric, "mode": mode,
               "suggested_lr": sweep.suggested_lr, "conservative_lr": sweep.conservative_lr, "learning_rate": lr,
@@ -100,7 +115,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--datasets", default=",".join(PILOT))
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3, help="pilot seeds (the four largest datasets use 2)")
     parser.add_argument("--data-dir", default=os.environ.get("LOOP_DATA_DIR"))
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
