@@ -63,13 +63,63 @@ def fashion_mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *,
     return keras.Sequential(model_layers, name=name)
 
 
+@keras.saving.register_keras_serializable(package="loop")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' ``BatchNormalization`` computed with TensorFlow's fused kernel: the same layer, faster.
+
+    Keras 3's layer normalizes with separate ops (``moments``, then
+    ``batch_normalization``) and differentiates through each; TensorFlow's
+    ``FusedBatchNormV3`` does the forward and backward passes in one kernel
+    each.  Same weights, same arithmetic in float32 (16-bit inputs are cast
+    up, as Keras does), same moving-average update: the kernel returns the
+    batch variance with Bessel's correction, which is scaled back to the
+    biased variance Keras' update uses.  It takes over only what the kernel
+    does (4-D inputs, the channel axis last, no mask, no renormalization,
+    ``center`` and ``scale`` on, the TensorFlow backend); anything else runs
+    Keras' own code.
+
+    Measured on the 2-core CPU (docs/performance.md): the CIFAR ResNet-20
+    train step took 0.677 of the time with it (per-layer gradients agree with
+    a float64 batch norm to 4.3e-7 relative, moving statistics to 4e-6).
+    """
+
+    def _fusable(self, inputs, mask):
+        axis = self.axis if isinstance(self.axis, int) else (self.axis[0] if len(self.axis) == 1 else None)
+        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm and self.scale
+                and self.center and len(inputs.shape) == 4 and axis in (-1, 3))
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        x = tf.cast(inputs, tf.float32)
+        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon,
+                                                                 data_format="NHWC", is_training=True)
+            n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+            variance = variance * tf.maximum(n - 1.0, 0.0) / tf.maximum(n, 1.0)  # Bessel's correction undone
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + tf.cast(mean, self.moving_mean.dtype) *
+                                    (1.0 - momentum))
+            self.moving_variance.assign(self.moving_variance * momentum +
+                                        tf.cast(variance, self.moving_variance.dtype) * (1.0 - momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=tf.cast(self.moving_mean, tf.float32),
+                variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, data_format="NHWC",
+                is_training=False)
+        return tf.cast(y, self.compute_dtype)
+
+
 def _conv_bn_relu(x, filters, strides=1, *, relu=True, weight_decay=1e-4):
     x = layers.Conv2D(
         filters, 3, strides=strides, padding="same", use_bias=False,
         kernel_initializer="he_normal",
         kernel_regularizer=keras.regularizers.l2(weight_decay) if weight_decay else None,
     )(x)
-    x = layers.BatchNormalization()(x)
+    x = FusedBatchNormalization()(x)
     return layers.ReLU()(x) if relu else x
 
 
@@ -82,7 +132,7 @@ def _basic_block(x, filters, strides, weight_decay):
             filters, 1, strides=strides, use_bias=False,
             kernel_initializer="he_normal",
         )(shortcut)
-        shortcut = layers.BatchNormalization()(shortcut)
+        shortcut = FusedBatchNormalization()(shortcut)
     return layers.ReLU()(layers.Add()([y, shortcut]))
 
 
@@ -106,7 +156,8 @@ def resnet20(input_shape=(32, 32, 3), num_classes=10, *, weight_decay=1e-4,
     3x3 stem with 16 filters, three stages of three basic blocks (16, 32, 64
     filters; stride 2 at the start of stages 2 and 3), global average pooling
     and a softmax. Shortcuts that change shape use a 1x1 projection (option B)
-    rather than zero-padding. About 0.27M parameters.
+    rather than zero-padding. About 0.27M parameters. Batch normalization
+    runs TensorFlow's fused kernel (:class:`FusedBatchNormalization`).
     """
     return _cifar_resnet(input_shape, num_classes, (16, 32, 64), 3,
                          weight_decay, name)

@@ -137,3 +137,74 @@ def test_dataset_defaults_drive_loop(name, tmp_path, monkeypatch):
         (ds.x_train[:16], ds.y_train[:16]), epochs=1, verbose=0,
         validation_data=(ds.x_test[:8], ds.y_test[:8]))
     assert history is not None
+
+
+def _bn_pair(shape, seed=0, **kwargs):
+    from loop.datasets.models import FusedBatchNormalization
+
+    rng = np.random.default_rng(seed)
+    keras_bn, fused = keras.layers.BatchNormalization(**kwargs), FusedBatchNormalization(**kwargs)
+    keras_bn.build(shape)
+    fused.build(shape)
+    for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+        if getattr(keras_bn, name, None) is not None:
+            value = rng.uniform(0.5, 1.5, getattr(keras_bn, name).shape).astype("float32")
+            getattr(keras_bn, name).assign(value)
+            getattr(fused, name).assign(value)
+    return keras_bn, fused
+
+
+def _bn_results(layer, x, g):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        objective = tf.reduce_sum(tf.cast(y, tf.float32) * g)
+    grads = tape.gradient(objective, [x] + layer.trainable_weights)
+    return [y, *grads, layer.moving_mean, layer.moving_variance, layer(x, training=False)]
+
+
+@pytest.mark.parametrize("shape, kwargs", [((8, 5, 5, 4), {}), ((16, 3, 3, 2), {"momentum": 0.9, "epsilon": 1e-5}),
+                                           ((6, 4), {}), ((8, 5, 5, 4), {"axis": 1}), ((8, 5, 5, 4), {"center": False})])
+def test_fused_batch_norm_equals_keras_batch_norm(shape, kwargs):
+    """Outputs, gradients, moving statistics and inference agree (the fused kernel or, where it cannot, Keras')."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(2.0, 3.0, size=shape).astype("float32"))
+    g = tf.constant(rng.normal(size=shape).astype("float32"))
+    keras_bn, fused = _bn_pair(shape, **kwargs)
+    for a, b in zip(_bn_results(keras_bn, x, g), _bn_results(fused, x, g)):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(a).max()))
+
+
+def test_fused_batch_norm_under_mixed_bfloat16_casts_like_keras():
+    import tensorflow as tf
+
+    from loop.datasets.models import FusedBatchNormalization
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        x = tf.constant(np.random.default_rng(2).normal(size=(8, 4, 4, 3)).astype("float32"))
+        keras_bn, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
+        ya, yb = keras_bn(x, training=True), fused(x, training=True)
+        assert yb.dtype == ya.dtype == tf.bfloat16 and fused.moving_mean.dtype == tf.float32
+        np.testing.assert_allclose(np.asarray(tf.cast(yb, tf.float32)), np.asarray(tf.cast(ya, tf.float32)),
+                                   atol=0.05)
+        np.testing.assert_allclose(fused.moving_variance.numpy(), keras_bn.moving_variance.numpy(), rtol=1e-5)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_resnet20_uses_the_fused_batch_norm_and_saves_and_loads(tmp_path):
+    from loop.datasets.models import FusedBatchNormalization, resnet20
+
+    model = resnet20(input_shape=(8, 8, 3))
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in model.layers) == 21
+    path = str(tmp_path / "resnet20.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
