@@ -247,6 +247,8 @@ def _budgets(args, suite):
                              "iris,wine, or leave --datasets out for the suite's")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("n_train", args.n_train), ("n_test", args.n_test))
                  if v is not None}
+    if args.selectors:  # the selectors asked for run on every dataset
+        overrides["selectors"] = None
     return [dataclasses.replace(b, **overrides) for b in chosen]
 
 

@@ -354,8 +354,12 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
     summary = {"ran": 0, "skipped": 0, "failed": 0, "not_applicable": 0, "unloadable": []}
     for budget in budgets:
         todo = []
+        chosen = [(label, factory) for (label, factory), spec in zip(keyed, selectors)
+                  if budget.selectors is None or not isinstance(spec, str) or spec in budget.selectors]
+        if meter and len(chosen) < len(keyed):
+            meter.total -= (len(keyed) - len(chosen)) * len(seeds)
         for seed in seeds:
-            for label, factory in keyed:
+            for label, factory in chosen:
                 path = run_path(out, budget.dataset, label, seed)
                 stored = read_run(path)
                 if stored is not None and stored.get("budget") == budget.config() and (

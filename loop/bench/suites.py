@@ -36,6 +36,11 @@ class Budget:
         stop_at_target: end each run at its first evaluation that meets
             ``target`` (then ``epochs`` is a cap, and a run that misses
             trains all of it).
+        selectors: the suite's selector specs this dataset runs (None: all of
+            them); ``--selectors`` on the command line overrides it.  Not part
+            of a run's identity (:meth:`config`), so changing the list never
+            re-runs stored runs.
+        note: why this budget is as it is (e.g. which selectors it leaves out).
     """
 
     dataset: str
@@ -48,6 +53,8 @@ class Budget:
     load_options: dict = dataclasses.field(default_factory=dict)
     target: dict | None = None
     stop_at_target: bool = False
+    selectors: tuple | None = None
+    note: str = ""
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -69,7 +76,9 @@ class Budget:
 
     def config(self):
         """The fields that define a run's training, as a JSON-ready dict."""
-        return dataclasses.asdict(self)
+        config = dataclasses.asdict(self)
+        del config["selectors"], config["note"]
+        return config
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -274,3 +274,40 @@ def test_auto_seeds_need_the_baseline(tmp_path):
     with pytest.raises(ValueError, match="need the baseline Shuffle()"):
         runner.run_auto([Budget(dataset="toy", epochs=1)], ["freeze"], runner.AutoSeeds(1, 2), str(tmp_path),
                         progress=False)
+
+
+def test_a_fixed_target_stops_runs_and_is_the_tables_target(tmp_path, tiny_budget):
+    out = str(tmp_path / "out")
+    budget = dataclasses.replace(tiny_budget, epochs=30, target={"val_accuracy": 0.3}, stop_at_target=True)
+    runner.run_suite([budget], ["shuffle"], 1, out, progress=False)
+    (record,) = tables.load_runs(out)
+    frame = record["frame"]
+    assert len(frame) < 30 and frame["val_accuracy"].iloc[-1] >= 0.3  # stopped at its first evaluation past 0.3
+    assert (frame["val_accuracy"].iloc[:-1] < 0.3).all()
+    assert record["budget"]["target"] == {"val_accuracy": 0.3} and record["budget"]["stop_at_target"]
+    table = tables.summarize([record], n_boot=10)
+    assert table["target"].iloc[0] == "val_accuracy >= 0.3" and table["target_source"].iloc[0] == "fixed in the suite"
+    assert table["reached"].iloc[0] == 1
+    given = tables.summarize([record], targets=tables.parse_targets(["val_accuracy=0.2"]), n_boot=10)
+    assert given["target"].iloc[0] == "val_accuracy >= 0.2"  # --target still overrides the suite's
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target={"val_accuracy": "high"}), "spirals: target\\['val_accuracy'\\] threshold 'high' is not a number"),
+    (dict(stop_at_target=True), "spirals: stop_at_target=True needs a target"),
+])
+def test_budget_refuses_a_bad_target(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Budget(dataset="spirals", epochs=2, **kwargs)
+
+
+def test_a_budget_runs_only_its_selectors_and_the_list_is_not_its_identity(tmp_path, tiny_budget):
+    out = str(tmp_path / "out")
+    budget = dataclasses.replace(tiny_budget, selectors=("shuffle", "freeze"), note="few selectors")
+    summary = runner.run_suite([budget], ["shuffle", "freeze", "homogeneous"], 1, out, progress=False)
+    assert summary["ran"] == 2
+    assert {r["selector"] for r in tables.load_runs(out)} == {"Shuffle()", "Freeze()"}
+    assert "selectors" not in budget.config() and "note" not in budget.config()
+    wider = dataclasses.replace(budget, selectors=None)
+    summary = runner.run_suite([wider], ["shuffle", "freeze", "homogeneous"], 1, out, progress=False)
+    assert summary == {"ran": 1, "skipped": 2, "failed": 0, "not_applicable": 0, "unloadable": []}
