@@ -302,8 +302,13 @@ class Loop:
 
         Args:
             x, y: the training inputs and targets, or ``fit((x, y))``; x may be a dict or tuple of arrays.
+                x may also be a random-access source that streams by index: a NumPy memmap (with y), or a
+                :class:`loop.RandomAccess` over a ``tfds.data_source``, a ``grain`` source or any object
+                with ``__len__`` and ``__getitem__`` (see :mod:`loop.streaming`).  Data larger than
+                ``resident_limit_bytes`` streams; smaller data is read onto the device once.
             epochs: number of epochs, i.e. selector calls.
-            validation_data: an ``(x, y)`` pair evaluated at each evaluation.
+            validation_data: an ``(x, y)`` pair evaluated at each evaluation, or a
+                :class:`loop.RandomAccess`, read in order at each evaluation.
             target: ``{metric: threshold}`` or ``{metric: (threshold, "min"|"max")}``
                 used for ``time_to_target`` and ``stop_at_target``.
             stop_at_target: end the fit as soon as the target is reached.

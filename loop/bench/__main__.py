@@ -87,8 +87,13 @@ def _parser():
                     "plots of an existing --out), 'throughput', 'overhead' (each has its own --help).",
         epilog=PROTOCOL + "\nsuites:\n" + "\n".join(
             f"  {s.name}: {s.description}; {s.seeds} seeds; selectors {', '.join(s.selectors)}; budgets: "
-            + "; ".join(f"{b.dataset} {b.epochs} epochs" + (f" on {b.n_train} training rows" if b.n_train else "")
-                        + (f", {b.model}" if b.model else "") for b in s.budgets)
+            + "; ".join(f"{b.dataset} {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
+                        + (f" on {b.n_train} training rows" if b.n_train else "")
+                        + (f", {b.model}" if b.model else "")
+                        + (f", lr {b.learning_rate:g}" if b.learning_rate else "")
+                        + (", to " + ", ".join(f"{m} {v}" for m, v in b.target.items()) if b.target else "")
+                        + (f", selectors {', '.join(b.selectors)} ({b.note})" if b.selectors else "")
+                        for b in s.budgets)
             for s in SUITES.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=sorted(SUITES), default="default",

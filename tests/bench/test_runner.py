@@ -311,3 +311,22 @@ def test_a_budget_runs_only_its_selectors_and_the_list_is_not_its_identity(tmp_p
     wider = dataclasses.replace(budget, selectors=None)
     summary = runner.run_suite([wider], ["shuffle", "freeze", "homogeneous"], 1, out, progress=False)
     assert summary == {"ran": 1, "skipped": 2, "failed": 0, "not_applicable": 0, "unloadable": []}
+
+
+def test_the_full_suite_has_fixed_targets_caps_and_known_selectors():
+    from loop.bench.suites import FULL, FULL_SELECTORS
+    from loop.selectors import from_string
+
+    assert FULL.seeds == 5 and FULL.selectors == FULL_SELECTORS
+    for spec in FULL_SELECTORS:
+        from_string(spec)  # every name is registered
+    names = {b.dataset for b in FULL.budgets}
+    assert {"spirals", "iris", "wine", "boston", "music_genre", "sentiment140", "mnist"} <= names
+    for budget in FULL.budgets:
+        assert budget.target and budget.stop_at_target and budget.learning_rate and budget.n_train is None
+        assert budget.n_test is None  # the complete test sets
+        if budget.selectors is not None:
+            assert "shuffle" in budget.selectors and set(budget.selectors) <= set(FULL_SELECTORS)
+            assert budget.note.startswith("left out")
+    mnist = [b for b in FULL.budgets if b.dataset == "mnist"][0]
+    assert mnist.target == {"val_accuracy": 0.99}
