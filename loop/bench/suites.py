@@ -154,6 +154,8 @@ FULL = Suite(
         Budget(dataset="mnist", epochs=16, learning_rate=0.005, target={"val_accuracy": 0.99}, stop_at_target=True,
                selectors=LARGE_SELECTORS + ("random_drop",),
                note=_left_out("mnist", LARGE_SELECTORS + ("random_drop",))),
+        Budget(dataset="fashion_mnist", epochs=16, learning_rate=0.002, target={"val_accuracy": 0.91},
+               stop_at_target=True, selectors=LARGE_SELECTORS, note=_left_out("fashion_mnist", LARGE_SELECTORS)),
     ),
 )
 
