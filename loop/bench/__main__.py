@@ -68,8 +68,8 @@ def split_specs(text):
 
 
 def _seeds_argument(text):
-    """``--seeds``: an int, or ``auto:MIN:MAX`` (a :class:`loop.bench.runner.AutoSeeds`)."""
-    from loop.bench.runner import parse_seeds
+    """``--seeds``: an int, or ``auto:MIN:MAX`` (a :class:`loop.bench.auto_seeds.AutoSeeds`)."""
+    from loop.bench.auto_seeds import parse_seeds
 
     try:
         return parse_seeds(text)
@@ -316,14 +316,14 @@ def main(argv=None):
         report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
         return 0
 
-    from loop.bench import runner
+    from loop.bench import auto_seeds, runner
 
     out = plan.out
     print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds in "
           f"{plan.precision} -> {out}", file=sys.stderr)
     start = time.perf_counter()
-    if isinstance(plan.seeds, runner.AutoSeeds):
-        summary = runner.run_auto(plan.budgets, plan.specs, plan.seeds, out, targets=plan.targets,
+    if isinstance(plan.seeds, auto_seeds.AutoSeeds):
+        summary = auto_seeds.run_auto(plan.budgets, plan.specs, plan.seeds, out, targets=plan.targets,
                                   n_boot=args.bootstrap, data_dir=plan.data_dir, retry_failed=args.retry_failed,
                                   precision=plan.precision)
         more = {k: n for k, n in summary["seeds"].items() if n > plan.seeds.min_seeds}

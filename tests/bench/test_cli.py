@@ -420,7 +420,7 @@ def test_a_bad_seeds_spec_exits_2_naming_it(value, message, capsys, tmp_path):
 
 def test_seeds_auto_is_parsed_and_listed_in_help(capsys):
     from loop.bench.__main__ import _parser
-    from loop.bench.runner import AutoSeeds
+    from loop.bench.auto_seeds import AutoSeeds
 
     assert _parser().parse_args(["--seeds", "auto:5:15"]).seeds == AutoSeeds(5, 15)
     assert _parser().parse_args(["--seeds", "4"]).seeds == 4

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from loop import datasets
-from loop.bench import runner, tables
+from loop.bench import auto_seeds, runner, tables
 from loop.bench.suites import Budget
 from loop.datasets.dataset import Dataset
 from loop.datasets.models import mlp_regressor
@@ -196,10 +196,10 @@ def seeds_of(out, label):
 
 
 def test_parse_seeds():
-    assert runner.parse_seeds("5") == 5 and runner.parse_seeds(" 3 ") == 3
-    assert runner.parse_seeds("auto:5:15") == runner.AutoSeeds(5, 15)
-    assert runner.parse_seeds("AUTO:2:2") == runner.AutoSeeds(2, 2)
-    assert str(runner.AutoSeeds(5, 15)) == "auto:5:15"
+    assert auto_seeds.parse_seeds("5") == 5 and auto_seeds.parse_seeds(" 3 ") == 3
+    assert auto_seeds.parse_seeds("auto:5:15") == auto_seeds.AutoSeeds(5, 15)
+    assert auto_seeds.parse_seeds("AUTO:2:2") == auto_seeds.AutoSeeds(2, 2)
+    assert str(auto_seeds.AutoSeeds(5, 15)) == "auto:5:15"
     for bad, message in [("auto:0:3", "needs 1 <= MIN <= MAX, got MIN=0, MAX=3"),
                          ("auto:6:5", "needs 1 <= MIN <= MAX, got MIN=6, MAX=5"),
                          ("auto:5", "is not auto:MIN:MAX with two integers"),
@@ -208,16 +208,16 @@ def test_parse_seeds():
                          ("autox:1:2", "is not auto:MIN:MAX"),
                          ("five", "is neither a number of seeds nor auto:MIN:MAX")]:
         with pytest.raises(ValueError, match=re.escape(message)):
-            runner.parse_seeds(bad)
+            auto_seeds.parse_seeds(bad)
     with pytest.raises(ValueError, match="1 <= MIN <= MAX"):
-        runner.AutoSeeds(3, 2)
+        auto_seeds.AutoSeeds(3, 2)
 
 
 def test_auto_seeds_add_seeds_only_where_the_interval_contains_1_and_stop_at_max(tmp_path, monkeypatch):
     fake = FakeRuns(monkeypatch)
     out = str(tmp_path / "out")
     budget = Budget(dataset="toy", epochs=1)
-    summary = runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    summary = auto_seeds.run_auto([budget], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
     assert seeds_of(out, "Freeze()") == [0, 1, 2]                        # a clear win after the first 3 seeds
     assert seeds_of(out, "Homogeneous()") == list(range(7))              # undecided: up to MAX
     assert seeds_of(out, "Shuffle()") == list(range(7))                  # paired by seed with the undecided pair
@@ -228,14 +228,14 @@ def test_auto_seeds_add_seeds_only_where_the_interval_contains_1_and_stop_at_max
     assert table.loc["Freeze()", "verdict"] == "win"
     assert table.loc["Homogeneous()", "verdict"] == "no difference"
     # Everything is stored: running it again trains nothing and decides the same.
-    again = runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    again = auto_seeds.run_auto([budget], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
     assert again["ran"] == 0 and len(fake.calls) == 17 and again["seeds"] == summary["seeds"]
 
 
 def test_auto_seeds_with_min_equal_max_is_a_fixed_count(tmp_path, monkeypatch):
     fake = FakeRuns(monkeypatch)
     out = str(tmp_path / "out")
-    summary = runner.run_auto([Budget(dataset="toy", epochs=1)], AUTO_SPECS, runner.AutoSeeds(2, 2), out,
+    summary = auto_seeds.run_auto([Budget(dataset="toy", epochs=1)], AUTO_SPECS, auto_seeds.AutoSeeds(2, 2), out,
                               n_boot=200, progress=False)
     assert summary["rounds"] == 0 and len(fake.calls) == 6
 
@@ -246,13 +246,13 @@ def test_undecided_pairs_the_baseline_and_picks_the_smallest_missing_seed(tmp_pa
     budget = Budget(dataset="toy", epochs=1)
     runner.run_suite([budget], AUTO_SPECS, [0, 1, 3], out, progress=False)
     records = tables.load_runs(out)
-    assert runner.undecided(records, min_seeds=3, max_seeds=10, n_boot=200) == {
+    assert auto_seeds.undecided(records, min_seeds=3, max_seeds=10, n_boot=200) == {
         ("toy", 2): ["Shuffle()", "Homogeneous()"]}
-    assert runner.undecided(records, min_seeds=3, max_seeds=3, n_boot=200) == {}  # at MAX: no more
+    assert auto_seeds.undecided(records, min_seeds=3, max_seeds=3, n_boot=200) == {}  # at MAX: no more
     baseline_has_it = [r for r in records if not (r["selector"] == "Homogeneous()" and r["seed"] == 3)]
     runner.run_suite([budget], ["shuffle"], [2], out, progress=False)
     baseline_has_it += [r for r in tables.load_runs(out) if r["selector"] == "Shuffle()" and r["seed"] == 2]
-    assert runner.undecided(baseline_has_it, min_seeds=2, max_seeds=10, n_boot=200) == {
+    assert auto_seeds.undecided(baseline_has_it, min_seeds=2, max_seeds=10, n_boot=200) == {
         ("toy", 2): ["Homogeneous()"]}  # Shuffle() already has seed 2
 
 
@@ -261,10 +261,10 @@ def test_a_killed_auto_run_resumes_from_what_is_stored(tmp_path, monkeypatch):
     budget = Budget(dataset="toy", epochs=1)
     killed = FakeRuns(monkeypatch, stop_after=11)  # killed in the second added round
     with pytest.raises(KeyboardInterrupt):
-        runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+        auto_seeds.run_auto([budget], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
     assert len(tables.load_runs(out)) == 11
     resumed = FakeRuns(monkeypatch)
-    summary = runner.run_auto([budget], AUTO_SPECS, runner.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    summary = auto_seeds.run_auto([budget], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
     assert not set(resumed.calls) & set(killed.calls)                   # nothing stored is run again
     assert len(killed.calls) + len(resumed.calls) == 17                  # the same runs as without the kill
     assert summary["seeds"] == {("toy", "Shuffle()"): 7, ("toy", "Freeze()"): 3, ("toy", "Homogeneous()"): 7}
@@ -272,7 +272,7 @@ def test_a_killed_auto_run_resumes_from_what_is_stored(tmp_path, monkeypatch):
 
 def test_auto_seeds_need_the_baseline(tmp_path):
     with pytest.raises(ValueError, match="need the baseline Shuffle()"):
-        runner.run_auto([Budget(dataset="toy", epochs=1)], ["freeze"], runner.AutoSeeds(1, 2), str(tmp_path),
+        auto_seeds.run_auto([Budget(dataset="toy", epochs=1)], ["freeze"], auto_seeds.AutoSeeds(1, 2), str(tmp_path),
                         progress=False)
 
 
