@@ -76,6 +76,8 @@ class OrderedSGD(Selector):
       equals the batch size); here an integer ``q`` fixes q for the whole fit
       and turns the rule (and the scale) off, as the paper's Algorithm 1
       with a constant q; this also serves regression, which has no accuracy.
+      With ``q=None``, ``tasks`` is classification only, so the benchmark
+      stores a regression run as not applicable instead of failing it.
     * q is at least 1 (the reference's ``int(s / 16)`` is 0 for s < 16).
     * ``main.py`` measures the accuracy in a separate pass over the training
       set after each epoch; ``cifar.py`` (followed here) uses the running
@@ -102,6 +104,11 @@ class OrderedSGD(Selector):
         self.divisor_ = 1       # the rule's stage: q_ = int(s / divisor_); only grows
         self.q_ = None          # tf.Variable int32, the q of this epoch (q=None)
         self.scale_ = None      # tf.Variable float32, the factor on the kept rows' weights
+
+    @property
+    def tasks(self):
+        """The authors' rule for q follows the train accuracy: classification only, unless ``q`` is fixed."""
+        return ("classification",) if self.q is None else Selector.tasks
 
     def _ensure_variables(self):
         if not isinstance(self.q_, tf.Variable):

@@ -119,21 +119,25 @@ def test_class_based_selectors_are_not_applicable_to_regression(tmp_path, monkey
 
     out = str(tmp_path / "out")
     monkeypatch.setattr(runner, "prepare_dataset", _sane_regression)
-    specs = ["shuffle", "homogeneous", "heterogeneous", "loss_sorted:per_class=True", "loss_sorted"]
+    specs = ["shuffle", "homogeneous", "heterogeneous", "loss_sorted:per_class=True", "loss_sorted", "ordered_sgd",
+             "ordered_sgd:q=16"]
     summary = runner.run_suite([Budget(dataset="toy", epochs=2)], specs, 2, out, progress=False)
-    assert summary["ran"] == 10 and summary["failed"] == 0 and summary["not_applicable"] == 6
+    assert summary["ran"] == 14 and summary["failed"] == 0 and summary["not_applicable"] == 8
     records = tables.load_runs(out)
     skipped = [r for r in records if r["status"] == "not_applicable"]
-    assert {r["selector"] for r in skipped} == {"Homogeneous()", "Heterogeneous()", "LossSorted(per_class=True)"}
+    # OrderedSGD's default rule follows the train accuracy; with a fixed q it trains on regression too.
+    assert {r["selector"] for r in skipped} == {"Homogeneous()", "Heterogeneous()", "LossSorted(per_class=True)",
+                                                "OrderedSGD()"}
     assert all(r["frame"].empty and "regression" in r["error"] for r in skipped)  # never trained
-    assert tables.not_applicable(records) == {s: ["toy"] for s in
-                                               ("Heterogeneous()", "Homogeneous()", "LossSorted(per_class=True)")}
+    assert tables.not_applicable(records) == {s: ["toy"] for s in ("Heterogeneous()", "Homogeneous()",
+                                                                   "LossSorted(per_class=True)", "OrderedSGD()")}
     table = report(out, plots=False, n_boot=50)
-    assert list(table["selector"]) == ["Shuffle()", "LossSorted()"] and (table["failed"] == 0).all()
+    assert sorted(table["selector"]) == ["LossSorted()", "OrderedSGD(q=16)", "Shuffle()"]
+    assert (table["failed"] == 0).all()
     assert "Not applicable (not trained): " in capsys.readouterr().out
     # Stored as not applicable: a re-run, even retrying failures, trains nothing again.
     again = runner.run_suite([Budget(dataset="toy", epochs=2)], specs, 2, out, progress=False, retry_failed=True)
-    assert again["ran"] == 0 and again["skipped"] == 10
+    assert again["ran"] == 0 and again["skipped"] == 14
 
 
 def test_write_json_atomic_leaves_no_temp_file(tmp_path):

@@ -84,3 +84,9 @@ def test_state_round_trip_keeps_the_stage_and_scale(make_state):
     assert restored.divisor_ == 16 and float(restored.scale_.numpy()) == 0.5
     restored(make_state(num_samples=640, batch_size=64, epoch=1, logs={"accuracy": 0.5}))
     assert int(restored.q_.numpy()) == 4 and float(restored.scale_.numpy()) == 0.5  # no growth, no second halving
+
+
+def test_the_accuracy_rule_is_for_classification_and_a_fixed_q_for_both_tasks():
+    assert OrderedSGD().tasks == ("classification",)
+    assert OrderedSGD(q=16).tasks == ("classification", "regression")
+    assert OrderedSGD().clone().tasks == ("classification",)
