@@ -86,33 +86,41 @@ def seed000():
     return [
         new_markdown_cell("# The seed 000 experiment\n\nFour ways to order the same data, seed 0: `Freeze` (one fixed "
                           "order), `Shuffle` (a new seeded permutation each epoch), `Homogeneous` (each mini-batch "
-                          "from one class) and `Heterogeneous` (each mini-batch balanced over classes). "
-                          "Fashion-MNIST (a subset) from `LOOP_DATA_DIR`; generated spirals when it is absent."),
+                          "from one class) and `Heterogeneous` (each mini-batch balanced over classes). The curves "
+                          "are the `full` suite's stored runs (`results/full`, complete datasets, learning rates "
+                          "from a range test); they run until the dataset's fixed target or the epoch cap, so a "
+                          "curve that ends early met its target. Nothing is retrained; without the stored runs the "
+                          "notebook trains the four orders on generated spirals."),
         new_code_cell(PARAMS), new_code_cell(SETUP),
         new_code_cell('''\
-have_data = bool(DATA_DIR) and os.path.isdir(os.path.join(DATA_DIR, "fashion-mnist"))
-if have_data and not TINY:
-    budget = Budget(dataset="fashion_mnist", epochs=8, n_train=6_000, n_test=2_000)
-elif have_data:
-    budget = Budget(dataset="fashion_mnist", epochs=1, n_train=512, n_test=256)
-else:
+import loop
+
+FOUR = ["Freeze()", "Shuffle()", "Homogeneous()", "Heterogeneous()"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
+OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
+if not os.path.isdir(os.path.join(OUT, "runs")):
     budget = Budget(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
-print(budget)
-out = tempfile.mkdtemp(prefix="seed000-")
-bench.run_suite([budget], ["freeze", "shuffle", "homogeneous", "heterogeneous"], [0], out, data_dir=DATA_DIR,
-                progress=False)
-records = tables.load_runs(out)
+    OUT = tempfile.mkdtemp(prefix="seed000-")
+    bench.run_suite([budget], ["freeze", "shuffle", "homogeneous", "heterogeneous"], [0], OUT, data_dir=DATA_DIR,
+                    progress=False)
+records = [r for r in tables.load_runs(OUT) if r["selector"] in FOUR and r["status"] == "ok" and r["seed"] == 0]
+shown = list(dict.fromkeys(r["dataset"] for r in records))[:2 if TINY else None]
+print(f"{len(records)} seed-0 runs of the four orders from {OUT}; datasets: {', '.join(shown)}")
 '''),
         new_code_cell('''\
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for k, r in enumerate(records):
-    f, color = r["frame"], plt.get_cmap("tab10")(k)
-    for ax, metric in zip(axes, ("accuracy", "loss")):
-        ax.plot(f["epoch"], f[metric], color=color, ls="--", label=f"{r['selector']} train")
-        ax.plot(f["epoch"], f["val_" + metric], color=color, label=f"{r['selector']} test")
-        ax.set_xlabel("epoch"); ax.set_ylabel(metric); ax.grid(alpha=0.3)
-axes[0].legend(fontsize=7)
-fig.suptitle(f"{budget.dataset}, seed 0 (train: running mean over the epoch; test: after the epoch)");
+fig, axes = plt.subplots(len(shown), 2, figsize=(12, 3.2 * len(shown)), squeeze=False)
+for row, dataset in zip(axes, shown):
+    runs = sorted((r for r in records if r["dataset"] == dataset), key=lambda r: FOUR.index(r["selector"]))
+    metric = runs[0]["metrics"][0] if runs[0]["metrics"] else "loss"
+    for k, r in enumerate(runs):
+        f, color = r["frame"], plt.get_cmap("tab10")(k)
+        for ax, column in zip(row, (metric, "loss")):
+            ax.plot(f["epoch"], f[column], color=color, ls="--", label=f"{r['selector']} train")
+            ax.plot(f["epoch"], f["val_" + column], color=color, label=f"{r['selector']} test")
+            ax.set_xlabel("epoch"); ax.set_ylabel(f"{dataset}: {column}"); ax.grid(alpha=0.3)
+    row[0].legend(fontsize=6)
+fig.suptitle("seed 0 (train: running mean over the epoch; test: after the epoch)")
+fig.tight_layout()
 '''),
         new_code_cell("tables.seed000(records)"),
     ]
@@ -155,27 +163,53 @@ fig.tight_layout()
 
 def time_to_accuracy():
     return [
-        new_markdown_cell("# Time to accuracy across selectors, from the benchmark's files\n\n"
-                          "Reads what `python -m loop.bench` wrote: `table.csv` and the per-run JSON under "
-                          "`runs/`. Set `LOOP_BENCH_OUT` to a results directory (e.g. the full suite's); without "
-                          "one this notebook runs a small suite first."),
+        new_markdown_cell("# Time to accuracy across selectors: the `full` suite\n\n"
+                          "Reads the runs that `python -m loop.bench --suite full --out results/full` stored in the "
+                          "repository (`results/full/runs/*/*.json`, one file per dataset, selector and seed) and "
+                          "the table that `python -m loop.bench report --out results/full` wrote from them. Nothing "
+                          "is retrained here. Every run trains the complete training set and stops at the "
+                          "dataset's fixed target, so each curve ends where its seeds reached it. Set "
+                          "`LOOP_BENCH_OUT` to read another results directory; where none is found (e.g. an "
+                          "installed package without the repository) it runs a small suite first."),
         new_code_cell(PARAMS), new_code_cell(SETUP),
         new_code_cell('''\
-OUT = os.environ.get("LOOP_BENCH_OUT")
-if not OUT or not os.path.isdir(os.path.join(OUT, "runs")):
+import loop
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
+OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
+if not os.path.isdir(os.path.join(OUT, "runs")):
     OUT = tempfile.mkdtemp(prefix="bench-")
     budgets = ([Budget(dataset="spirals", epochs=2, load_options={"n_samples": 300})] if TINY else
                [Budget(dataset="spirals", epochs=25), Budget(dataset="iris", epochs=40)])
     bench.run_suite(budgets, ["shuffle", "heterogeneous", "dybat"], 2 if TINY else 3, OUT, progress=False)
-    tables.summarize(tables.load_runs(OUT)).to_csv(os.path.join(OUT, "table.csv"), index=False)
+records = tables.load_runs(OUT)
+if not os.path.exists(os.path.join(OUT, "table.csv")):
+    tables.summarize([r for r in records if r["status"] != tables.NOT_APPLICABLE]).to_csv(
+        os.path.join(OUT, "table.csv"), index=False)
 table = pd.read_csv(os.path.join(OUT, "table.csv"))
-print(f"{len(table)} rows from {os.path.basename(os.path.normpath(OUT))}/table.csv")
-tables.display(table)
+seeds = pd.DataFrame([(r["dataset"], r["seed"]) for r in records], columns=["dataset", "seed"])
+print(f"{len(records)} stored runs and {len(table)} table rows from {os.path.relpath(OUT, REPO)}")
+seeds.groupby("dataset")["seed"].nunique().rename("seeds").to_frame().T
+'''),
+        new_markdown_cell("## Accuracy against wall-clock time\n\nOne panel per dataset: the target metric on the "
+                          "test set against training-plus-selection seconds (evaluation excluded). The line is the "
+                          "median over seeds at each evaluation, the band the seeds' minimum to maximum, Shuffle is "
+                          "black and the dashed line is the target."),
+        new_code_cell("plots.plot_wallclock(records);"),
+        new_markdown_cell("## The table\n\nPer dataset and selector: seeds that reached the target, median time, "
+                          "epochs and backpropagated samples to it, and the paired speedup over Shuffle with its 95% "
+                          "bootstrap interval and verdict (win, loss or no difference)."),
+        new_code_cell('''\
+columns = ["dataset", "selector", "seeds", "failed", "reached", "target", "time_to_target_s", "epochs_to_target",
+           "speedup", "speedup_ci_low", "speedup_ci_high", "verdict", "backprop_to_target", "backprop_speedup",
+           "backprop_speedup_ci_low", "backprop_speedup_ci_high", "backprop_verdict", "best_test"]
+pd.set_option("display.max_rows", 500)
+table[[c for c in columns if c in table.columns]].round(3)
 '''),
         new_code_cell('''\
 datasets_ = list(dict.fromkeys(table["dataset"]))
 selectors = [s for s in dict.fromkeys(table["selector"]) if s != "Shuffle()"]
-fig, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(datasets_) * max(1, len(selectors)) / 2))
+fig, ax = plt.subplots(figsize=(10, 0.5 + 0.16 * len(table)))
 y, ticks, labels = 0, [], []
 for d in datasets_:
     for k, s in enumerate(selectors):
@@ -184,18 +218,18 @@ for d in datasets_:
             continue
         r = row.iloc[0]
         mid, lo, hi = (min(max(v, 1e-2), 1e2) for v in (r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]))
-        ax.plot([lo, hi], [y, y], color=plt.get_cmap("tab10")(k % 10), lw=2)
-        ax.plot(mid, y, "o", color=plt.get_cmap("tab10")(k % 10))
+        ax.plot([lo, hi], [y, y], color=plt.get_cmap("tab20")(k % 20), lw=2)
+        ax.plot(mid, y, "o", color=plt.get_cmap("tab20")(k % 20))
         ticks.append(y); labels.append(f"{d} · {s}"); y += 1
     y += 1
 ax.axvline(1, color="k", ls="--")
-ax.set_xscale("log"); ax.set_yticks(ticks); ax.set_yticklabels(labels, fontsize=7)
-ax.set_xlabel("speedup vs Shuffle in time to target (median, 95% bootstrap CI; misses clipped to 0.01)")
+ax.set_xscale("log"); ax.set_yticks(ticks); ax.set_yticklabels(labels, fontsize=6); ax.invert_yaxis()
+ax.set_xlabel("paired speedup vs Shuffle in time to target (median, 95% bootstrap CI; misses clipped to 0.01)")
 fig.tight_layout()
 '''),
         new_code_cell('''\
 reached = table.pivot(index="selector", columns="dataset", values="reached")
-reached.style.format("{:.0%}").background_gradient(cmap="RdYlGn", vmin=0, vmax=1)
+reached.style.format("{:.0%}", na_rep="").background_gradient(cmap="RdYlGn", vmin=0, vmax=1)
 '''),
     ]
 

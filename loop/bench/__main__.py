@@ -289,6 +289,10 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
     print("\n".join(text), file=stream)
     if plots and records:
         paths = plots_lib.plot_all(records, os.path.join(out, "plots"), targets=targets)
+        wallclock = os.path.join(out, "plots", "wallclock.png")
+        if any(not r["frame"].empty for r in records):
+            plots_lib.plot_wallclock(records, wallclock, targets=targets)
+            paths.append(wallclock)
         print(f"plots: {len(paths)} figures in {os.path.join(out, 'plots')}", file=stream)
     print(f"tables: {os.path.join(out, 'table.csv')}, {os.path.join(out, 'table.md')}, "
           f"{os.path.join(out, 'seed000.csv')}", file=stream)

@@ -28,6 +28,27 @@ def _curves(runs, column):
     return values, seconds, epochs
 
 
+def _band(ax, group, column, axis, color, label, lw=1.5):
+    """Draws one selector's median over seeds and its min-max band on ``ax``.
+
+    Returns the finite medians drawn, or None when the runs have no ``column``.
+    """
+    import warnings
+
+    values, seconds, epochs = _curves(group, column)
+    if np.isnan(values).all():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an evaluation that only some seeds reached
+        xs = np.nanmedian(epochs if axis == "epoch" else seconds, axis=0)
+        mid = np.nanmedian(values, axis=0)
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    short = np.isfinite(mid).sum() <= 3  # e.g. a run that met its target at the first evaluation: show the points
+    ax.plot(xs, mid, color=color, lw=lw, label=label, marker="o" if short else None, markersize=4)
+    ax.fill_between(xs, low, high, color=color, alpha=0.15, lw=0)
+    return mid[np.isfinite(mid)]
+
+
 def plot_dataset(records, path, *, target=None, title=None, dpi=80):
     """Draws the four-panel learning curves of one dataset's runs into ``path`` (PNG).
 
@@ -55,20 +76,7 @@ def plot_dataset(records, path, *, target=None, title=None, dpi=80):
     for k, label in enumerate(labels):
         group = [r for r in runs if r["selector"] == label]
         for ax, (column, axis) in zip(axes.flat, panels):
-            values, seconds, epochs = _curves(group, column)
-            if np.isnan(values).all():
-                continue
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    xs = np.nanmedian(epochs if axis == "epoch" else seconds, axis=0)
-                    mid = np.nanmedian(values, axis=0)
-                    low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-            color = colors(k % colors.N)
-            ax.plot(xs, mid, color=color, lw=1.5, label=f"{label} ({len(group)} seeds)")
-            ax.fill_between(xs, low, high, color=color, alpha=0.15, lw=0)
+            _band(ax, group, column, axis, colors(k % colors.N), f"{label} ({len(group)} seeds)")
     for ax, (column, axis) in zip(axes.flat, panels):
         ax.set_xlabel("epoch" if axis == "epoch" else "training + selection seconds (evaluation excluded)")
         ax.set_ylabel(column)
@@ -98,3 +106,79 @@ def plot_all(records, directory, *, targets=None, baseline=None):
         target, _ = tables.dataset_target(recs, targets, baseline or tables.BASELINE)
         paths.append(plot_dataset(recs, os.path.join(directory, f"{dataset}.png"), target=target))
     return paths
+
+
+def plot_wallclock(records, path=None, *, targets=None, baseline=None, columns=3, dpi=80):
+    """One panel per dataset: the target metric against training seconds, median over seeds, min-max band.
+
+    The figure the results page leads with.  Runs that stop at their target end
+    there, so a selector's line ends at the median time its seeds reached it;
+    the dashed line is the dataset's target (:func:`loop.bench.tables.dataset_target`).
+
+    Args:
+        records: stored runs of one or more datasets (:func:`loop.bench.tables.load_runs`).
+        path: a PNG file to write, or None to only return the figure (e.g. in a notebook).
+        targets, baseline: as for :func:`loop.bench.tables.dataset_target`.
+        columns: panels per row.
+        dpi: resolution of the PNG.
+
+    Returns:
+        The ``matplotlib`` figure (closed after writing when ``path`` is given).
+    """
+    import matplotlib.pyplot as plt
+
+    from loop.bench import tables
+
+    by_dataset = {}
+    for r in records:
+        if r["status"] != tables.NOT_APPLICABLE and not r["frame"].empty:
+            by_dataset.setdefault(r["dataset"], []).append(r)
+    if not by_dataset:
+        raise ValueError("plot_wallclock: no run with a learning curve among the records; run the suite first "
+                         "(python -m loop.bench --out DIR) and pass tables.load_runs(DIR)")
+    baseline = baseline or tables.BASELINE
+    labels = list(dict.fromkeys(r["selector"] for recs in by_dataset.values() for r in recs))
+    others = [label for label in labels if label != baseline]
+    colors = plt.get_cmap("tab10" if len(others) <= 10 else "tab20")
+    color_of = {label: colors(k % colors.N) for k, label in enumerate(others)}
+    color_of[baseline] = "black"
+    rows = -(-len(by_dataset) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows + 0.8), squeeze=False)
+    drawn = {}
+    for ax, (dataset, recs) in zip(axes.flat, by_dataset.items()):
+        target, _ = tables.dataset_target(recs, targets, baseline)
+        metric = next(iter(target), "val_" + (recs[0]["metrics"][0] if recs[0]["metrics"] else "loss"))
+        medians = []
+        for label in dict.fromkeys(r["selector"] for r in recs):
+            group = [r for r in recs if r["selector"] == label]
+            mid = _band(ax, group, metric, "seconds", color_of[label], label, lw=2.2 if label == baseline else 1.3)
+            if mid is not None and len(mid):
+                drawn[label] = ax.get_lines()[-1]
+                medians.append(mid)
+        if metric in target:
+            threshold, mode = target[metric]
+            ax.axhline(threshold, color="black", ls="--", lw=1)
+            if medians:  # zoom on the approach to the target, not on the first evaluations' spread
+                values = np.concatenate(medians + [[threshold]])
+                low, high = np.quantile(values, 0.1), values.max()
+                if mode == "min":
+                    low, high = values.min(), np.quantile(values, 0.9)
+                pad = 0.05 * (high - low or abs(threshold) or 1.0)
+                ax.set_ylim(low - pad, high + pad)
+        seeds = len({r["seed"] for r in recs})
+        ax.set_title(f"{dataset} ({seeds} seeds)", fontsize=10)
+        ax.set_xlabel("training + selection seconds")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(by_dataset):]:
+        ax.set_visible(False)
+    ncol = min(len(drawn), 5)
+    legend_rows = -(-len(drawn) // ncol)
+    fig.tight_layout(rect=(0, (0.3 + 0.22 * legend_rows) / fig.get_figheight(), 1, 0.96))
+    fig.legend(list(drawn.values()), list(drawn), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.suptitle("median over seeds, band = min-max; dashed: the target", fontsize=11)
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig

@@ -214,7 +214,8 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| spirals | Shuffle() |" in printed and "| spirals | Heterogeneous() |" in printed
-    for name in ("table.csv", "table.md", "seed000.csv", os.path.join("plots", "spirals.png")):
+    for name in ("table.csv", "table.md", "seed000.csv", os.path.join("plots", "spirals.png"),
+                 os.path.join("plots", "wallclock.png")):
         assert os.path.getsize(os.path.join(out, name)) > 0
     assert main(["report", "--out", out, "--no-plots", "--target", "val_accuracy=0.99"]) == 0
     assert "val_accuracy >= 0.99" in capsys.readouterr().out
