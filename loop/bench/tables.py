@@ -202,17 +202,18 @@ def dataset_target(records, targets=None, baseline=BASELINE):
     return {metric: inferred}, f"{'99%' if inferred[1] == 'max' else '101%'} of median best {baseline}"
 
 
-def counts_to_target(record, target):
-    """``(samples_forwarded, samples_backpropagated)`` at ``target`` for one run; ``(inf, inf)`` when not reached.
+def counts_to_target(record, target, columns=("samples_forwarded", "samples_backpropagated")):
+    """The history's ``columns`` at the first evaluation that meets ``target``; all ``inf`` when not reached.
 
+    By default ``(samples_forwarded, samples_backpropagated)``; ``columns=("step",)`` gives the optimizer steps.
     A count the stored history lacks (``samples_forwarded`` before it existed) is NaN.
     """
     if not target or record["frame"].empty or any(m not in record["frame"].columns for m in target):
-        return math.inf, math.inf
+        return tuple(math.inf for _ in columns)
     row = history_lib.first_reached(record["frame"], target)
     if row is None:
-        return math.inf, math.inf
-    return float(row.get("samples_forwarded", math.nan)), float(row.get("samples_backpropagated", math.nan))
+        return tuple(math.inf for _ in columns)
+    return tuple(float(row.get(c, math.nan)) for c in columns)
 
 
 def time_to_target(record, target):
@@ -290,6 +291,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "target": target_text or how, "target_source": how,
                 "time_to_target_s": float(np.median(secs)) if secs else math.nan,
                 "epochs_to_target": float(np.median(epochs)) if epochs else math.nan,
+                "steps_to_target": _median([counts_to_target(r, target, ("step",))[0] for r in runs]),
                 "speedup": float(np.median(ratios)) if ratios else math.nan,
                 "speedup_ci_low": low, "speedup_ci_high": high, "verdict": verdict(low, high),
                 **cost,
@@ -350,6 +352,9 @@ def display(table):
     shown["target"] = table["target"]
     shown["time to target (s)"] = [("not reached" if math.isinf(t) else _cell(t, 2)) for t in table["time_to_target_s"]]
     shown["epochs to target"] = [("not reached" if math.isinf(e) else _cell(e, 1)) for e in table["epochs_to_target"]]
+    if "steps_to_target" in table:
+        shown["steps to target"] = [("not reached" if math.isinf(v) else _cell(v, 3))
+                                    for v in table["steps_to_target"]]
     shown["speedup [95% CI]"] = [f"{_cell(s, 2)} [{_cell(lo, 2)}, {_cell(hi, 2)}]"
                                  for s, lo, hi in zip(table["speedup"], table["speedup_ci_low"],
                                                       table["speedup_ci_high"])]

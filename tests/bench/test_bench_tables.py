@@ -136,6 +136,9 @@ def test_sample_counts_to_target_and_their_paired_savings():
     table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=200).set_index("selector")
     assert tables.counts_to_target(records[3], {"val_accuracy": (0.9, "max")}) == (400.0, 100.0)
     assert table.loc["Filter()", "forward_to_target"] == 400 and table.loc["Filter()", "backprop_to_target"] == 100
+    # optimizer steps at the first evaluation that meets the target (the toy history's step is the epoch)
+    assert tables.counts_to_target(records[3], {"val_accuracy": (0.9, "max")}, ("step",)) == (2.0,)
+    assert table.loc["Filter()", "steps_to_target"] == 2 and table.loc["Shuffle()", "steps_to_target"] == 3
     assert table.loc["Filter()", "forward_speedup"] == pytest.approx(300 / 400)
     assert table.loc["Filter()", "backprop_speedup"] == pytest.approx(300 / 100)
     assert table.loc["Filter()", "backprop_speedup_ci_low"] == pytest.approx(3.0)
@@ -144,6 +147,7 @@ def test_sample_counts_to_target_and_their_paired_savings():
     assert table.loc["Filter()", "train_gflops_to_target"] == pytest.approx(6e-4)
     shown = tables.display(table.reset_index())
     assert "fwd saving [95% CI]" in shown and "train GFLOPs to target" in shown
+    assert list(shown["steps to target"]) == ["3", "2"]
 
 
 def test_runs_stored_without_forward_counts_leave_the_forward_columns_empty():
