@@ -156,6 +156,8 @@ FULL = Suite(
                note=_left_out("mnist", LARGE_SELECTORS + ("random_drop",))),
         Budget(dataset="fashion_mnist", epochs=16, learning_rate=0.002, target={"val_accuracy": 0.91},
                stop_at_target=True, selectors=LARGE_SELECTORS, note=_left_out("fashion_mnist", LARGE_SELECTORS)),
+        Budget(dataset="cifar10", epochs=22, model="simple_cnn", learning_rate=0.001, target={"val_accuracy": 0.79},
+               stop_at_target=True, selectors=LARGE_SELECTORS, note=_left_out("cifar10", LARGE_SELECTORS)),
     ),
 )
 

@@ -325,7 +325,8 @@ def test_the_full_suite_has_fixed_targets_caps_and_known_selectors():
     for spec in FULL_SELECTORS:
         from_string(spec)  # every name is registered
     names = {b.dataset for b in FULL.budgets}
-    assert {"spirals", "iris", "wine", "boston", "music_genre", "sentiment140", "mnist"} <= names
+    assert names == {"spirals", "iris", "wine", "boston", "music_genre", "sentiment140", "mnist", "fashion_mnist",
+                     "cifar10"}
     for budget in FULL.budgets:
         assert budget.target and budget.stop_at_target and budget.learning_rate and budget.n_train is None
         assert budget.n_test is None  # the complete test sets
@@ -334,3 +335,17 @@ def test_the_full_suite_has_fixed_targets_caps_and_known_selectors():
             assert budget.note.startswith("left out")
     mnist = [b for b in FULL.budgets if b.dataset == "mnist"][0]
     assert mnist.target == {"val_accuracy": 0.99}
+
+
+def test_the_full_suite_budgets_are_the_committed_pilot_results():
+    """Each budget's learning rate, target and cap are what benchmarks/full_pilot.py chose (results/full-pilot)."""
+    from loop.bench.suites import FULL
+
+    pilot_dir = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "results", "full-pilot")
+    for budget in FULL.budgets:
+        with open(os.path.join(pilot_dir, f"{budget.dataset}.json")) as f:
+            pilot = json.load(f)
+        assert budget.learning_rate == pilot["learning_rate"], budget.dataset
+        assert budget.target == {pilot["metric"]: pilot["target"]}, budget.dataset
+        assert budget.epochs == pilot["epoch_cap"], budget.dataset
+        assert budget.model in (None, pilot["model"]), budget.dataset
