@@ -3,9 +3,9 @@
     python -m loop.bench report --out results/full --no-plots --bootstrap 2000   # writes results/full/table.csv
     python benchmarks/full_tables.py results/full > /tmp/full_tables.md
 
-Prints, for each dataset in the suite's order, the issue's columns: reached/seeds; time, epochs, optimizer steps and
-forward and backpropagated samples to the target, the paired wall-clock and backpropagated-samples speedups with their 95% bootstrap
-intervals and verdicts, and the best test metric.  The complete table (every column) is
+Prints, for each dataset in the suite's order, the issue's columns: reached/seeds; time, epochs, optimizer steps
+and forward and backpropagated samples to the target; the paired wall-clock and backpropagated-samples speedups
+with their 95% bootstrap intervals and verdicts; and the best test metric.  The complete table (every column) is
 ``results/full/table.md``.
 """
 
@@ -16,8 +16,7 @@ import sys
 import pandas as pd
 
 COLUMNS = ["selector", "reached", "time to target (s)", "epochs to target", "steps to target", "speedup [95% CI]",
-           "verdict", "fwd samples to target",
-           "bwd samples to target", "bwd saving [95% CI]", "bwd verdict"]
+           "verdict", "fwd samples to target", "bwd samples to target", "bwd saving [95% CI]", "bwd verdict"]
 
 
 def main(argv=None):

@@ -45,6 +45,14 @@ tf.get_logger().setLevel("ERROR")
 %matplotlib inline
 '''
 
+RESULTS = '''\
+import loop
+
+# The committed full-suite runs next to the package (a clone of the repository), or LOOP_BENCH_OUT.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
+OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
+'''
+
 
 def quickstart():
     return [
@@ -91,13 +99,9 @@ def seed000():
                           "from a range test); they run until the dataset's fixed target or the epoch cap, so a "
                           "curve that ends early met its target. Nothing is retrained; without the stored runs the "
                           "notebook trains the four orders on generated spirals."),
-        new_code_cell(PARAMS), new_code_cell(SETUP),
+        new_code_cell(PARAMS), new_code_cell(SETUP), new_code_cell(RESULTS),
         new_code_cell('''\
-import loop
-
 FOUR = ["Freeze()", "Shuffle()", "Homogeneous()", "Heterogeneous()"]
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
-OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
 if not os.path.isdir(os.path.join(OUT, "runs")):
     budget = Budget(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
     OUT = tempfile.mkdtemp(prefix="seed000-")
@@ -174,12 +178,8 @@ def time_to_accuracy():
                           "dataset's fixed target, so each curve ends where its seeds reached it. Set "
                           "`LOOP_BENCH_OUT` to read another results directory; where none is found (e.g. an "
                           "installed package without the repository) it runs a small suite first."),
-        new_code_cell(PARAMS), new_code_cell(SETUP),
+        new_code_cell(PARAMS), new_code_cell(SETUP), new_code_cell(RESULTS),
         new_code_cell('''\
-import loop
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
-OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
 if not os.path.isdir(os.path.join(OUT, "runs")):
     OUT = tempfile.mkdtemp(prefix="bench-")
     budgets = ([Budget(dataset="spirals", epochs=2, load_options={"n_samples": 300})] if TINY else

@@ -138,7 +138,7 @@ def run_auto(budgets, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
     if tables.BASELINE not in keyed:
         raise ValueError(f"auto seeds need the baseline {tables.BASELINE} among the selectors: its speedups decide")
     total = runner.run_suite(budgets, selectors, seeds.min_seeds, out, data_dir=data_dir, retry_failed=retry_failed,
-                      progress=progress, stream=stream, precision=precision)
+                             progress=progress, stream=stream, precision=precision)
     by_name = {b.dataset: b for b in budgets}
     rounds = 0
     while True:
@@ -154,8 +154,8 @@ def run_auto(budgets, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
         ran = 0
         for (dataset, seed), labels in todo.items():
             summary = runner.run_suite([by_name[dataset]], [keyed[label] for label in labels], [seed], out,
-                                data_dir=data_dir, retry_failed=retry_failed, progress=progress, stream=stream,
-                                precision=precision)
+                                       data_dir=data_dir, retry_failed=retry_failed, progress=progress,
+                                       stream=stream, precision=precision)
             ran += summary["ran"]
             for key in ("ran", "skipped", "failed", "not_applicable"):
                 total[key] += summary[key]

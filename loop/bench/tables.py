@@ -216,6 +216,10 @@ def counts_to_target(record, target, columns=("samples_forwarded", "samples_back
     return tuple(float(row.get(c, math.nan)) for c in columns)
 
 
+#: What :func:`summarize` reads at the target, in one lookup per run: forward and backward samples, steps.
+_COUNTED = ("samples_forwarded", "samples_backpropagated", "step")
+
+
 def time_to_target(record, target):
     """``(seconds, epochs)`` to ``target`` for one run; ``(inf, inf)`` when never reached or failed."""
     if not target or record["frame"].empty:
@@ -258,7 +262,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
         times, counts = {}, {}
         for r in recs:
             times.setdefault(r["selector"], {})[r["seed"]] = time_to_target(r, target)
-            counts.setdefault(r["selector"], {})[r["seed"]] = counts_to_target(r, target)
+            counts.setdefault(r["selector"], {})[r["seed"]] = counts_to_target(r, target, _COUNTED)
         base_times = {seed: t for seed, (t, _) in times.get(baseline, {}).items()}
         order = list(dict.fromkeys([baseline] * (baseline in times) + [r["selector"] for r in recs]))
         for label in order:
@@ -280,7 +284,8 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                     cost["backprop_verdict"] = verdict(cost["backprop_speedup_ci_low"],
                                                        cost["backprop_speedup_ci_high"])
             flops = [r.get("flops_per_sample") for r in runs if r.get("flops_per_sample")]
-            gflops = [costs.training_flops(flops[0], *counts[label][r["seed"]]) / 1e9 for r in runs] if flops else []
+            gflops = ([costs.training_flops(flops[0], *counts[label][r["seed"]][:2]) / 1e9 for r in runs]
+                      if flops else [])
             share = [r["frame"]["selection_time_s"].iloc[-1] / r["frame"]["train_time_s"].iloc[-1]
                      for r in runs if not r["frame"].empty and r["frame"]["train_time_s"].iloc[-1] > 0]
             last = [r["frame"].iloc[-1] for r in runs if not r["frame"].empty]
@@ -291,7 +296,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "target": target_text or how, "target_source": how,
                 "time_to_target_s": float(np.median(secs)) if secs else math.nan,
                 "epochs_to_target": float(np.median(epochs)) if epochs else math.nan,
-                "steps_to_target": _median([counts_to_target(r, target, ("step",))[0] for r in runs]),
+                "steps_to_target": _median([counts[label][r["seed"]][2] for r in runs]),
                 "speedup": float(np.median(ratios)) if ratios else math.nan,
                 "speedup_ci_low": low, "speedup_ci_high": high, "verdict": verdict(low, high),
                 **cost,
