@@ -38,7 +38,9 @@ def main(argv=None):
         best = [c for c in rows.columns if c.startswith("best test") and "loss" not in c]
         metric = raw["metric"].iloc[0]
         frame = rows[COLUMNS + best].rename(columns={best[0]: f"best test {metric}"} if best else {})
-        print(f"### {dataset}: {raw['target'].iloc[0]}, {int(raw['seeds'].max())} seeds\n")
+        low, high = int(raw["seeds"].min()), int(raw["seeds"].max())
+        seeds = f"{high} seeds" if low == high else f"{low}–{high} seeds per selector"
+        print(f"### {dataset}: {raw['target'].iloc[0]}, {seeds}\n")
         print(tables.to_markdown(frame.reset_index(drop=True)))
         print()
     return 0

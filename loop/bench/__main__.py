@@ -23,8 +23,10 @@ protocol:
   after keras.utils.set_random_seed(seed), so every selector of a seed starts
   from the same weights (runs are paired by seed), and trained with
   Loop(selector=..., seed=seed) for the dataset's fixed epoch budget,
-  evaluating on the (subset of the) test set after every epoch, never stopping
-  early.  Time counts training + selection; evaluation time is reported
+  evaluating on the (subset of the) test set after every epoch.  A run goes
+  on to the end of its budget, except in suites whose budgets set
+  stop_at_target (such as full): there it ends at its first evaluation that
+  meets the fixed target, and the budget is an epoch cap.  Time counts training + selection; evaluation time is reported
   separately.  Time- and epochs-to-target come from loop.history.first_reached.
   Default target per dataset: 99% of the median best validation accuracy that
   Shuffle reaches within the budget (lower-is-better metrics such as val_mae:

@@ -193,3 +193,34 @@ def test_a_row_without_pairs_has_no_verdict():
     records = [_run("Shuffle()", 0, [0.5, 0.9]), _run("Other()", 5, [0.9, 0.9])]  # seed 5: no Shuffle() run to pair
     table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
     assert table.loc["Other()", "verdict"] == "n/a" and table.loc["Other()", "backprop_verdict"] == "n/a"
+
+
+def test_full_tables_prints_one_table_per_dataset_in_the_suites_order(tmp_path, capsys):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "benchmarks", "full_tables.py")
+    spec = importlib.util.spec_from_file_location("full_tables", path)
+    full_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(full_tables)
+
+    records = []
+    for dataset, seeds in (("mnist", {"Shuffle()": 3, "Fast()": 3}), ("spirals", {"Shuffle()": 5, "Fast()": 2})):
+        for selector, n in seeds.items():
+            for s in range(n):
+                record = _counted(selector, s, [0.5, 0.9, 0.9] if selector == "Shuffle()" else [0.9, 0.9, 0.9], 10, 10)
+                record["dataset"] = dataset
+                records.append(record)
+    tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).to_csv(tmp_path / "table.csv",
+                                                                                          index=False)
+    assert full_tables.main([str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert headings == ["### spirals: val_accuracy >= 0.9, 2–5 seeds per selector",  # the suite's order, not a-z
+                        "### mnist: val_accuracy >= 0.9, 3 seeds"]
+    assert "| selector | reached | time to target (s) |" in text and "| best test accuracy |" in text
+    assert "| Fast() | 3/3 |" in text and "| Fast() | 2/2 |" in text
+
+    with pytest.raises(SystemExit):
+        full_tables.main([str(tmp_path / "missing")])
+    assert "report --out" in capsys.readouterr().err
