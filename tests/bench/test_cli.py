@@ -227,8 +227,12 @@ def test_a_suite_killed_with_sigkill_loses_no_completed_run(tmp_path):
            "--seeds", "3", "--epochs", "2", "--n-train", "200", "--n-test", "100", "--out", out, "--no-plots"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stored():
+        return len([f for f in run_files(out) if f.endswith(".json")])
+
     deadline = time.time() + 120
-    while len([f for f in run_files(out) if f.endswith(".json")]) < 2 and time.time() < deadline and proc.poll() is None:
+    while stored() < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

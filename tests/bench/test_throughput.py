@@ -34,7 +34,8 @@ def test_report_times_both_ways_and_exits_0(capsys):
     assert all(c >= e for c, e in zip(result["loop_call_s"], result["loop_epoch_s"]))
     assert all(c >= e for c, e in zip(result["fit_call_s"], result["fit_epoch_s"]))
     assert result["ratio"] > 0 and result["peak_gflops"] > 0
-    assert main(["throughput", "--samples", "128", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64"]) == 0
+    assert main(["throughput", "--samples", "128", "--pairs", "1", "--epochs-per-call", "1",
+                 "--matmul-size", "64"]) == 0
 
 
 @pytest.mark.parametrize("args, message", [

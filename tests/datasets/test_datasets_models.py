@@ -166,7 +166,8 @@ def _bn_results(layer, x, g):
 
 
 @pytest.mark.parametrize("shape, kwargs", [((8, 5, 5, 4), {}), ((16, 3, 3, 2), {"momentum": 0.9, "epsilon": 1e-5}),
-                                           ((6, 4), {}), ((8, 5, 5, 4), {"axis": 1}), ((8, 5, 5, 4), {"center": False})])
+                                           ((6, 4), {}), ((8, 5, 5, 4), {"axis": 1}),
+                                           ((8, 5, 5, 4), {"center": False})])
 def test_fused_batch_norm_equals_keras_batch_norm(shape, kwargs):
     """Outputs, gradients, moving statistics and inference agree (the fused kernel or, where it cannot, Keras')."""
     import tensorflow as tf
