@@ -139,7 +139,7 @@ def _left_out(dataset, kept):
 FULL = Suite(
     name="full",
     description="the complete datasets to fixed targets (every run stops at its target), 5 seeds, learning rates "
-                "from a range test; about 4 hours on 2 CPU cores",
+                "from a range test; about 4 h 35 min on 2 CPU cores (measured, docs/results.md)",
     selectors=FULL_SELECTORS,
     seeds=5,
     budgets=(
