@@ -338,12 +338,12 @@ def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, col
         floor = min(finite.min() if finite.size else 1.0, 1.0) / 2.0
         ceiling = max(finite.max() if finite.size else 1.0, 1.0) * 2.0
         thresholds = np.sort(part["threshold"].unique())
-        step = np.diff(thresholds).min() if len(thresholds) > 1 else 1.0
-        for k, label in enumerate(labels):
+        # the selectors' points side by side within 30% of the gap between levels (or of 2% of a lone level)
+        step = np.diff(thresholds).min() if len(thresholds) > 1 else 0.02 * (abs(thresholds[0]) or 1.0)
+        present = [label for label in labels if (part["selector"] == label).any()]
+        for k, label in enumerate(present):
             rows_of = part[part["selector"] == label].sort_values("level")
-            if rows_of.empty:
-                continue
-            dodge = step * 0.3 * ((k - (len(labels) - 1) / 2) / max(len(labels), 1))
+            dodge = step * 0.3 * (k - (len(present) - 1) / 2) / len(present)
             xs = rows_of["threshold"].to_numpy(dtype=float) + dodge
             mid = np.clip(rows_of[column].to_numpy(dtype=float), floor, ceiling)
             lo = np.clip(rows_of[low_col].to_numpy(dtype=float), floor, ceiling)
