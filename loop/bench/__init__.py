@@ -4,6 +4,10 @@ Who owns what: :mod:`~loop.bench.suites` the named suites and per-dataset
 budgets; :mod:`~loop.bench.runner` training and storing each run;
 :mod:`~loop.bench.tables` targets, time-to-target, paired speedups and their
 bootstrap intervals; :mod:`~loop.bench.plots` the learning-curve figures;
+:mod:`~loop.bench.thresholds` (speedup across thresholds),
+:mod:`~loop.bench.profiles` (performance profiles over workloads) and
+:mod:`~loop.bench.analysis` (``write_analysis``, their files) the verdict
+beyond one target;
 ``__main__`` the command line (``python -m loop.bench --help`` states the
 protocol); :mod:`~loop.bench.throughput` and :mod:`~loop.bench.overhead` the
 performance benchmarks.
