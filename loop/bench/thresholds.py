@@ -152,7 +152,8 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
         threshold), ``time_to_threshold_s`` (median over seeds, ``inf`` when half or more missed),
         ``speedup, speedup_ci_low, speedup_ci_high, verdict``, and the same for backpropagated samples
         (``backprop_to_threshold, backprop_speedup, backprop_speedup_ci_low, backprop_speedup_ci_high,
-        backprop_verdict``).  Datasets without a target are left out.
+        backprop_verdict``).  Datasets without a target are left out, and so are those without a successful
+        baseline run unless ``levels`` gives theirs (no easy level; every speedup would be n/a).
 
     Raises:
         ValueError: a dataset's target has more than one metric, a level is not a finite number, or ``count``
@@ -169,6 +170,8 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
             continue
         metric, _, mode = _single(target, recs)
         given = _levels_for(dataset, levels)
+        if given is None and not any(r["selector"] == baseline and r["status"] == "ok" for r in recs):
+            continue  # no baseline run: no easy level, and no speedup to measure
         thresholds = given if given is not None else threshold_levels(recs, target, count=count, baseline=baseline)
         order = list(dict.fromkeys([baseline] * any(r["selector"] == baseline for r in recs)
                                    + [r["selector"] for r in recs]))
@@ -202,6 +205,8 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
 
 
 def _trend_word(speedups, rho, ratio):
+    if not speedups:
+        return "n/a"
     if len(speedups) < 2:
         return "one level"
     if all(s == speedups[0] for s in speedups):
@@ -226,7 +231,7 @@ def trends(table, *, baseline=tables.BASELINE, column="speedup"):
         A ``pandas.DataFrame`` with ``dataset, selector, levels, first, last`` (the speedups at the easiest level
         and at the hardest), ``ratio`` (last / first; ``inf`` from 0 to more, NaN when undefined), ``spearman``
         (rank correlation of the speedup with the level's rank; NaN when constant), ``trend`` ("grows",
-        "shrinks", "flat", "mixed", "one level"), ``verdicts`` (per level, easiest first) and ``summary`` (one
+        "shrinks", "flat", "mixed", "one level", "n/a" without any speedup), ``verdicts`` (per level, easiest first) and ``summary`` (one
         readable line).
 
     Raises:

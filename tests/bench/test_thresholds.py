@@ -131,10 +131,16 @@ def test_a_target_on_two_metrics_is_a_clear_error():
         thresholds.speedup_by_threshold(records, targets=targets, n_boot=50)
 
 
-def test_no_baseline_run_to_set_the_easy_level_is_a_clear_error():
+def test_without_a_baseline_run_there_is_no_easy_level_and_the_dataset_is_left_out():
     records = [r for r in _records() if r["selector"] != "Shuffle()"]
-    with pytest.raises(ValueError, match="no successful Shuffle\\(\\) run has 'val_accuracy'"):
-        thresholds.speedup_by_threshold(records, n_boot=50)
+    with pytest.raises(ValueError, match="toy: no successful Shuffle\\(\\) run has 'val_accuracy'"):
+        thresholds.easy_level(records, "val_accuracy")
+    others = [dict(r, dataset="other") for r in _records()]
+    table = thresholds.speedup_by_threshold(records + others, n_boot=50)
+    assert set(table["dataset"]) == {"other"}
+    given = thresholds.speedup_by_threshold(records, levels=[0.9], n_boot=50)  # explicit levels: kept, no pairs
+    assert set(given["verdict"]) == {"n/a"} and list(given["reached"]) == [3, 3]
+    assert set(thresholds.trends(given)["trend"]) == {"n/a"}
 
 
 def test_the_plot_has_a_log_axis_the_reference_line_and_the_legend_outside(tmp_path):
