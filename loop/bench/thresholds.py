@@ -231,8 +231,8 @@ def trends(table, *, baseline=tables.BASELINE, column="speedup"):
         A ``pandas.DataFrame`` with ``dataset, selector, levels, first, last`` (the speedups at the easiest level
         and at the hardest), ``ratio`` (last / first; ``inf`` from 0 to more, NaN when undefined), ``spearman``
         (rank correlation of the speedup with the level's rank; NaN when constant), ``trend`` ("grows",
-        "shrinks", "flat", "mixed", "one level", "n/a" without any speedup), ``verdicts`` (per level, easiest first) and ``summary`` (one
-        readable line).
+        "shrinks", "flat", "mixed", "one level", "n/a" without any speedup), ``verdicts`` (per level, easiest
+        first) and ``summary`` (one readable line).
 
     Raises:
         ValueError: ``column`` is not in ``table``.
