@@ -90,7 +90,11 @@ def register(name, selector=None, *, replace=False):
 
 
 def registered():
-    """Returns ``{name: class}`` of every selector buildable from a string."""
+    """Returns ``{name: selector}`` of every registered name: the built-in classes and what :func:`register` added.
+
+    Names that installed packages add through the ``loop.selectors`` entry-point
+    group are not loaded here (``loop.selectors.plugins.entry_points()`` lists them).
+    """
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -263,7 +267,7 @@ def from_string(spec):
                 + (f"; registered: {', '.join(yours)}" if yours else "") + f"; or {plugins.GRAMMAR}.{hint}")
         return plugins.build(target, _parse_args(spec, args), spec, repr(key))
     cls = _REGISTRY[key]
-    if not (isinstance(cls, type) and issubclass(cls, Selector)):  # registered by a user: a class, factory or function
+    if not _builtin(cls):  # registered by a user: a class, factory or function
         return plugins.build(cls, _parse_args(spec, args), spec, repr(key))
     kwargs = _parse_args(spec, args)
     allowed = cls._param_names()

@@ -138,6 +138,7 @@ def _import(module_name, spec):
         cwd = os.getcwd()
         if missing == top and not {"", ".", cwd} & {p if p in ("", ".") else os.path.abspath(p) for p in sys.path}:
             sys.path.append(cwd)  # as `python -c` would have it: a module in the current directory imports
+            importlib.invalidate_caches()
             try:
                 return importlib.import_module(module_name)
             except ModuleNotFoundError as again:
