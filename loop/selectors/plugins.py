@@ -149,8 +149,8 @@ def _import(module_name, spec):
             raise ValueError(f"selector spec {spec!r}: {_fix(module_name)}") from None
         if module_name == missing or module_name.startswith(missing + "."):
             raise ValueError(
-                f"selector spec {spec!r}: no module named {missing!r} (looked in the current directory "
-                f"{cwd!r} and on sys.path). Run from the directory that holds {missing.split('.')[0]}.py, add its "
+                f"selector spec {spec!r}: no module named {missing!r} (looked in the current directory and on "
+                f"sys.path). Run from the directory that holds {missing.split('.')[0]}.py, add its "
                 f"directory to PYTHONPATH, or install its package; {GRAMMAR}") from None
         raise _import_failed(spec, module_name, err) from err
     except Exception as err:

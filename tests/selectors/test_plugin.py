@@ -223,6 +223,19 @@ def test_register_as_a_call_and_as_a_decorator(clean_registry):
     with pytest.raises(ValueError, match=r"registered: first_half, mine"):
         from_string("nope")
 
+    class NeedsBeta(Selector):
+        def __init__(self, beta):
+            self.beta = beta
+
+        def __call__(self, state):
+            return [np.arange(state.num_samples)]
+
+    register("needs_beta", NeedsBeta)
+    assert repr(from_string("needs_beta:beta=2")) == "NeedsBeta(beta=2)"
+    with pytest.raises(ValueError, match=r"selector 'needs_beta' in 'needs_beta' needs the hyper-parameter\(s\) beta: "
+                                         r"give them as key=value after a colon, e.g. 'needs_beta:beta=...'"):
+        from_string("needs_beta")
+
 
 def test_register_refuses_built_in_names_bad_names_and_silent_overwrites(clean_registry):
     def mine(state):
