@@ -138,15 +138,16 @@ def spec_label(spec, selector):
 
     An object reads as its repr (``DyBAT(delta=0.5)``, ``HardestFirst(power=2)``:
     every :class:`loop.selectors.Selector`); a function, or an object whose
-    repr holds a memory address (Python's default), reads as its spec without
-    surrounding spaces (``my_module:hardest_first``), so that a resumed run
-    finds its stored runs.
+    repr holds a memory address (Python's default), reads as its spec written
+    one way (:func:`loop.selectors.plugins.canonical`: ``my_module:hardest_first``
+    also for ``my_module.hardest_first``), so that a resumed run finds its
+    stored runs.
     """
-    from loop.selectors import describe
+    from loop.selectors import describe, plugins, registered
 
     label = describe(selector)
     if inspect.isroutine(selector) or re.search(r" at 0x[0-9A-Fa-f]+", label):
-        return spec.strip()
+        return plugins.canonical(spec, registered())
     return label
 
 

@@ -88,6 +88,17 @@ def split_import_path(spec):
     return module, attribute, rest if colon else ""
 
 
+def canonical(spec, registered_names=()):
+    """``spec`` written one way: an import path as ``module:attribute[:params]``, any spec without outer spaces.
+
+    ``"my_module.MySelector"`` and ``" my_module : MySelector "`` both give ``"my_module:MySelector"``.
+    """
+    if not is_import_path(spec, registered_names):
+        return spec.strip()
+    module, attribute, params = split_import_path(spec)
+    return f"{module}:{attribute}" + (f":{params.strip()}" if params.strip() else "")
+
+
 def _fix(head):
     if head.endswith(".py"):
         return (f"give the module's name, not its file: {head[:-3].replace(os.sep, '.')!r} for {head!r} in the "

@@ -348,7 +348,8 @@ def test_a_user_selector_s_bad_plan_is_caught_by_the_protocol_checks(tmp_path, m
 
 def test_the_bench_label_of_an_import_path_is_stable_and_readable(user_module):
     assert runner.selector_key(f"{user_module}:HardestFirst:power=2")[0] == "HardestFirst(power=2)"
-    assert runner.selector_key(f" {user_module}:hardest_first ")[0] == f"{user_module}:hardest_first"
+    for spec in (f" {user_module}:hardest_first ", f"{user_module}.hardest_first", f"{user_module} : hardest_first"):
+        assert runner.selector_key(spec)[0] == f"{user_module}:hardest_first"
     label, make = runner.selector_key(f"{user_module}:Plain:k=3")  # Python's default repr holds an address
     assert label == f"{user_module}:Plain:k=3" and make() is not make()
     assert runner.selector_key("dybat:delta=0.25")[0] == "DyBAT(delta=0.25)"
