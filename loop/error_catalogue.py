@@ -153,6 +153,16 @@ def _from_string(spec):
     return lambda: from_string(spec)
 
 
+def my_selector(state):
+    """A user's selector function (for the registration case)."""
+    return [np.arange(state.num_samples)]
+
+
+def _register(name):
+    from loop.selectors import register
+    return lambda: register(name, my_selector)
+
+
 def _tf_dataset():
     import tensorflow as tf
 
@@ -248,6 +258,12 @@ CATALOGUE = [
     Case("selectors and hyper-parameters", "unclosed quote in a nested spec", ValueError,
          "close every quote and bracket",
          _from_string("dynamic:base='dybat:delta=0.5,k0=16")),
+    Case("selectors and hyper-parameters", "your own selector: no such module", ValueError,
+         "no module named 'my_selectorz'", _from_string("my_selectorz:LossWeighted:power=2")),
+    Case("selectors and hyper-parameters", "your own selector: no such attribute", ValueError,
+         "'loop.selectors' has no attribute 'LossWeighted'", _from_string("loop.selectors:LossWeighted")),
+    Case("selectors and hyper-parameters", "registering a built-in name", ValueError,
+         "'shuffle' is the built-in Shuffle", _register("shuffle")),
     Case("selectors and hyper-parameters", "DyBAT step budget with a batch larger than the data", ValueError,
          "batch_size=64 is larger than the 48 samples", _dybat_budget),
     Case("selectors and hyper-parameters", "DyBAT delta outside (0, 1]", ValueError, "delta=1.5 is out of range",

@@ -1,4 +1,4 @@
-"""Writes the four notebooks and, with --execute, runs them with nbclient so they are stored with outputs.
+"""Writes the notebooks and, with --execute, runs them with nbclient so they are stored with outputs.
 
     python notebooks/build.py                 # write the .ipynb files (no outputs)
     LOOP_DATA_DIR=/path/to/data LOOP_BENCH_OUT=results/<suite> python notebooks/build.py --execute
@@ -237,8 +237,85 @@ reached.style.format("{:.0%}", na_rep="").background_gradient(cmap="RdYlGn", vmi
     ]
 
 
+def your_selector():
+    return [
+        new_markdown_cell("# Benchmark your own selector\n\n"
+                          "Write a selector against the protocol (`loop/protocol.py`), then ask the benchmark the "
+                          "one question it answers: does it reach the target accuracy sooner than seeded random "
+                          "shuffling, in wall-clock time, and how sure are we? Here a loss-weighted sampler runs "
+                          "against `Shuffle` and two published methods (InfoBatch, selective backprop) on iris, "
+                          "3 seeds, with the default suite's budget (2 seeds and 3 epochs in tiny mode)."),
+        new_code_cell(PARAMS), new_code_cell(SETUP),
+        new_markdown_cell("## 1. The selector\n\n"
+                          "A selector is any callable `state -> plan`: at the start of every epoch it gets the "
+                          "last-seen loss of every sample (`state.losses`, NaN where never seen), a seeded "
+                          "generator (`state.rng`) and the batch size, and returns the epoch's mini-batches. "
+                          "Subclassing `Selector` (hyper-parameters stored in `__init__` under their own names) "
+                          "gives it a readable name in the tables, a fresh clone for every run and checkpointable "
+                          "state. `register` gives it a name, so that `\"loss_weighted:power=2.0\"` builds it like "
+                          "`\"dybat:delta=0.5\"` builds DyBAT."),
+        new_code_cell('''\
+from loop.selectors import Selector, from_string, register
+
+
+@register("loss_weighted")
+class LossWeighted(Selector):
+    """Each epoch a random order drawn with probability proportional to last-seen loss ** power."""
+
+    def __init__(self, power=1.0):
+        self.power = power
+
+    def __call__(self, state):
+        weights = np.nan_to_num(state.losses, nan=1.0) ** self.power + 1e-6  # never seen: weight 1
+        order = state.rng.choice(state.num_samples, state.num_samples, replace=False, p=weights / weights.sum())
+        return [order[i:i + state.batch_size] for i in range(0, len(order), state.batch_size)]
+
+
+from_string("loss_weighted:power=2.0")
+'''),
+        new_markdown_cell("## 2. Run it against Shuffle and published methods\n\n"
+                          "`bench.run_suite` builds the dataset's reference model after "
+                          "`keras.utils.set_random_seed(seed)`, so every selector of a seed starts from the same "
+                          "weights, trains each selector for the budget and stores every history under `out` "
+                          "(re-running with the same `out` skips what is stored). Selective backprop gets the "
+                          "epochs that match Shuffle's gradient steps (`epochs_for_budget`)."),
+        new_code_cell('''\
+budget = Budget(dataset="iris", epochs=3 if TINY else 40)  # the default suite's iris budget
+seeds = 2 if TINY else 3
+out = tempfile.mkdtemp(prefix="your-selector-")
+specs = ["shuffle", "loss_weighted:power=2.0", "infobatch", "selective_backprop"]
+summary = bench.run_suite([budget], specs, seeds, out, progress=False)
+records = tables.load_runs(out)
+table = tables.summarize(records)
+print(summary)
+tables.display(table)
+'''),
+        new_markdown_cell("## 3. Read the verdict\n\n"
+                          "The target is 99% of Shuffle's median best validation accuracy within the budget. `speedup` is "
+                          "the median over seeds of Shuffle's time to target over the selector's, for the same seed, "
+                          "with a 95% bootstrap interval; a seed that misses the target scores 0. The verdict is "
+                          "*win* when the interval lies above 1, *loss* below 1, *no difference* when it contains 1: "
+                          "with a few seeds the intervals are wide, and `python -m loop.bench --seeds auto:5:15` adds "
+                          "seeds where the answer is still open."),
+        new_code_cell('''\
+for _, row in table[table["selector"] != tables.BASELINE].iterrows():
+    print(f"{row['selector']:<24} reached {row['reached']:.0%} of seeds, speedup {row['speedup']:.2f} "
+          f"[{row['speedup_ci_low']:.2f}, {row['speedup_ci_high']:.2f}]: {row['verdict']}")
+'''),
+        new_code_cell("plots.plot_wallclock(records);"),
+        new_markdown_cell("## 4. The same from the command line\n\n"
+                          "Put the class in a module, say `my_selector.py` in the current directory (or any module "
+                          "on `PYTHONPATH`, or an installed package), and name it by import path, "
+                          "`module:Class[:key=value,...]`:\n\n"
+                          "```\npython -m loop.bench --datasets iris --seeds 3 \\\n"
+                          "    --selectors my_selector:LossWeighted:power=2.0,infobatch,selective_backprop\n```\n\n"
+                          "A package can also add the name `loss_weighted` for good through the `loop.selectors` "
+                          "entry-point group; docs/methods.md, \"Benchmark your own method\", has the grammar."),
+    ]
+
+
 NOTEBOOKS = {"01_quickstart.ipynb": quickstart, "02_seed000.ipynb": seed000, "03_dybat_sweep.ipynb": dybat_sweep,
-             "04_time_to_accuracy.ipynb": time_to_accuracy}
+             "04_time_to_accuracy.ipynb": time_to_accuracy, "05_your_selector.ipynb": your_selector}
 
 
 def build(name):

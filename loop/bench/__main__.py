@@ -101,8 +101,9 @@ def _parser():
     parser.add_argument("--suite", choices=sorted(SUITES), default="default",
                         help="the named suite whose datasets, budgets, selectors and seeds are the defaults")
     parser.add_argument("--datasets", help="comma-separated dataset names (default: the suite's)")
-    parser.add_argument("--selectors", help="comma-separated selector specs such as shuffle,dybat:delta=0.5 "
-                                            "(default: the suite's; shuffle is always added as the baseline)")
+    parser.add_argument("--selectors", help="comma-separated selector specs such as shuffle,dybat:delta=0.5, or "
+                                            "your own as module:Class[:key=value,...] (default: the suite's; "
+                                            "shuffle is always added as the baseline)")
     parser.add_argument("--seeds", type=_seeds_argument, metavar="N|auto:MIN:MAX",
                         help="number of seeds, 0..N-1 (default: the suite's); or auto:MIN:MAX: MIN seeds, then "
                              "one more at a time, up to MAX, for each dataset-selector pair whose wall-clock "

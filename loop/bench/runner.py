@@ -42,6 +42,7 @@ import copy
 import dataclasses
 import glob
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -115,20 +116,39 @@ def check_out_precision(out, precision):
 def selector_key(selector):
     """The (label, factory) of a selector given as a string spec or as an object/function.
 
-    The label is how the selector reads in tables (``DyBAT(delta=0.5)``); the
-    factory builds a fresh selector for each run, so no state leaks between runs.
+    The label is how the selector reads in tables (``DyBAT(delta=0.5)``; a
+    spec's is :func:`spec_label`); the factory builds a fresh selector for each
+    run, so no state leaks between runs.
 
     Raises:
-        ValueError: an unknown selector name or hyper-parameter (from ``from_string``).
+        ValueError: an unknown selector name or hyper-parameter, or an import path that builds no selector
+            (from ``from_string``).
     """
     from loop.selectors import describe, from_string
 
     if isinstance(selector, str):
-        label = describe(from_string(selector))
-        return label, lambda: from_string(selector)
+        return spec_label(selector, from_string(selector)), lambda: from_string(selector)
     if not callable(selector):
         raise ValueError(f"a selector must be a string such as 'dybat:delta=0.5' or a callable, got {selector!r}")
     return describe(selector), lambda: copy.deepcopy(selector)
+
+
+def spec_label(spec, selector):
+    """The table label of ``selector``, built from the string ``spec``: stable across processes and readable.
+
+    An object reads as its repr (``DyBAT(delta=0.5)``, ``HardestFirst(power=2)``:
+    every :class:`loop.selectors.Selector`); a function, or an object whose
+    repr holds a memory address (Python's default), reads as its spec written
+    one way (:func:`loop.selectors.plugins.canonical`: ``my_module:hardest_first``
+    also for ``my_module.hardest_first``), so that a resumed run finds its
+    stored runs.
+    """
+    from loop.selectors import describe, plugins, registered
+
+    label = describe(selector)
+    if inspect.isroutine(selector) or re.search(r" at 0x[0-9A-Fa-f]+", label):
+        return plugins.canonical(spec, registered())
+    return label
 
 
 def slug(text):

@@ -9,7 +9,9 @@ One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
 :mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop`,
 :mod:`~loop.selectors.stale_selective_backprop`, :mod:`~loop.selectors.ordered_sgd` and
 :mod:`~loop.selectors.rho_loss` (published methods), and :mod:`~loop.selectors.random_drop` (their uniform
-control).
+control).  Your own selector joins them by name with :func:`register`, by import path
+(``from_string("my_module:MySelector:beta=2")``) or, from an installed package, through the ``loop.selectors``
+entry-point group (:mod:`~loop.selectors.plugins`).
 """
 
 from loop.selectors.base import Selector, describe, from_string, register, registered

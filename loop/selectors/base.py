@@ -1,16 +1,23 @@
-"""The selector protocol's base class, registry and string parsing.
+"""The selector protocol's base class, the registry of selector names and spec strings.
 
 A selector decides, at the start of every epoch, which training samples form
 each mini-batch.  Any callable ``selector(state) -> plan`` is a selector; this
 module owns the optional base class that gives object selectors an sklearn-style
 ``repr``, ``get_params``, checkpointable state and a name for the command line
-(``"dybat:delta=0.5"``).  The protocol itself (the state, plans and optional
+(``"dybat:delta=0.5"``).  :func:`register` adds names (built-in selectors
+use it as a decorator; users call it too) and :func:`from_string` builds a
+selector from a name or an import path (``"my_module:MySelector:beta=2"``,
+resolved by :mod:`loop.selectors.plugins`).  The protocol itself (the state, plans and optional
 hooks) is defined and documented in :mod:`loop.protocol`.
 """
 
 import ast
 import copy
+import importlib.util
 import inspect
+import os
+import re
+import sys
 
 import keras
 import numpy as np
@@ -19,23 +26,75 @@ from loop.protocol import describe  # noqa: F401  (re-exported: selectors name t
 
 _REGISTRY = {}
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-def register(name):
-    """Class decorator: makes a selector buildable from ``name`` in :func:`from_string`."""
 
-    def wrap(cls):
-        key = name.lower()
-        if key in _REGISTRY and _REGISTRY[key] is not cls:
-            raise ValueError(f"selector name {name!r} is already registered to {_REGISTRY[key].__name__}")
-        _REGISTRY[key] = cls
-        cls.name = key
-        return cls
+def _builtin(target):
+    return getattr(target, "__module__", "").startswith("loop.")
 
-    return wrap
+
+def register(name, selector=None, *, replace=False):
+    """Makes a selector buildable by name: ``from_string("name:key=value")``, ``--selectors name``.
+
+    Works as a call, ``register("hardest_first", HardestFirst)``, and as a
+    class or function decorator, ``@register("hardest_first")``.  What is
+    registered is built as an import path's target is
+    (:func:`loop.selectors.plugins.build`): a class is instantiated with the
+    spec's hyper-parameters, a factory called with them, a function
+    ``state -> plan`` used as it is.  Registering lasts for the process; an
+    installed package adds names for good through the ``loop.selectors``
+    entry-point group instead (docs/methods.md).
+
+    Args:
+        name: letters, digits and underscores, not starting with a digit;
+            matched case-insensitively.
+        selector: the class, factory or function; leave it out to get a
+            decorator.
+        replace: allow replacing a name you registered before to another
+            object.  Re-registering the same object, or a new definition of the
+            same class or function (a re-run notebook cell), needs no flag.
+
+    Returns:
+        ``selector`` (or, without it, a decorator that registers and returns its argument).
+
+    Raises:
+        ValueError: ``name`` is not a valid name, is a built-in selector's
+            name, or is taken and ``replace`` is False.
+        TypeError: ``selector`` is not callable.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"selector name {name!r} is not valid: use letters, digits and underscores, not starting "
+                         "with a digit (it is written on the command line as name:key=value), e.g. 'hardest_first'")
+    if selector is None:
+        return lambda target: register(name, target, replace=replace)
+    if not callable(selector):
+        raise TypeError(f"register({name!r}, {selector!r}): a selector must be a class, an instance factory or a "
+                        "function state -> plan")
+    key = name.lower()
+    current = _REGISTRY.get(key)
+    if current is not None and current is not selector:
+        same = (getattr(current, "__module__", None), getattr(current, "__qualname__", None)) == (
+            getattr(selector, "__module__", None), getattr(selector, "__qualname__", None))
+        if _builtin(current) and not (same and _builtin(selector)):
+            raise ValueError(f"selector name {name!r} is the built-in {current.__name__}; choose another name for "
+                             f"{getattr(selector, '__qualname__', selector)!r} (built-in names: "
+                             f"{', '.join(sorted(k for k, v in _REGISTRY.items() if _builtin(v)))})")
+        if not same and not replace:
+            raise ValueError(f"selector name {name!r} is already registered to "
+                             f"{getattr(current, '__qualname__', current)!r}; choose another name, or pass "
+                             "replace=True to register the new one instead")
+    _REGISTRY[key] = selector
+    if isinstance(selector, type) and issubclass(selector, Selector):
+        selector.name = key
+    return selector
 
 
 def registered():
-    """Returns ``{name: class}`` of every selector buildable from a string."""
+    """Returns ``{name: selector}`` of every registered name: the built-in classes and what :func:`register` added.
+
+    Names that installed packages add through the ``loop.selectors`` entry-point
+    group are not loaded here (``loop.selectors.plugins.entry_points()`` lists them).
+    """
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -160,7 +219,18 @@ def split_top_level(text, sep=","):
 
 
 def from_string(spec):
-    """Builds a selector from ``"name"`` or ``"name:key=value,key=value"``.
+    """Builds a selector from a spec string: a registered name or an import path, with hyper-parameters.
+
+    The forms (more in :mod:`loop.selectors.plugins`):
+
+    * ``"name"`` or ``"name:key=value,key=value"``: a built-in selector
+      (``"dybat:delta=0.5"``), one registered with :func:`register`, or one
+      an installed package adds through the ``loop.selectors`` entry-point
+      group;
+    * ``"module:attribute"`` or ``"module:attribute:key=value,..."``: your own
+      selector by import path, e.g. ``"my_module:HardestFirst:power=2"``.  A
+      class is instantiated with the hyper-parameters, a factory called with
+      them; a function ``state -> plan`` takes none.
 
     Values are Python literals where they parse as one (``0.5``, ``True``,
     ``None``, ``[1, 2]``), else plain strings.  Quote a value that holds a
@@ -168,33 +238,62 @@ def from_string(spec):
     ``"dynamic:base='dybat:delta=0.5,shuffle=True',k0=16"``.
 
     Raises:
-        ValueError: the name or a hyper-parameter is unknown, naming the
-            choices.
+        ValueError: the name or a hyper-parameter is unknown (naming the
+            choices), or an import path does not import, lacks the attribute,
+            or builds no selector (naming the spec and how to fix it).
     """
+    from loop.selectors import plugins
+
     if not isinstance(spec, str):
         raise TypeError(f"a selector spec must be a string like 'dybat:delta=0.5', got {spec!r}")
+    if plugins.is_import_path(spec, _REGISTRY):
+        target, args = plugins.resolve(spec)
+        module, attribute, _ = plugins.split_import_path(spec)
+        return plugins.build(target, _parse_args(spec, args), spec, f"{module}:{attribute}")
     name, _, args = spec.strip().partition(":")
     key = name.strip().lower()
     if key not in _REGISTRY:
-        raise ValueError(
-            f"unknown selector {name!r} in {spec!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+        target = plugins.load_entry_point(key, spec) if _NAME.fullmatch(key) else None
+        if target is None:
+            plugin_names = sorted(set(plugins.entry_points()) - set(_REGISTRY))
+            builtin = sorted(k for k, v in _REGISTRY.items() if _builtin(v))
+            yours = sorted(k for k, v in _REGISTRY.items() if not _builtin(v)) + plugin_names
+            hint = ""
+            if (_NAME.fullmatch(name.strip()) and name.strip() not in sys.stdlib_module_names
+                    and (importlib.util.find_spec(name.strip()) is not None or os.path.isfile(f"{name.strip()}.py"))):
+                hint = f" A module {name.strip()!r} is importable: did you mean {name.strip() + ':<attribute>'!r}?"
+            raise ValueError(
+                f"unknown selector {name!r} in {spec!r}; choose one of: {', '.join(builtin)}"
+                + (f"; registered: {', '.join(yours)}" if yours else "") + f"; or {plugins.GRAMMAR}.{hint}")
+        return plugins.build(target, _parse_args(spec, args), spec, repr(key))
     cls = _REGISTRY[key]
-    kwargs = {}
-    if args.strip():
-        allowed = cls._param_names()
-        try:
-            items = split_top_level(args)
-        except ValueError as err:
-            raise ValueError(f"bad selector spec {spec!r}: {err}; close every quote and bracket, e.g. "
-                             "\"dynamic:base='dybat:delta=0.5,shuffle=True',k0=16\"") from None
-        for item in items:
-            k, eq, v = item.partition("=")
-            k = k.strip()
-            if not eq or not k:
-                raise ValueError(f"bad hyper-parameter {item!r} in {spec!r}: write key=value, e.g. 'dybat:delta=0.5'")
-            if k not in allowed:
-                raise ValueError(
-                    f"unknown hyper-parameter {k!r} for selector {key!r} in {spec!r}; "
-                    f"it takes: {', '.join(allowed) or 'no hyper-parameters'}")
-            kwargs[k] = _parse_value(v.strip())
+    if not _builtin(cls):  # registered by a user: a class, factory or function
+        return plugins.build(cls, _parse_args(spec, args), spec, repr(key))
+    kwargs = _parse_args(spec, args)
+    allowed = cls._param_names()
+    for k in kwargs:
+        if k not in allowed:
+            raise ValueError(
+                f"unknown hyper-parameter {k!r} for selector {key!r} in {spec!r}; "
+                f"it takes: {', '.join(allowed) or 'no hyper-parameters'}")
     return cls(**kwargs)
+
+
+def _parse_args(spec, args):
+    """The ``{key: value}`` of a spec's ``key=value,...`` text ``args``."""
+    kwargs = {}
+    if not args.strip():
+        return kwargs
+    try:
+        items = split_top_level(args)
+    except ValueError as err:
+        raise ValueError(f"bad selector spec {spec!r}: {err}; close every quote and bracket, e.g. "
+                         "\"dynamic:base='dybat:delta=0.5,shuffle=True',k0=16\"") from None
+    for item in items:
+        k, eq, v = item.partition("=")
+        k = k.strip()
+        if not eq or not k:
+            raise ValueError(f"bad hyper-parameter {item!r} in {spec!r}: write key=value, e.g. 'dybat:delta=0.5'"
+                             " or 'my_module:MySelector:beta=2'")
+        kwargs[k] = _parse_value(v.strip())
+    return kwargs
