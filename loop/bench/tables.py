@@ -487,4 +487,5 @@ SEED000_CAPTION = (
     "Seed 000: seed 0 only, for the order-only selectors Freeze (one permutation, reused), Shuffle (a fresh one\n"
     "every epoch), Homogeneous (one class per batch) and Heterogeneous (class-balanced batches). Each trains on\n"
     "every sample every epoch; only the order differs. The table asks whether the mini-batch order alone changes\n"
-    "the best accuracy and loss reached. One seed: no intervals, read it next to the seeded table above.")
+    "the best accuracy and loss reached. One seed, so no intervals: a difference here is a lead to check with\n"
+    "more seeds, not a result.")

@@ -223,6 +223,7 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
     assert any(line.split()[:1] == ["Heterogeneous()"] for line in lines)
     table_lines = [line for line in lines if not line.startswith(("plots: ", "tables: "))]  # these name tmp paths
     assert max(len(line) for line in table_lines) <= 120 and "| spirals |" not in printed
+    assert tables.SEED000_CAPTION in printed  # the seed 000 table says what it shows and why
     for name in ("table.csv", "table.md", "seed000.csv", os.path.join("plots", "spirals.png"),
                  os.path.join("plots", "wallclock.png")):
         assert os.path.getsize(os.path.join(out, name)) > 0
