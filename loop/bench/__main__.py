@@ -7,6 +7,16 @@
     python -m loop.bench --precision mixed_bfloat16   # a keras.mixed_precision policy
     python -m loop.bench report --out results/x  # tables and plots of stored runs
     python -m loop.bench throughput | overhead   # performance benchmarks
+
+Each subcommand has its own parser and ``--help``: ``run`` (the default, also
+with no subcommand) and ``report`` are built here, one function per group of
+options (:func:`_run_arguments`, :func:`_report_arguments`), so a new option
+goes in one place; ``throughput`` and ``overhead`` own theirs.  ``--help`` does
+not import TensorFlow; every other path imports it through
+:func:`loop.startup.import_tensorflow`, which keeps its start-up log lines out
+of the terminal.  The terminal shows the compact table
+(:func:`loop.bench.tables.compact`); ``table.md`` and ``table.csv`` hold every
+column.
 """
 
 import argparse
@@ -15,7 +25,19 @@ import re
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+#: The usage line: the main job (``run``, the default) and the three subcommands, each with its own ``--help``.
+USAGE = """\
+%(prog)s [run] [options]             train selectors against Shuffle, then report
+       %(prog)s report --out DIR [options]  tables and figures of stored runs
+       %(prog)s throughput [options]        the loop's speed against model.fit
+       %(prog)s overhead [options]          each selector's cost per step"""
+
+DESCRIPTION = """\
+Does a batch selector reach a target accuracy sooner than seeded random
+shuffling, in wall-clock time and in epochs, and how sure are we?  With no
+subcommand (or 'run'), trains every dataset x selector x seed, then prints a
+compact table (every column is in <out>/table.md and table.csv) and draws the
+figures.  'python -m loop.bench SUBCOMMAND --help' describes each subcommand."""
 
 PROTOCOL = """\
 protocol:
@@ -26,8 +48,9 @@ protocol:
   evaluating on the (subset of the) test set after every epoch.  A run goes
   on to the end of its budget, except in suites whose budgets set
   stop_at_target (such as full): there it ends at its first evaluation that
-  meets the fixed target, and the budget is an epoch cap.  Time counts training + selection; evaluation time is reported
-  separately.  Time- and epochs-to-target come from loop.history.first_reached.
+  meets the fixed target, and the budget is an epoch cap.  Time counts
+  training + selection; evaluation time is reported separately.  Time- and
+  epochs-to-target come from loop.history.first_reached.
   Default target per dataset: 99% of the median best validation accuracy that
   Shuffle reaches within the budget (lower-is-better metrics such as val_mae:
   101% of the median best); --target overrides it.  Speedup = median over seeds
@@ -47,7 +70,6 @@ protocol:
   and is stored with each run; one --out holds runs of one precision, and
   resuming it with another precision is refused.
 """
-
 
 def split_specs(text):
     """Splits ``"shuffle,dybat:delta=0.5,shuffle=False,infobatch"`` into selector specs.
@@ -79,25 +101,40 @@ def _seeds_argument(text):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _parser():
+#: The width the pre-wrapped help text (description, protocol, suites) keeps to.
+HELP_WIDTH = 80
+
+
+def _suites_text(width=HELP_WIDTH):
+    """The ``suites:`` section of the help: per suite its description, seeds, selectors and budgets, wrapped."""
+    import textwrap
+
     from loop.bench.suites import SUITES
 
-    parser = argparse.ArgumentParser(
-        prog="python -m loop.bench",
-        description="Does a batch selector reach a target accuracy sooner than seeded random shuffling, in "
-                    "wall-clock time and in epochs, and how sure are we?  Subcommands: 'report' (tables and "
-                    "plots of an existing --out), 'throughput', 'overhead' (each has its own --help).",
-        epilog=PROTOCOL + "\nsuites:\n" + "\n".join(
-            f"  {s.name}: {s.description}; {s.seeds} seeds; selectors {', '.join(s.selectors)}; budgets: "
-            + "; ".join(f"{b.dataset} {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
-                        + (f" on {b.n_train} training rows" if b.n_train else "")
-                        + (f", {b.model}" if b.model else "")
-                        + (f", lr {b.learning_rate:g}" if b.learning_rate else "")
-                        + (", to " + ", ".join(f"{m} {v}" for m, v in b.target.items()) if b.target else "")
-                        + (f", selectors {', '.join(b.selectors)} ({b.note})" if b.selectors else "")
-                        for b in s.budgets)
-            for s in SUITES.values()),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    def wrap(text, indent):
+        return textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                             break_on_hyphens=False)
+
+    lines = ["suites:"]
+    for s in SUITES.values():
+        lines.append(wrap(f"{s.name}: {s.description}; {s.seeds} seeds", "  "))
+        lines.append(wrap(f"selectors: {', '.join(s.selectors)}", "    "))
+        for b in s.budgets:
+            lines.append(wrap(
+                f"{b.dataset}: {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
+                + (f" on {b.n_train} training rows" if b.n_train else "")
+                + (f", {b.model}" if b.model else "")
+                + (f", lr {b.learning_rate:g}" if b.learning_rate else "")
+                + (", to " + ", ".join(f"{m} {v}" for m, v in b.target.items()) if b.target else "")
+                + (f", selectors {', '.join(b.selectors)} ({b.note})" if b.selectors else ""), "    "))
+    return "\n".join(lines)
+
+
+def _run_arguments(parser):
+    """The options of the main job (``run``): what to train, how many seeds, where to store it."""
+    from loop.bench.runner import add_precision_argument
+    from loop.bench.suites import SUITES
+
     parser.add_argument("--suite", choices=sorted(SUITES), default="default",
                         help="the named suite whose datasets, budgets, selectors and seeds are the defaults")
     parser.add_argument("--datasets", help="comma-separated dataset names (default: the suite's)")
@@ -111,17 +148,40 @@ def _parser():
     parser.add_argument("--epochs", type=int, help="epoch budget for every dataset (default: per dataset)")
     parser.add_argument("--n-train", type=int, help="training rows per dataset (default: per dataset)")
     parser.add_argument("--n-test", type=int, help="test rows evaluated per epoch (default: per dataset)")
-    parser.add_argument("--target", action="append", default=[],
-                        help="metric=value or dataset:metric=value, e.g. val_mae=3.0 (repeatable); "
-                             "default: inferred from Shuffle")
     parser.add_argument("--out", help="results directory (default: results/<timestamp>); reuse it to resume")
     parser.add_argument("--data-dir", help="directory of the original data files (default: $LOOP_DATA_DIR)")
     parser.add_argument("--retry-failed", action="store_true", help="re-run runs stored as failed")
+    add_precision_argument(parser)
+
+
+def _report_arguments(parser):
+    """The options that choose what the tables and figures show; ``run`` and ``report`` both take them."""
+    parser.add_argument("--target", action="append", default=[],
+                        help="metric=value or dataset:metric=value, e.g. val_mae=3.0 (repeatable); "
+                             "default: inferred from Shuffle")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the speedup CI")
-    from loop.bench.runner import add_precision_argument
+    parser.add_argument("--full-table", action="store_true",
+                        help="print every column (as table.md holds them) instead of the compact table")
 
-    add_precision_argument(parser)
+
+def _parser(command="run"):
+    """The argument parser of ``command``: "run" (the main job, the default) or "report"."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    if command == "report":
+        parser = argparse.ArgumentParser(
+            prog="python -m loop.bench report", formatter_class=formatter,
+            description="Recomputes the tables and figures of an earlier run's results directory (the runs\n"
+                        "already stored in it; nothing is trained) and prints the compact table.")
+        parser.add_argument("--out", metavar="DIR", help="the results directory of an earlier run (required)")
+        _report_arguments(parser)
+        return parser
+    if command != "run":
+        raise ValueError(f"_parser({command!r}): the command is 'run' or 'report'")
+    parser = argparse.ArgumentParser(prog="python -m loop.bench", usage=USAGE, description=DESCRIPTION,
+                                     epilog=PROTOCOL + "\n" + _suites_text(), formatter_class=formatter)
+    _run_arguments(parser)
+    _report_arguments(parser)
     return parser
 
 
@@ -197,12 +257,12 @@ def _plan(parser, args, command):
         A namespace: ``out`` and ``targets``; for ``run`` also ``specs``, ``budgets``, ``seeds`` and ``data_dir``.
     """
     for flag in _COUNTS:
-        value = getattr(args, flag[2:].replace("-", "_"))
+        value = getattr(args, flag[2:].replace("-", "_"), None)  # report has no --seeds, --epochs, ...
         if isinstance(value, int) and value < 1:
             parser.error(f"{flag} must be at least 1, got {value}; leave {flag} out for the default")
     from loop.bench.runner import parse_precision
 
-    precision = parse_precision(parser, args)
+    precision = parse_precision(parser, args) if command == "run" else None
     out = _check_out(parser, args, command)
     data_dir = _check_data_dir(parser, args) if command == "run" else None
 
@@ -212,7 +272,6 @@ def _plan(parser, args, command):
     from loop.bench.suites import SUITES
 
     tf.get_logger().setLevel("ERROR")  # per-run retracing warnings of fresh models are expected
-    suite = SUITES[args.suite]
     try:
         targets = tables.parse_targets(args.target)
         if command == "report":
@@ -220,6 +279,7 @@ def _plan(parser, args, command):
                 raise ValueError(f"report --out {out!r} holds no runs (no runs/<dataset>/<selector>/seed_<k>.json "
                                  "in it); give the --out of an earlier run")
             return argparse.Namespace(out=out, targets=targets)
+        suite = SUITES[args.suite]
         specs = split_specs(args.selectors) if args.selectors else list(suite.selectors)
         labels = [runner.selector_key(s)[0] for s in specs]
         if tables.BASELINE not in labels:
@@ -260,8 +320,18 @@ def _budgets(args, suite):
     return [dataclasses.replace(b, **overrides) for b in chosen]
 
 
-def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
+def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None, full_table=False, width=120):
     """Writes table.csv, table.md, seed000.csv and plots/ under ``out`` and prints the tables.
+
+    Args:
+        out: a results directory holding stored runs.
+        targets: from :func:`loop.bench.tables.parse_targets`; None infers every target.
+        plots: whether to draw the PNG figures under ``out/plots``.
+        n_boot: bootstrap resamples for the speedups' intervals.
+        stream: where to print (default: stdout).
+        full_table: print every column, as ``table.md`` holds them; by default the compact table
+            (:func:`loop.bench.tables.compact`) and the seed 000 table with its caption.
+        width: the widest line of the compact table.
 
     Returns:
         The summary ``pandas.DataFrame``.
@@ -281,15 +351,26 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
             "## Seed 000 (seed 0 only)", "", tables.to_markdown(first), ""]
     from loop.bench.runner import DEFAULT_PRECISION, run_precision
 
+    notes = []
     precisions = sorted({run_precision(r) for r in records})
     if precisions != [DEFAULT_PRECISION] and precisions:
-        text += [f"Precision (keras.mixed_precision policy): {', '.join(precisions)}", ""]
+        notes += [f"Precision (keras.mixed_precision policy): {', '.join(precisions)}", ""]
     if skipped:
-        text += ["Not applicable (not trained): " + "; ".join(
+        notes += ["Not applicable (not trained): " + "; ".join(
             f"{selector} on {', '.join(datasets)}" for selector, datasets in skipped.items()), ""]
+    text += notes
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(text))
-    print("\n".join(text), file=stream)
+    if full_table:
+        printed = text
+    else:
+        printed = ["Time to target (median over seeds); speedup = Shuffle's time / the selector's, paired by seed,",
+                   "with its 95% bootstrap interval. Every column is in table.md and table.csv.", "",
+                   tables.compact(table, width=width), ""]
+        if not first.empty:
+            printed += [tables.SEED000_CAPTION, "", tables.to_text(first), ""]
+        printed += notes
+    print("\n".join(printed), file=stream)
     if plots and records:
         paths = plots_lib.plot_all(records, os.path.join(out, "plots"), targets=targets)
         wallclock = os.path.join(out, "plots", "wallclock.png")
@@ -303,24 +384,32 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None):
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit code (2, after the usage and what is wrong, for a bad argument)."""
+    """Runs the command line; returns the exit code (2, after the usage and what is wrong, for a bad argument).
+
+    ``argv[0]`` may name a subcommand: ``run`` (the default), ``report``, ``throughput`` or ``overhead``.
+    """
+    from loop import startup
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("throughput", "overhead"):
         import importlib
 
+        startup.import_tensorflow()  # these modules import TensorFlow at the top
         module = importlib.import_module(f"loop.bench.{argv[0]}")
         return module.main(argv[1:]) or 0
     command = "run"
     if argv and argv[0] in ("report", "run"):
         command = argv.pop(0)
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser = _parser(command)
+    args = parser.parse_args(argv)  # --help exits here, before TensorFlow is imported
+    startup.import_tensorflow()
     try:
         plan = _plan(parser, args, command)
     except SystemExit as exit_:  # parser.error has printed the usage and the message
         return exit_.code
     if command == "report":
-        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
+        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
+               full_table=args.full_table)
         return 0
 
     from loop.bench import auto_seeds, runner
@@ -344,7 +433,7 @@ def main(argv=None):
     print(f"loop.bench: ran {summary['ran']}, skipped {summary['skipped']} already stored, "
           f"{summary['failed']} failed, {summary['not_applicable']} not applicable, in {wall:.0f}s",
           file=sys.stderr)
-    report(out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
+    report(out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap, full_table=args.full_table)
     if summary["unloadable"]:
         for dataset, message in summary["unloadable"]:
             print(f"python -m loop.bench: could not load {dataset}: {message}", file=sys.stderr)

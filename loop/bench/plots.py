@@ -1,10 +1,13 @@
 """Learning-curve figures of stored runs: one PNG per dataset.
 
 Each figure has four panels: validation metric and validation loss, against
-epochs and against training-plus-selection seconds.  Per selector the line is
-the median over seeds at each evaluation and the band spans the seeds' minimum
-to maximum.  On the seconds axis each point sits at the median time of that
-evaluation across seeds.
+epochs and against training-plus-selection seconds (a log axis, see
+:func:`plot_dataset`).  Per selector the line is the median over seeds at each
+evaluation and the band spans the seeds' minimum to maximum; Shuffle, the
+reference, is black and thicker, and the legend (outside the panels) names the
+dashed target line.  On the seconds axis each point sits at the median time of
+that evaluation across seeds.  :func:`plot_wallclock` draws the target metric of
+every dataset in one figure.
 """
 
 import os
@@ -49,8 +52,26 @@ def _band(ax, group, column, axis, color, label, lw=1.5):
     return mid[np.isfinite(mid)]
 
 
-def plot_dataset(records, path, *, target=None, title=None, dpi=80):
+def _target_label(metric, threshold, mode):
+    """The legend entry of a target line: ``target val_accuracy >= 0.96``."""
+    return f"target {metric} {'>=' if mode == 'max' else '<='} {threshold:.4g}"
+
+
+def plot_dataset(records, path, *, target=None, title=None, dpi=80, baseline=None):
     """Draws the four-panel learning curves of one dataset's runs into ``path`` (PNG).
+
+    Shuffle, the reference every speedup is measured against, is drawn in black,
+    thicker, and comes first in the legend; the dashed line is the target, named
+    in the legend.  The legend sits to the right of the panels, outside them, so
+    it covers no curve.
+
+    The seconds panels use a logarithmic time axis.  A selector with a set-up
+    cost (RhoLoss fits an irreducible-loss model first, several seconds on the
+    small datasets) starts its curve late; on a linear axis the other selectors
+    then crowd into its first second.  Shifting that curve back by its set-up
+    time would hide a cost that counts in the time to target, so every curve
+    stays at its true time and the log axis gives both the sub-second and the
+    slow ones room.
 
     Args:
         records: the runs of one dataset (from :func:`loop.bench.tables.load_runs`).
@@ -58,6 +79,7 @@ def plot_dataset(records, path, *, target=None, title=None, dpi=80):
         target: ``{metric: (threshold, mode)}``; drawn as a dashed line.
         title: the figure title (default: the dataset's name).
         dpi: resolution; 80 keeps a figure well under 200 KB.
+        baseline: the reference selector's label (default: :data:`loop.bench.tables.BASELINE`).
 
     Returns:
         ``path``.
@@ -66,26 +88,44 @@ def plot_dataset(records, path, *, target=None, title=None, dpi=80):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
+    from loop.bench import tables
+
+    baseline = baseline or tables.BASELINE
     runs = [r for r in records if not r["frame"].empty]
     metric = "val_" + (records[0]["metrics"][0] if records[0]["metrics"] else "loss")
     panels = [(metric, "epoch"), (metric, "seconds"), ("val_loss", "epoch"), ("val_loss", "seconds")]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharey="row")
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7.5), sharey="row")
     labels = list(dict.fromkeys(r["selector"] for r in runs))
-    colors = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    labels.sort(key=lambda label: label != baseline)  # the reference first (a stable sort keeps the others' order)
+    others = [label for label in labels if label != baseline]
+    colors = plt.get_cmap("tab10" if len(others) <= 10 else "tab20")
+    handles = {}
     for k, label in enumerate(labels):
         group = [r for r in runs if r["selector"] == label]
+        color, width = ("black", 2.6) if label == baseline else (colors(others.index(label) % colors.N), 1.4)
         for ax, (column, axis) in zip(axes.flat, panels):
-            _band(ax, group, column, axis, colors(k % colors.N), f"{label} ({len(group)} seeds)")
+            if _band(ax, group, column, axis, color, f"{label} ({len(group)} seeds)", lw=width) is not None:
+                handles.setdefault(label, ax.get_lines()[-1])
     for ax, (column, axis) in zip(axes.flat, panels):
-        ax.set_xlabel("epoch" if axis == "epoch" else "training + selection seconds (evaluation excluded)")
+        ax.set_xlabel("epoch" if axis == "epoch" else "training + selection seconds, log scale (evaluation excluded)")
+        if axis == "seconds" and ax.get_lines():
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))  # 0.2, 0.5, 1, 2, ...
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_ylabel(column)
         ax.grid(alpha=0.3)
         if target and column in target:
-            ax.axhline(target[column][0], color="black", ls="--", lw=1)
-    axes[0, 0].legend(fontsize=7, loc="best")
+            threshold, mode = target[column]
+            line = ax.axhline(threshold, color="black", ls="--", lw=1, label=_target_label(column, threshold, mode))
+            handles.setdefault(None, line)  # keyed apart from every selector label
+    if handles:
+        fig.legend(list(handles.values()), [h.get_label() for h in handles.values()], loc="center left",
+                   bbox_to_anchor=(0.79, 0.5), fontsize=8, frameon=False)
     fig.suptitle(title or f"{records[0]['dataset']}: median over seeds, band = min-max", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
@@ -104,7 +144,8 @@ def plot_all(records, directory, *, targets=None, baseline=None):
         if all(r["frame"].empty for r in recs):
             continue
         target, _ = tables.dataset_target(recs, targets, baseline or tables.BASELINE)
-        paths.append(plot_dataset(recs, os.path.join(directory, f"{dataset}.png"), target=target))
+        paths.append(plot_dataset(recs, os.path.join(directory, f"{dataset}.png"), target=target,
+                                  baseline=baseline))
     return paths
 
 

@@ -1,5 +1,9 @@
 """Turns stored runs into the time-to-accuracy tables.
 
+:func:`summarize` computes the full table (``table.csv``), :func:`display` formats
+it for people (``table.md``), :func:`compact` prints its five headline columns per
+dataset within 120 columns of a terminal, and :func:`seed000` is the seed 000 table.
+
 Definitions (also in ``docs/bench.md``):
 
 * **Target.**  Per dataset, 99% of the median (over seeds) of the best
@@ -35,7 +39,6 @@ import os
 import numpy as np
 import pandas as pd
 
-from loop import costs
 from loop import history as history_lib
 
 #: The status of a run whose selector does not support the dataset's task; the tables leave it out.
@@ -250,6 +253,8 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
     Returns:
         A ``pandas.DataFrame`` (columns in ``docs/bench.md``).
     """
+    from loop import costs  # imports TensorFlow, which the command line's --help does without
+
     rows = []
     by_dataset = {}
     for r in records:
@@ -405,3 +410,82 @@ def to_markdown(frame):
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+#: The columns of the compact table printed in a terminal; every column stays in ``table.csv`` and ``table.md``.
+COMPACT_COLUMNS = ("selector", "reached", "time to target (s)", "speedup [95% CI]", "verdict")
+
+
+def to_text(frame, *, right=(), indent="  "):
+    """``frame`` as plain text: a header, a rule and one line per row, columns padded to their widest cell.
+
+    Args:
+        frame: a ``pandas.DataFrame`` whose cells are shown with :func:`_cell` (floats shortened, NaN as '–').
+        right: the columns aligned to the right (numbers); the others are aligned to the left.
+        indent: put before every line.
+
+    Returns:
+        The lines joined with newlines, without a trailing one; "(no runs)" for an empty frame.
+    """
+    if frame.empty:
+        return indent + "(no runs)"
+    columns = [str(c) for c in frame.columns]
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max([len(c)] + [len(row[k]) for row in cells]) for k, c in enumerate(columns)]
+
+    def line(values):
+        padded = [v.rjust(w) if c in right else v.ljust(w) for c, v, w in zip(columns, values, widths)]
+        return (indent + "  ".join(padded)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])
+
+
+def compact(table, *, width=120):
+    """The summary table as a terminal shows it at a glance: one block per dataset, each line within ``width``.
+
+    Each block starts with the dataset, its target and where the target came
+    from, then one line per selector with :data:`COMPACT_COLUMNS`: the seeds
+    that reached the target (k/n), the median time to it, the median paired
+    speedup against Shuffle with its 95% interval, and the verdict (Shuffle's own
+    line reads "1 (reference)").  A selector
+    label too long for the line is cut with '…'.  The full table, every column,
+    is :func:`display` (``table.md``) and ``table.csv``.
+
+    Args:
+        table: from :func:`summarize`.
+        width: the widest line allowed, in characters (at least 80).
+
+    Returns:
+        The text, without a trailing newline; "(no runs)" for an empty table.
+
+    Raises:
+        ValueError: ``width`` is below 80.
+    """
+    if width < 80:
+        raise ValueError(f"compact(width={width!r}): give at least 80 columns; the five columns need them")
+    if table.empty:
+        return "(no runs)"
+    shown = display(table)
+    blocks = []
+    for dataset in dict.fromkeys(table["dataset"]):
+        rows = table["dataset"] == dataset
+        part = shown.loc[rows, list(COMPACT_COLUMNS)].reset_index(drop=True)
+        baseline = (part["selector"] == BASELINE).to_numpy()
+        part.loc[baseline, "speedup [95% CI]"], part.loc[baseline, "verdict"] = "1 (reference)", "–"
+        source = table.loc[rows, "target_source"].iloc[0]
+        target = table.loc[rows, "target"].iloc[0]
+        heading = f"{dataset}: target {target}" + (f" ({source})" if source != target else "")
+        others = sum(max(len(c), part[c].str.len().max()) for c in COMPACT_COLUMNS[1:]) + 2 * len(COMPACT_COLUMNS)
+        room = max(12, width - others)  # the selector column gets what the other four leave
+        part["selector"] = [s if len(s) <= room else s[:room - 1] + "…" for s in part["selector"]]
+        blocks.append(heading[:width] + "\n" + to_text(part, right=("time to target (s)",)))
+    return "\n\n".join(blocks)
+
+
+#: What the printed seed 000 table shows and why (``report`` prints it above the table).
+SEED000_CAPTION = (
+    "Seed 000: seed 0 only, for the order-only selectors Freeze (one permutation, reused), Shuffle (a fresh one\n"
+    "every epoch), Homogeneous (one class per batch) and Heterogeneous (class-balanced batches). Each trains on\n"
+    "every sample every epoch; only the order differs. The table asks whether the mini-batch order alone changes\n"
+    "the best accuracy and loss reached. One seed, so no intervals: a difference here is a lead to check with\n"
+    "more seeds, not a result.")

@@ -1,7 +1,9 @@
 """``python -m loop.datasets [NAME ...]``: list the datasets, or load some.
 
-With no names, prints `available()`. With names, loads each and prints its
-shapes, source and load time.
+With no names, prints `available()` (without importing TensorFlow). With names,
+loads each and prints its shapes, source and load time; TensorFlow is imported
+first through :func:`loop.startup.import_tensorflow`, which keeps its start-up
+log lines out of the terminal.
 """
 
 import argparse
@@ -23,6 +25,9 @@ def main(argv=None):
                                "display.max_colwidth", 66):
             print(datasets.available(data_dir=args.data_dir))
         return 0
+    from loop import startup
+
+    startup.import_tensorflow()  # the loaders may read through keras; its start-up lines stay quiet
     for name in args.names:
         start = time.perf_counter()
         ds = datasets.load(name, data_dir=args.data_dir)

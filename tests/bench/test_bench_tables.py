@@ -224,3 +224,38 @@ def test_full_tables_prints_one_table_per_dataset_in_the_suites_order(tmp_path, 
     with pytest.raises(SystemExit):
         full_tables.main([str(tmp_path / "missing")])
     assert "report --out" in capsys.readouterr().err
+
+
+def test_compact_table_shows_five_columns_per_dataset_within_the_width():
+    long = "DynamicBatchSize(base=DyBAT(delta=0.5, order='loss', shuffle=True), k0=16, k1=512, schedule='geometric')"
+    records = []
+    for dataset in ("toy", "other"):
+        for seed in range(3):
+            records.append(_run("Shuffle()", seed, [0.5, 0.8, 0.9], dataset=dataset))
+            records.append(_run(long, seed, [0.85, 0.9, 0.9], dataset=dataset, step_s=0.5))
+            records.append(_run("Slow()", seed, [0.1, 0.2, 0.3], dataset=dataset))
+    table = tables.summarize(records, n_boot=200)
+    text = tables.compact(table, width=100)
+    blocks = text.split("\n\n")
+    assert [b.splitlines()[0].split(":")[0] for b in blocks] == ["toy", "other"]
+    assert blocks[0].splitlines()[0].startswith("toy: target val_accuracy >= ")
+    lines = blocks[0].splitlines()
+    assert lines[1].split() == ["selector", "reached", "time", "to", "target", "(s)", "speedup", "[95%", "CI]",
+                                "verdict"]
+    assert max(len(line) for line in text.splitlines()) <= 100
+    rows = {line.split()[0]: line for line in lines[3:]}
+    assert rows["Shuffle()"].split()[1:] == ["3/3", "3", "1", "(reference)", "–"]
+    assert rows["Slow()"].split()[1:3] == ["0/3", "not"] and rows["Slow()"].endswith("loss")
+    cut = next(key for key in rows if key.startswith("DynamicBatchSize("))
+    assert cut.endswith("…") or rows[cut].split("  ")[1].rstrip().endswith("…")
+    assert rows[cut].split()[-1] == "win"  # the truncated label keeps its row's verdict
+    assert "| toy |" in tables.to_markdown(tables.display(table))  # the full table is unchanged
+    with pytest.raises(ValueError, match="width=60"):
+        tables.compact(table, width=60)
+    assert tables.compact(table.iloc[:0]) == "(no runs)"
+
+
+def test_to_text_aligns_columns():
+    frame = pd.DataFrame({"name": ["a", "bbb"], "value": [1.5, 12.25]})
+    assert tables.to_text(frame, right=("value",), indent="").splitlines() == [
+        "name  value", "----  -----", "a       1.5", "bbb   12.25"]

@@ -49,7 +49,8 @@ def cli_error(args, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: python -m loop.bench") and "Traceback" not in err
-    assert "python -m loop.bench: error: " in err
+    prog = "python -m loop.bench report" if args[:1] == ["report"] else "python -m loop.bench"
+    assert f"{prog}: error: " in err
     return err
 
 
@@ -144,7 +145,8 @@ def test_out_whose_contents_are_not_a_results_directory_is_refused(command, name
         target.unlink()
     make(target)
     before = snapshot(out)
-    err = cli_error(command + TINY + ["--out", str(out)], capsys)
+    options = TINY if not command else TINY[-3:]  # report takes only --no-plots --bootstrap 10 of these
+    err = cli_error(command + options + ["--out", str(out)], capsys)
     assert f"cannot hold the results: {str(target)!r} is" in err and "give another --out" in err
     assert snapshot(out) == before
 
@@ -213,7 +215,15 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
                  "--n-train", "200", "--n-test", "100", "--out", out, "--bootstrap", "200"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| spirals | Shuffle() |" in printed and "| spirals | Heterogeneous() |" in printed
+    assert "| spirals | Shuffle() |" in open(os.path.join(out, "table.md")).read()  # the full table, in the file
+    lines = printed.splitlines()
+    assert any(line.startswith("spirals: target val_accuracy >= ") for line in lines)
+    shuffle = next(line.split() for line in lines if line.split()[:1] == ["Shuffle()"])
+    assert shuffle[1] in ("1/2", "2/2") and shuffle[-3:] == ["1", "(reference)", "–"]
+    assert any(line.split()[:1] == ["Heterogeneous()"] for line in lines)
+    table_lines = [line for line in lines if not line.startswith(("plots: ", "tables: "))]  # these name tmp paths
+    assert max(len(line) for line in table_lines) <= 120 and "| spirals |" not in printed
+    assert tables.SEED000_CAPTION in printed  # the seed 000 table says what it shows and why
     for name in ("table.csv", "table.md", "seed000.csv", os.path.join("plots", "spirals.png"),
                  os.path.join("plots", "wallclock.png")):
         assert os.path.getsize(os.path.join(out, name)) > 0
@@ -457,13 +467,81 @@ def test_seeds_auto_runs_through_the_cli_and_the_table_shows_verdicts(tmp_path, 
     captured = capsys.readouterr()
     assert "x auto:2:4 seeds in float32" in captured.err and "auto seeds, round 1" in captured.err
     assert "more seeds for spirals Homogeneous() (4), spirals Shuffle() (4)" in captured.err
-    assert "| spirals | Freeze() | 2 | 2/2 |" in captured.out
-    assert "| spirals | Homogeneous() | 4 | 4/4 |" in captured.out
-    header = next(line for line in captured.out.splitlines() if line.startswith("| dataset | selector |"))
+    markdown = (out / "table.md").read_text()  # the full table, as printed before the compact one existed
+    assert "| spirals | Freeze() | 2 | 2/2 |" in markdown
+    assert "| spirals | Homogeneous() | 4 | 4/4 |" in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| dataset | selector |"))
     assert "| speedup [95% CI] | verdict |" in header and "| bwd verdict |" in header
-    row = next(line for line in captured.out.splitlines() if "| Freeze() |" in line)
+    row = next(line for line in markdown.splitlines() if "| Freeze() |" in line)
     assert "| 2 [2, 2] | win |" in row
-    assert "| no difference |" in next(line for line in captured.out.splitlines() if "| Homogeneous() |" in line)
+    assert "| no difference |" in next(line for line in markdown.splitlines() if "| Homogeneous() |" in line)
+    printed = {line.split()[0]: line.split()[1:] for line in captured.out.splitlines() if line.startswith("  ")}
+    assert printed["Freeze()"][0] == "2/2" and printed["Freeze()"][-4:] == ["2", "[2,", "2]", "win"]
+    assert printed["Homogeneous()"][0] == "4/4" and printed["Homogeneous()"][-2:] == ["no", "difference"]
     assert "verdict" in (out / "table.csv").read_text().splitlines()[0]
     assert main(args) == 0  # resumed: everything is stored
     assert "loop.bench: ran 0, skipped 6 already stored" in capsys.readouterr().err  # the MIN seeds; no round is left
+
+
+# ------------------------------------------------------------------------------- usage, subcommands, start-up
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_usage_lists_the_subcommands_and_each_has_its_own_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
+    for command in ("[run]", "report --out DIR", "throughput", "overhead"):
+        assert f"python -m loop.bench {command}" in usage
+    assert max(len(line) for line in text.splitlines()) <= 100  # no help line runs across the terminal
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m loop.bench report") and "--out DIR" in text
+    assert "--full-table" in text and "--suite" not in text and "protocol:" not in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert main(["overhead", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: python -m loop.bench overhead")
+
+
+def test_report_refuses_the_options_of_a_run(capsys, tmp_path):
+    out = results_dir(tmp_path / "out")
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--out", str(out), "--seeds", "3"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --seeds 3" in capsys.readouterr().err
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom loop.bench.__main__ import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+            "    pass\nprint('tensorflow imported:', 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "tensorflow imported: False"
+
+
+def test_the_main_job_prints_no_tensorflow_start_up_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "loop.bench"] + TINY + ["--out", str(tmp_path / "out")], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for noise in ("absl::InitializeLog", "cuInit", "I0000 ", "E0000 ", "cpu_feature_guard", "oneDNN"):
+        assert noise not in done.stderr, done.stderr
+    assert done.stderr.startswith("loop.bench: 1 datasets x 1 selectors x 1 seeds")
+    assert "spirals: target " in done.stdout
+
+
+def test_start_up_filter_keeps_lines_that_are_not_start_up_notes(capfd):
+    from loop import startup
+
+    with startup._filtered_stderr():
+        for line in ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                     "I0000 00:00:1796547390.980663    4947 port.cc:153] oneDNN custom operations are on.",
+                     "E0000 00:00:1796547395.108290    4947 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
+                     "E0000 00:00:1796547395.108290    4947 op_kernel.cc:1857] OP_REQUIRES failed: a real error",
+                     "a Python warning"):
+            os.write(2, (line + "\n").encode())
+    err = capfd.readouterr().err
+    assert err.splitlines() == ["E0000 00:00:1796547395.108290    4947 op_kernel.cc:1857] OP_REQUIRES failed: a "
+                                "real error", "a Python warning"]

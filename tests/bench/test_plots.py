@@ -49,3 +49,47 @@ def test_one_panel_per_dataset_with_median_band_and_target(tmp_path):
 def test_no_curves_is_a_clear_error():
     with pytest.raises(ValueError, match="no run with a learning curve"):
         plots.plot_wallclock([_run("a", "X()", 0, [], 1.0, status="failed")])
+
+
+def test_dataset_figure_draws_shuffle_as_the_reference_with_the_legend_outside_and_every_curve_in_view(
+        tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    records = []
+    for seed in range(2):
+        records.append(_run("a", "Fast()", seed, [0.7, 0.92], 0.05))  # sub-second curves ...
+        records.append(_run("a", "Shuffle()", seed, [0.5, 0.8, 0.92], 0.1))
+        rho = _run("a", "RhoLoss()", seed, [0.8, 0.95], 1.0)
+        rho["frame"]["train_time_s"] += 8.0  # ... and one that starts after an 8 s set-up
+        records.append(rho)
+    captured = {}
+    savefig = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        captured["fig"] = fig
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)  # keep the figure plot_dataset closes after writing it
+    path = plots.plot_dataset(records, str(tmp_path / "a.png"), target={"val_accuracy": (0.9, "max")})
+    assert (tmp_path / "a.png").stat().st_size > 0
+    fig = captured["fig"]
+    fig.canvas.draw()
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[0] == "Shuffle() (2 seeds)"  # the reference comes first
+    assert texts[-1] == "target val_accuracy >= 0.9" and set(texts[1:3]) == {"Fast() (2 seeds)", "RhoLoss() (2 seeds)"}
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent()), "the legend must sit outside every panel"
+    epoch_ax, seconds_ax = fig.axes[0], fig.axes[1]
+    lines = {line.get_label(): line for line in seconds_ax.get_lines()}
+    shuffle, fast = lines["Shuffle() (2 seeds)"], lines["Fast() (2 seeds)"]
+    assert shuffle.get_color() == "black" and shuffle.get_linewidth() > fast.get_linewidth()
+    assert all(line.get_color() != "black" for label, line in lines.items() if label.startswith(("Fast", "Rho")))
+    assert lines["target val_accuracy >= 0.9"].get_linestyle() == "--"
+    assert seconds_ax.get_xscale() == "log" and epoch_ax.get_xscale() == "linear"
+    low, high = seconds_ax.get_xlim()
+    for label in ("Shuffle() (2 seeds)", "Fast() (2 seeds)", "RhoLoss() (2 seeds)"):
+        xs = lines[label].get_xdata()
+        assert low <= min(xs) and max(xs) <= high, label
+    assert path == str(tmp_path / "a.png")
