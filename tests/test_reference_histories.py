@@ -32,7 +32,9 @@ kept: its percentile rule, its backward batches (queued to exactly
 ``batch_size``), its priming epoch and the source of a filtered step's train
 metrics all changed together to follow the reference, so that entry alone was
 re-run from the new code (``--regenerate --only SelectiveBackprop --why ...``;
-the file records the commit and the reason under ``regenerated``).  ``OrderedSGD()``'s new rule (q only shrinks,
+the file records the commit and the reason under ``regenerated``), and re-run
+again when its keep draws became seeded by candidate batch instead of by
+optimizer step (issue 23; the other four entries stayed bit-identical).  ``OrderedSGD()``'s new rule (q only shrinks,
 the last stage halves the weights) changes nothing below 80% accuracy, so it
 is still built with its defaults.
 

@@ -14,7 +14,8 @@ def _batch(losses, step, y_true=None, y_pred=None):
     n = losses.shape[0]
     y_true = tf.zeros([n], tf.int32) if y_true is None else y_true
     y_pred = tf.fill([n, 2], 0.5) if y_pred is None else y_pred
-    return StepBatch(tf.range(n), losses, tf.ones([n]), y_true, y_pred, tf.constant(step, tf.int64))
+    return StepBatch(tf.range(n), losses, tf.ones([n]), y_true, y_pred, tf.constant(step, tf.int64),
+                     tf.constant(step, tf.int64))
 
 
 def _compiled(selector, state):
