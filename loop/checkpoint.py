@@ -8,8 +8,12 @@ and becomes the latest as a whole, or not at all):
   ``keras.optimizers.LossScaleOptimizer`` whole: its dynamic loss scale and
   growth counter with the wrapped optimizer's slots), the train and
   validation metrics, and the :class:`loop.tables.Tables` module whole (the
-  per-sample loss table, ``loss_step``, trained counts and the step, seen and
-  backpropagated counters).
+  per-sample loss table, ``loss_step``, trained counts and the step, seen,
+  backpropagated and candidate-batch counters).  A checkpoint written before
+  ``Tables.candidates`` existed still restores: the candidate counter, which
+  seeds the random draws of SelectiveBackprop and RandomDrop, then starts at
+  the restored step count plus one, past every step that seeded the older
+  code's draws, so no draw of the checkpointed run is repeated.
 * Python state, as one ``tf.train.experimental.PythonState`` blob (an in-memory
   ``.npz`` of arrays plus JSON): the run's identity (selector, seed, batch
   size, number of samples, the model's dtype policy and whether the loss is
@@ -46,6 +50,9 @@ from loop.protocol import describe
 
 #: Keys of a checkpoint's identity; a resumed fit must match all of them.
 IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas", "precision", "loss_scale")
+
+#: The checkpoint key of ``Tables.candidates`` (absent from checkpoints written before it existed).
+CANDIDATES_KEY = "tables/candidates/.ATTRIBUTES/VARIABLE_VALUE"
 
 #: The identity of a checkpoint written before a key existed (all of them trained in float32, unscaled).
 IDENTITY_DEFAULTS = {"precision": "float32", "loss_scale": False}
@@ -217,14 +224,13 @@ class Checkpointer:
                  max_to_keep=2):
         self.directory = os.fspath(directory)
         self._selector = selector
+        self._tables = tables
         self._identity = {**precision(model, optimizer), **identity}
         self._blob = _PythonBlob()
-        self._checkpoint = tf.train.Checkpoint(
-            model_variables=list(model.variables),
-            optimizer=optimizer,
-            metric_variables=[v for m in metrics for v in m.variables],
-            tables=tables,
-            python=self._blob)
+        self._parts = {"model_variables": list(model.variables), "optimizer": optimizer,
+                       "metric_variables": [v for m in metrics for v in m.variables], "tables": tables,
+                       "python": self._blob}
+        self._checkpoint = tf.train.Checkpoint(**self._parts)
         write_dir = _worker_directory(self.directory, strategy)
         self._manager = tf.train.CheckpointManager(self._checkpoint, write_dir, max_to_keep=max_to_keep)
         self._read_manager = (self._manager if write_dir == self.directory else
@@ -267,7 +273,15 @@ class Checkpointer:
         if different:
             raise ValueError(f"checkpoint_dir {self.directory!r} holds a checkpoint of a different run "
                              f"({'; '.join(different)}); pass a fresh checkpoint_dir or delete that one")
-        self._checkpoint.restore(path).assert_existing_objects_matched()
+        if reader.has_tensor(CANDIDATES_KEY):
+            self._checkpoint.restore(path).assert_existing_objects_matched()
+        else:  # written before the candidate counter existed: all else must match (see the module docstring)
+            older = tf.Module(name="tables")
+            for name, value in vars(self._tables).items():
+                if isinstance(value, tf.Variable) and name != "candidates":
+                    setattr(older, name, value)
+            tf.train.Checkpoint(**{**self._parts, "tables": older}).restore(path).assert_existing_objects_matched()
+            self._tables.candidates.assign(self._tables.steps.read_value() + 1)
         state = blob.get("selector_state")
         if state is not None:
             selector_state = unpack(state)

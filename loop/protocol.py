@@ -36,7 +36,12 @@ Optional hooks
     come once per execution chunk, which costs one host read per chunk.
 ``keep(batch) -> weights`` and ``filter_mode`` (:class:`InStepFilter`)
     an in-step filter, traced into the compiled step.  ``batch`` is a
-    :class:`StepBatch` of tensors.  It returns new weights, and the step
+    :class:`StepBatch` of tensors; its ``step`` is the optimizer steps so far
+    and its ``candidate`` the number of this candidate batch (every call of
+    ``keep`` is one, counted from 0 over the loop's life and checkpointed).  A
+    filter that draws random numbers seeds them with ``candidate``: in
+    ``"accumulate"`` mode several candidate batches see the same ``step``.
+    It returns new weights, and the step
     backpropagates only the rows whose weight is positive, with the objective
     above (``n`` stays the number of candidate rows, so a filter normalizes its
     own weights).  ``filter_mode`` chooses how (default ``"compact"``):
@@ -207,6 +212,9 @@ class StepBatch(typing.NamedTuple):
     y_true: typing.Any    #: the targets of the rows
     y_pred: typing.Any    #: the model's outputs for the rows (no gradient)
     step: typing.Any      #: int64 scalar, the optimizer steps so far
+    #: int64 scalar, this candidate batch's number (``Tables.candidates``: one per ``keep`` call, from 0).  The
+    #: step always sets it; a ``StepBatch`` built by hand without it holds None.
+    candidate: typing.Any = None
 
 
 @typing.runtime_checkable

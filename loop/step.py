@@ -127,9 +127,13 @@ class TrainStep:
         return tf.concat([losses, tf.fill([n - size], np.float32(np.nan))], 0)
 
     def filter_weights(self, indices, losses, weights, y, y_pred):
-        """The in-step filter's weights for a candidate batch (no gradient flows into the filter)."""
+        """The in-step filter's weights for a candidate batch (no gradient flows into the filter).
+
+        Each call is one candidate batch: it advances ``tables.candidates`` and
+        hands the filter the batch's number as ``StepBatch.candidate``.
+        """
         batch = StepBatch(indices, tf.stop_gradient(losses), weights, y, tf.stop_gradient(float32(y_pred)),
-                          self.tables.steps.read_value())
+                          self.tables.steps.read_value(), self.tables.next_candidate())
         return tf.stop_gradient(tf.cast(self.keep(batch), tf.float32))
 
     def scaled(self, value):
@@ -200,7 +204,7 @@ class TrainStep:
             queued, queued_weights = self.tables.dequeue(size)
             self._train_rows(queued, queued_weights, tf.cast(size, tf.float32))
             self.tables.stepped(queued)
-            return count + 1
+            return [count + 1]  # a list like the loop variables: eager while_loop (run_eagerly) needs the structure
 
         tf.while_loop(lambda count: tf.shape(self.tables.queue_indices)[0] >= size, train_one, [tf.constant(0)])
         return losses

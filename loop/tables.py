@@ -15,7 +15,11 @@ about the training set and its progress:
   when a selector has an ``on_batch_end`` hook;
 * ``queue_indices`` and ``queue_weights``: the rows an accumulating in-step
   filter has chosen and not yet trained (see :mod:`loop.step`); they carry over
-  epoch ends and are checkpointed with the rest.
+  epoch ends and are checkpointed with the rest;
+* ``candidates``: the candidate batches an in-step filter has seen (one per
+  call of its ``keep``, whether or not an optimizer step followed), handed to
+  the filter as ``StepBatch.candidate`` so that a filter drawing random numbers
+  can seed them afresh for every candidate batch (see :mod:`loop.protocol`).
 
 The train step writes them inside the compiled function (scatters and adds, no
 host reads); the host reads a table once per epoch.
@@ -44,6 +48,7 @@ class Tables(tf.Module):
         self.forward = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_forwarded")
         self.backpropagated = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_backpropagated")
         self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite_step")
+        self.candidates = tf.Variable(0, dtype=tf.int64, trainable=False, name="candidate_batches")
         self.queue_indices = tf.Variable(tf.zeros([0], tf.int32), shape=tf.TensorShape([None]), trainable=False,
                                          name="queue_indices")
         self.queue_weights = tf.Variable(tf.zeros([0]), shape=tf.TensorShape([None]), trainable=False,
@@ -93,6 +98,13 @@ class Tables(tf.Module):
         self.queue_weights.assign(self.queue_weights[count:])
         return indices, weights
 
+    def next_candidate(self):
+        """The number of the candidate batch an in-step filter is about to see (from 0); advances the counter."""
+        candidate = self.candidates.read_value()
+        with tf.control_dependencies([candidate]):
+            self.candidates.assign_add(1)
+        return candidate
+
     def _check_finite(self, losses):
         finite = tf.reduce_all(tf.math.is_finite(losses))
         self.first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self.first_bad_step < 0),
@@ -110,4 +122,5 @@ class Tables(tf.Module):
         fresh.steps, fresh.seen, fresh.backpropagated = self.steps, self.seen, self.backpropagated
         fresh.forward = self.forward
         fresh.first_bad_step = self.first_bad_step
+        fresh.candidates = self.candidates
         return fresh

@@ -274,6 +274,46 @@ def test_handlers_restored_after_an_error(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_checkpoint_without_the_candidate_counter_restores_past_its_steps(tmp_path):
+    """A checkpoint written before ``Tables.candidates`` existed restores; the counter starts at steps + 1."""
+    import keras
+    import tensorflow as tf
+
+    from loop.checkpoint import Checkpointer
+    from loop.tables import Tables
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    identity = {"selector": "SelectiveBackprop()", "seed": 0, "batch_size": 2, "num_samples": 4, "loss": "mse",
+                "replicas": 1}
+
+    def checkpointer(directory, tables):
+        return Checkpointer(directory, model=model, optimizer=optimizer, metrics=[], tables=tables,
+                            selector=lambda: None, identity=identity)
+
+    def save(directory, tables):
+        checkpointer(directory, tables).save(epoch=1, batch=0, rows=[], timer={}, logs={}, last_val={})
+
+    current = Tables(4)
+    current.account(tf.constant([0, 1]), tf.constant([0, 1]), tf.constant([1.0, 2.0]))
+    old = tf.Module(name="tables")  # the variables of Tables as they were, without the candidate counter
+    for name, value in vars(current).items():
+        if isinstance(value, tf.Variable) and name != "candidates":
+            setattr(old, name, value)
+    save(tmp_path / "old", old)
+    restored = Tables(4)
+    assert checkpointer(tmp_path / "old", restored).restore() is not None
+    assert int(restored.steps.numpy()) == 1 and int(restored.candidates.numpy()) == 2
+
+    for _ in range(5):
+        current.next_candidate()
+    save(tmp_path / "new", current)
+    restored = Tables(4)
+    checkpointer(tmp_path / "new", restored).restore()
+    assert int(restored.candidates.numpy()) == 5
+
+
 if __name__ == "__main__":
     for job in json.loads(sys.argv[1]):
         worker(**job)

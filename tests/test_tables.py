@@ -30,14 +30,23 @@ def test_new_data_keeps_the_counters():
     assert bigger.loss.shape == (10,) and np.isnan(bigger.loss.numpy()).all()
     assert bigger.counts()["step"] == 1 and bigger.steps is tables.steps and bigger.positions is None
     assert bigger.forward is tables.forward and bigger.counts()["samples_forwarded"] == 2
+    tables.next_candidate()
+    assert bigger.candidates is tables.candidates and int(bigger.candidates.numpy()) == 1
     assert tables.positions is not None
 
 
 def test_checkpoint_saves_the_module_whole(tmp_path):
     tables = Tables(5)
     tables.account(tf.constant([1, 3]), tf.constant([3]), tf.constant([0.1, 0.2]))
+    tables.next_candidate(), tables.next_candidate()
     path = tf.train.Checkpoint(tables=tables).save(str(tmp_path / "t"))
     restored = Tables(5)
     tf.train.Checkpoint(tables=restored).restore(path).assert_existing_objects_matched()
-    for name in ("loss", "loss_step", "trained", "steps", "seen", "backpropagated", "first_bad_step"):
+    for name in ("loss", "loss_step", "trained", "steps", "seen", "backpropagated", "first_bad_step", "candidates"):
         np.testing.assert_array_equal(getattr(restored, name).numpy(), getattr(tables, name).numpy())
+
+
+def test_next_candidate_numbers_candidate_batches_from_zero():
+    tables = Tables(3)
+    assert [int(tables.next_candidate().numpy()) for _ in range(3)] == [0, 1, 2]
+    assert int(tables.candidates.numpy()) == 3 and tables.counts()["step"] == 0  # no optimizer step counted

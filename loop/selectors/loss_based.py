@@ -158,7 +158,12 @@ class OnlineBatchSelection(Selector):
     ties at random), and the epoch is ``N`` draws with replacement in which
     rank ``r`` has probability ``p(r) ∝ exp(log(s_e) / N) ** -r``, so the top
     sample is ``s_e ** ((N - 1) / N)`` times as likely as the last.  The
-    draws are cut into batches of ``batch_size``.  The selection pressure is
+    draws are cut into batches of ``batch_size``, and with ``weighted=True``
+    (the default, as in the reference) each drawn sample of a batch gets the
+    weight ``mean(p[batch's ranks]) / p(r)``: the batch's mean selection
+    probability over the sample's own, so a rarely drawn low-loss sample counts
+    for more and the top-ranked ones for less (the loop minimizes
+    ``sum(w * loss) / n``, the script's ``mean(loss * ww)``).  The selection pressure is
     annealed exponentially, ``s_e = s_e0 * (s_e_end / s_e0) ** (epoch / epochs)``
     (``s_e_end`` is where it would be after the last epoch); an epoch with
     ``s_e == 1`` is a plain shuffle.  The latest known losses are the ones the
@@ -177,7 +182,16 @@ class OnlineBatchSelection(Selector):
     ``mult_fac = exp(log(fac_end / fac_begin) / num_epochs)``; once more
     than ``ntraining / pp1`` datapoints have been trained since the last
     recomputation, the losses of the ``pp2 * ntraining`` top-ranked ones are
-    recomputed.  Their names → ours (the paper's in brackets): ``fac_begin``
+    recomputed; before each training batch the script sets the per-sample
+    loss weights ``ww`` (a Theano shared vector that multiplies the
+    cross-entropy before ``.mean()`` in the training loss) to ``meanselprob /
+    prob[rank]`` with ``meanselprob`` the mean of ``prob`` over the batch's
+    drawn ranks, inside an ``if (1):`` block whose ``else`` (all ones) is dead
+    code, so the weighting is on in every scenario.  Source: a copy of the
+    Lasagne script in the code search index (found by the string
+    ``meanselprob``; the index did not name its repository); the ports
+    ``linhaojia13/tf_batch_selection`` (``tf_batch_select.py``) and a PyTorch
+    one leave the weights out.  Their names → ours (the paper's in brackets): ``fac_begin``
     (``s_e0``) → ``s_e0``, ``fac_end`` (``s_e_end``) → ``s_e_end``, ``pp1``
     (``r_freq``) → ``r_freq``, ``pp2`` (``r_ratio``) → ``r_ratio``.  The
     defaults are the script's scenario 7: ``s_e0 = s_e_end = 100``, ``r_freq =
@@ -191,10 +205,12 @@ class OnlineBatchSelection(Selector):
     (a high-loss sample keeps its rank even after being trained on), and the
     fresh losses of this epoch count from the next one.  The top-ranked sample
     is so drawn about ``log(s_e)`` times an epoch (4.6 at ``s_e = 100``)
-    however fast its loss falls, which makes training on a small set
-    oscillate: on the 400-sample spiral of ``tests/selectors/test_with_loop.py``
-    the defaults end 12 epochs above the initial loss, and ``s_e0 = s_e_end =
-    10`` converges.  The reference's
+    however fast its loss falls, which makes unweighted training on a small
+    set oscillate; the weights damp it.  On the 400-sample spiral of
+    ``tests/selectors/test_with_loop.py`` (12 epochs, full training loss 0.715
+    before) the defaults end at 0.474, ``weighted=False`` above the start at
+    1.266; with ``s_e0 = s_e_end = 10, r_freq = 1`` at 0.497 weighted and
+    0.059 unweighted (that test's fit, run per setting).  The reference's
     recomputation falls when its datapoint counter passes ``N / r_freq``,
     which can be mid-epoch; here it is at the start of the first epoch at or
     after that point, so at most once per epoch (``r_freq`` is at most 1).
@@ -202,16 +218,24 @@ class OnlineBatchSelection(Selector):
     (dropout on); ``state.score`` uses ``training=False``.  Draws come from
     ``state.rng``, not a global generator.
 
+    The script also sets the weights in its epoch 0, from ``prob`` at the
+    positions it walks through in order (not drawn by ``prob``; within a
+    batch of 64 of MNIST's 50,000 they differ by at most a factor
+    ``100 ** (64 / 50000)``, about 1.006); here epoch 0 and every epoch with
+    ``s_e == 1`` are unweighted.
+
     Variants: ``r_freq=0`` never recomputes: the ranking then uses only the
     losses recorded when samples were trained (this project's earlier
-    behaviour, as in the reference's scenarios 1-6).
+    behaviour, as in the reference's scenarios 1-6).  ``weighted=False``
+    trains the drawn batches with unit weights (this project's earlier
+    behaviour, and the ports').
 
     Raises:
         ValueError: ``s_e0`` or ``s_e_end`` < 1, ``r_freq`` or ``r_ratio``
-            outside [0, 1].
+            outside [0, 1], or ``weighted`` not a bool.
     """
 
-    def __init__(self, s_e0=100.0, s_e_end=100.0, r_freq=0.5, r_ratio=1.0):
+    def __init__(self, s_e0=100.0, s_e_end=100.0, r_freq=0.5, r_ratio=1.0, weighted=True):
         self.s_e0 = check_number("OnlineBatchSelection", "s_e0", s_e0, low=1)
         self.s_e_end = check_number("OnlineBatchSelection", "s_e_end", s_e_end, low=1)
         if isinstance(r_freq, (int, float)) and not isinstance(r_freq, bool) and r_freq > 1:
@@ -220,6 +244,10 @@ class OnlineBatchSelection(Selector):
                              "per epoch (r_freq=1)")
         self.r_freq = check_number("OnlineBatchSelection", "r_freq", r_freq, low=0, high=1)
         self.r_ratio = check_number("OnlineBatchSelection", "r_ratio", r_ratio, low=0, high=1)
+        if not isinstance(weighted, (bool, np.bool_)):
+            raise ValueError(f"OnlineBatchSelection: weighted={weighted!r} must be True (the reference's "
+                             "meanselprob / prob weights) or False (unit weights)")
+        self.weighted = bool(weighted)
 
     def selection_pressure(self, epoch, epochs):
         """``s_e`` at ``epoch`` of ``epochs``: ``s_e0`` at epoch 0, ``s_e_end`` one epoch after the last."""
@@ -248,4 +276,21 @@ class OnlineBatchSelection(Selector):
         if len(top):
             losses[top] = state.score(top)
             ranked = sort_by_loss(np.arange(n), losses, state.rng, descending=True)
-        return chunk(ranked[state.rng.choice(n, size=n, p=self.probabilities(n, s_e))], state.batch_size)
+        p = self.probabilities(n, s_e)
+        ranks = state.rng.choice(n, size=n, p=p)
+        if not self.weighted:
+            return chunk(ranked[ranks], state.batch_size)
+        return [(ranked[r], self.weights(p[r])) for r in chunk(ranks, state.batch_size)]
+
+    @staticmethod
+    def weights(selected):
+        """The reference's loss weights of one batch: ``mean(selected) / selected``.
+
+        Args:
+            selected: the selection probabilities of the batch's drawn ranks.
+
+        Returns:
+            float32 weights, one per drawn sample.
+        """
+        selected = np.asarray(selected, np.float64)
+        return (selected.mean() / selected).astype(np.float32)

@@ -25,9 +25,12 @@ class RandomDrop(PrimedFilter):
     (``lib/calculators.py``, ``BatchedRandomProbabilityCalculator``), which keeps a
     sample with probability ``u ** prob_pow`` for a fresh uniform ``u``: a keep rate
     of ``E[u^β] = 1 / (β + 1)``.  The default ``keep=0.25`` is that rate at
-    SelectiveBackprop's default ``β = 3``.  Deviation: the reference draws a
+    SelectiveBackprop's default ``β = 3``.  Deviations: the reference draws a
     random probability per sample and then a second uniform against it; one
     Bernoulli draw with the same mean is the same distribution of kept sets.
+    The draws are stateless uniforms seeded by a seed drawn from ``state.rng``
+    and the candidate batch's number (``StepBatch.candidate``): fresh for every
+    candidate batch, as the reference's, though several share an optimizer step.
 
     Raises:
         ValueError: ``keep`` outside (0, 1] or ``prime_epochs`` < 0.
@@ -73,7 +76,7 @@ class RandomDrop(PrimedFilter):
 
     def _select(self, batch):
         n = tf.shape(batch.losses)[0]
-        draws = self._uniform(n, batch.step)
+        draws = self._uniform(n, batch)
         if self.exact:
             count = tf.cast(tf.round(self.keep_rate * tf.cast(n, tf.float32)), tf.int32)
             threshold_rank = tf.argsort(tf.argsort(draws))  # the rank of each draw: a uniform random order

@@ -20,7 +20,7 @@ class PrimedFilter(Selector):
 
     Subclasses set ``prime_epochs`` and the learned ``seed_`` and ``active_``
     in ``__init__``, call :meth:`_prime` from ``on_train_begin``, and draw with
-    :meth:`_uniform`.
+    :meth:`_uniform`, which seeds by candidate batch (``StepBatch.candidate``).
     """
 
     def _prime(self, state):
@@ -64,9 +64,19 @@ class PrimedFilter(Selector):
         steps = (baseline_epochs - primed) * math.ceil(num_samples / batch_size)
         return primed + math.ceil(steps * batch_size / (num_samples * self.expected_keep_rate()) - 1e-9)
 
-    def _uniform(self, n, step, stream=0):
-        """``n`` stateless uniforms, seeded by the run's seed and the global step."""
-        seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(step, tf.int64) + stream])
+    def _uniform(self, n, batch):
+        """``n`` stateless uniforms, seeded by the run's seed and the candidate batch's number.
+
+        Every candidate batch draws afresh, as the reference does, also when no
+        optimizer step came between two of them (``"accumulate"`` mode).
+
+        Raises:
+            ValueError: ``batch.candidate`` is None (a ``StepBatch`` built by hand without it).
+        """
+        if batch.candidate is None:
+            raise ValueError(f"{type(self).__name__}.keep got a StepBatch with candidate=None; its draws are seeded "
+                             "by the candidate batch's number: pass candidate=<int64 scalar> (the loop's step does)")
+        seed = tf.stack([tf.constant(self.seed_, tf.int64), tf.cast(batch.candidate, tf.int64)])
         return tf.random.stateless_uniform([n], seed=seed)
 
 
@@ -106,7 +116,8 @@ class SelectiveBackprop(PrimedFilter):
     of each epoch; here the queue carries over into the next epoch, so every
     optimizer step after priming backpropagates exactly ``batch_size`` samples.
     The draws are stateless uniforms seeded by a seed drawn from ``state.rng`` and
-    the global step, not a global generator.
+    the candidate batch's number (``StepBatch.candidate``), not a global
+    generator: fresh for every candidate batch, as the reference's.
 
     ``accumulate=False`` is this project's earlier variant: each candidate batch
     makes one optimizer step on its kept rows only (weight ``n / m`` for ``m`` of
@@ -156,7 +167,7 @@ class SelectiveBackprop(PrimedFilter):
         losses = tf.cast(tf.reshape(batch.losses, [-1]), tf.float32)
         n = tf.shape(losses)[0]
         prob = keep_probability(self.percentiles(losses), self.beta)
-        mask = self._uniform(n, batch.step) < prob
+        mask = self._uniform(n, batch) < prob
         weights = tf.cast(batch.weights, tf.float32)
         if self.accumulate:
             return weights * tf.cast(mask, tf.float32)

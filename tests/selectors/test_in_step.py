@@ -14,7 +14,8 @@ def _batch(losses, step, y_true=None, y_pred=None):
     n = losses.shape[0]
     y_true = tf.zeros([n], tf.int32) if y_true is None else y_true
     y_pred = tf.fill([n, 2], 0.5) if y_pred is None else y_pred
-    return StepBatch(tf.range(n), losses, tf.ones([n]), y_true, y_pred, tf.constant(step, tf.int64))
+    return StepBatch(tf.range(n), losses, tf.ones([n]), y_true, y_pred, tf.constant(step, tf.int64),
+                     tf.constant(step, tf.int64))
 
 
 def _compiled(selector, state):
@@ -78,6 +79,39 @@ def test_importance_sampling_is_unbiased(make_state):
         estimates.append(np.sum(w * quantity) / 32)
     se = np.std(estimates) / np.sqrt(len(estimates))
     assert abs(np.mean(estimates) - quantity.mean()) < 4 * se
+
+
+@pytest.mark.parametrize("score", ["loss", "gnorm"])
+def test_importance_sampling_is_unbiased_with_non_uniform_probabilities(score, make_state):
+    """Scores differ, so p does: the ``count / (b p)`` weights make ``sum(w * loss) / B`` unbiased for the mean loss.
+
+    The same draws without the weights (the plain mean of the b drawn losses)
+    are biased towards high scores, by far more than the tolerance.  With
+    ``score="loss"`` every draw's estimate is the mean loss itself (p is
+    proportional to the loss: the zero-variance case), up to float32 rounding.
+    """
+    big, b = 32, 8
+    selector = ImportanceSampling(presample=big / b, score=score, tau_th=1.0)
+    keep = _compiled(selector, make_state(batch_size=b))
+    selector.tau_.assign(10.0)  # switched on
+    rng = np.random.default_rng(1)
+    y_pred = rng.dirichlet(np.full(3, 0.5), size=big).astype(np.float32)
+    y_true = rng.integers(0, 3, size=big).astype(np.int32)
+    losses = -np.log(y_pred[np.arange(big), y_true] + 1e-7).astype(np.float32)  # cross-entropy of the outputs
+    scores = losses if score == "loss" else np.linalg.norm(y_pred - np.eye(3)[y_true], axis=1)
+    p = scores / scores.sum()
+    assert p.max() > 5 * p.min()  # far from uniform
+    batch = lambda step: _batch(losses, step, tf.constant(y_true), tf.constant(y_pred))  # noqa: E731
+    weights = np.array([keep(batch(step)).numpy() for step in range(4000)])
+    weighted = weights @ losses / big
+    truth = losses.mean()
+    se = np.std(weighted) / np.sqrt(len(weighted))
+    assert abs(np.mean(weighted) - truth) < 4 * se + 1e-5 * truth  # statistical plus float32 tolerance
+    counts = weights * b * p  # w = count / (b p): whole draws, b of them per step
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-3)
+    assert (np.round(counts).sum(axis=1) == b).all()
+    unweighted = np.round(counts) @ losses / b
+    assert np.mean(unweighted) - truth > 20 * np.std(unweighted) / np.sqrt(len(unweighted))
 
 
 def test_importance_sampling_observes_until_variance_reduction(make_state):

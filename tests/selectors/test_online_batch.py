@@ -93,3 +93,31 @@ def test_favours_high_loss_after_epoch_zero():
     assert len(order) == 1000
     # expected ratio ~ (1 - 100**-0.1) / (100**-0.9 - 100**-1) ~ 30
     assert np.mean(order >= 900) / np.mean(order < 100) > 20
+
+
+def test_weights_are_the_batchs_mean_selection_probability_over_each_samples_by_default():
+    """The reference script trains ``mean(loss * ww)`` with ``ww = meanselprob / prob[rank]`` (on by default)."""
+    n, b, s_e = 48, 8, 100.0
+    losses = np.random.default_rng(2).permutation(n).astype(np.float32)
+    rank = np.argsort(np.argsort(-losses))  # rank 0 is the highest loss
+    selector = OnlineBatchSelection(s_e0=s_e, s_e_end=s_e, r_freq=0)
+    assert selector.weighted is True and "weighted" not in repr(selector)
+    p = selector.probabilities(n, s_e)
+    plan = selector(FakeState(num_samples=n, batch_size=b, epoch=1, epochs=5, seed=3, losses=losses))
+    assert all(isinstance(batch, tuple) for batch in plan) and [len(i) for i, _ in plan] == [b] * (n // b)
+    for indices, weights in plan:
+        selected = p[rank[indices]]
+        np.testing.assert_allclose(weights, selected.mean() / selected, rtol=1e-6)
+    _, weights = flatten(plan)
+    assert weights.max() / weights.min() > 2  # the draws span ranks whose probabilities differ
+    # The same draws without weights: weighted=False changes nothing but the weights.
+    unweighted = OnlineBatchSelection(s_e0=s_e, s_e_end=s_e, r_freq=0, weighted=False)
+    plain = unweighted(FakeState(num_samples=n, batch_size=b, epoch=1, epochs=5, seed=3, losses=losses))
+    assert not any(isinstance(batch, tuple) for batch in plain)
+    np.testing.assert_array_equal(flatten(plain)[0], flatten(plan)[0])
+    # Epoch 0 (a permutation) and s_e = 1 (a shuffle) are unweighted.
+    assert not any(isinstance(batch, tuple) for batch in selector(FakeState(num_samples=n, epoch=0, losses=losses)))
+    flat = OnlineBatchSelection(s_e0=1.0, s_e_end=1.0)(FakeState(num_samples=n, epoch=2, losses=losses))
+    assert not any(isinstance(batch, tuple) for batch in flat)
+    with pytest.raises(ValueError, match="weighted='yes'"):
+        OnlineBatchSelection(weighted="yes")

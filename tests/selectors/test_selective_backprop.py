@@ -12,7 +12,7 @@ def _batch(losses, step):
     losses = tf.constant(losses, tf.float32)
     n = losses.shape[0]
     return StepBatch(tf.range(n), losses, tf.ones([n]), tf.zeros([n], tf.int32), tf.fill([n, 2], 0.5),
-                     tf.constant(step, tf.int64))
+                     tf.constant(step, tf.int64), tf.constant(step, tf.int64))
 
 
 def _compiled(selector, state):
@@ -82,3 +82,63 @@ def test_random_drop_ignores_the_loss_and_trains_full_batches():
     assert selector.get_params() == {"keep": 0.5, "exact": True, "prime_epochs": 1}
     with pytest.raises(ValueError, match="keep=0 is out of range"):
         RandomDrop(keep=0)
+
+
+class _RecordingSB(SelectiveBackprop):
+    """SelectiveBackprop that records each candidate batch's uniforms and keep mask (run eagerly)."""
+
+    records = []
+
+    def _uniform(self, *args, **kwargs):
+        draws = super()._uniform(*args, **kwargs)
+        type(self).records.append(("uniform", draws.numpy()))
+        return draws
+
+    def _select(self, batch):
+        weights = super()._select(batch)
+        type(self).records.append(("mask", weights.numpy() > 0))
+        return weights
+
+
+class _RecordingDrop(RandomDrop):
+    """RandomDrop that records each candidate batch's keep mask (run eagerly)."""
+
+    records = []
+
+    def _select(self, batch):
+        weights = super()._select(batch)
+        type(self).records.append(("mask", weights.numpy() > 0))
+        return weights
+
+
+def _consecutive_equal(records, kind):
+    arrays = [a for k, a in records if k == kind]
+    assert len(arrays) >= 10, f"only {len(arrays)} candidate batches recorded"
+    return sum(np.array_equal(a, b) for a, b in zip(arrays, arrays[1:])), len(arrays)
+
+
+@pytest.mark.parametrize("recording, kinds", [(_RecordingSB, ("uniform", "mask")),
+                                              (_RecordingDrop, ("mask",))])
+def test_accumulating_filters_draw_afresh_for_every_candidate_batch(recording, kinds):
+    """The reference draws new uniforms for every candidate batch, also when no optimizer step came between."""
+    recording.records = []
+    x, y = make_data(n=160)
+    selector = recording(prime_epochs=0) if recording is _RecordingSB else recording(keep=0.5, exact=True,
+                                                                                       prime_epochs=0)
+    loop = make_loop(selector, batch_size=16, run_eagerly=True)
+    frame = loop.fit((x, y), epochs=2, verbose=0).frame
+    candidates = 2 * 160 // 16
+    assert frame["step"].iloc[-1] < candidates  # accumulating: fewer optimizer steps than candidate batches
+    for kind in kinds:
+        equal, total = _consecutive_equal(recording.records, kind)
+        assert total == candidates
+        assert equal == 0, f"{equal} of {total - 1} consecutive candidate batches drew the same {kind}s"
+    assert int(loop.tables.candidates.numpy()) == candidates
+
+
+@pytest.mark.parametrize("selector", [SelectiveBackprop(prime_epochs=0), RandomDrop(prime_epochs=0)])
+def test_a_batch_without_candidate_number_is_refused(selector, make_state):
+    selector.on_train_begin(make_state())
+    batch = _batch(np.zeros(4), 0)._replace(candidate=None)
+    with pytest.raises(ValueError, match="candidate=None"):
+        selector.keep(batch)

@@ -8,7 +8,7 @@ loop_module = pytest.importorskip("loop.loop")
 
 from loop.selectors import from_string  # noqa: E402
 
-# online_batch at s_e = 10: the paper's 100 oscillates on 400 samples (see OnlineBatchSelection's deviations).
+# online_batch at s_e = 10: the paper's 100 without its weights oscillates on 400 samples (see OnlineBatchSelection).
 SPECS = ["homogeneous", "heterogeneous", "loss_sorted", "loss_sorted:per_class=True,refresh_every=2",
          "curriculum:ramp=0.3", "online_batch:s_e0=10,s_e_end=10,r_freq=1.0", "weighted_random",
          "dynamic:base='shuffle',k0=16,k1=64", "dybat:delta=0.5", "importance:score='gnorm',tau_th=1.0",
