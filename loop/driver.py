@@ -1,11 +1,18 @@
 """The eager epoch driver of ``Loop.fit``: plans, compiled chunks, evaluation, callbacks and timing.
 
-Who owns what: :class:`EpochDriver` owns the outer, eager loop of one ``fit``.
-Each epoch it asks the selector for a plan (through a :class:`loop.protocol.State`),
-validates it, uploads it once, and runs it ``steps_per_execution`` mini-batches
-per call of the compiled chunk function (:class:`loop.step.Functions`).  Between
-chunks it dispatches the Keras callbacks, the selector's ``on_batch_end`` hook,
-mid-epoch evaluations and checkpoints.  :class:`Timer` owns the clock: what
+Who owns what: :class:`EpochDriver` owns the outer, eager loop of one ``fit``;
+it is given everything once, in its constructor (the fit's frozen
+:class:`FitOptions` and the parts it drives).  Each epoch is split by job:
+:meth:`EpochDriver._begin_epoch` asks the selector for a plan (through a
+:class:`loop.protocol.State`), validates it and uploads it once;
+:meth:`EpochDriver._run_chunks` runs it ``steps_per_execution`` mini-batches
+per call of the compiled chunk function (:class:`loop.step.Functions`), the
+training data's feeder (:meth:`loop.data.TrainingData.feeder`) making each
+chunk's rows ready first, and between chunks dispatches the Keras callbacks,
+the selector's ``on_batch_end`` hook, mid-epoch evaluations and checkpoints
+on interruption; :meth:`EpochDriver._end_epoch` evaluates, ends the epoch
+for the callbacks and saves the epoch's checkpoint.  The driver never asks
+where the data lives.  :class:`Timer` owns the clock: what
 counts as training, selection and evaluation time.  The compiled step, the
 tables and the checkpoint format belong to :mod:`loop.step`,
 :mod:`loop.tables` and :mod:`loop.checkpoint`.
@@ -64,7 +71,7 @@ class FitOptions:
     stop_at_target: bool = False
     eval_every: typing.Optional[int] = None
     verbose: int = 1
-    validation: typing.Optional[tuple] = None   # (x, y) device tensors
+    validation: typing.Any = None   # a loop.data.EvaluationData, or None
 
 
 def selector_error(err, selector, epoch, where="__call__"):
@@ -91,49 +98,61 @@ def callback_list(callbacks, model, options):
 
 
 class EpochDriver:
-    """Runs the epochs of one fit.
+    """Runs the epochs of one fit; everything it needs is given here, once.
 
     Args:
+        options: the fit's :class:`FitOptions`.
         selector: the selector.
         make_state: ``make_state(epoch, epochs, logs) -> State``.
         functions: the compiled :class:`loop.step.Functions`.
         tables: the :class:`loop.tables.Tables`.
         train_metrics: the training :class:`loop.objective.MetricSet`.
-        evaluate: ``evaluate(x, y) -> {"val_...": value}`` on device tensors.
+        evaluate: ``evaluate(data) -> {"val_...": value}`` on a :class:`loop.data.EvaluationData`.
         model: the Keras model (for ``stop_training``).
         steps_per_execution: mini-batches per compiled call.
+        feeder: the training data's feeder (:meth:`loop.data.TrainingData.feeder`):
+            ``start``, ``stage`` and ``stop`` make each chunk's rows ready
+            before the chunk runs (streamed data reads them; their time counts
+            as training time).
+        history: the :class:`loop.history.History` the rows are appended to.
+        callbacks: the Keras ``CallbackList`` (:func:`callback_list`).
+        batch_hooks: whether any callback overrides a batch-level hook.
+        timer: the fit's :class:`Timer`.
         plan_check: None, or ``check(plan, epoch)`` that the workers agree.
-        feeder: None (the data is on the device), or the streaming path's
-            :class:`loop.streaming.Feeder`, which stages each chunk's rows
-            before the chunk runs (its reads count as training time).
+        checkpointer: None, or the :class:`loop.checkpoint.Checkpointer`.
+        resume: None, or the restored checkpoint to go on from.
     """
 
-    def __init__(self, *, selector, make_state, functions, tables, train_metrics, evaluate, model,
-                 steps_per_execution, plan_check=None, feeder=None):
-        self.selector, self.make_state = selector, make_state
+    def __init__(self, options, *, selector, make_state, functions, tables, train_metrics, evaluate, model,
+                 steps_per_execution, feeder, history, callbacks, batch_hooks, timer, plan_check=None,
+                 checkpointer=None, resume=None):
+        self.options, self.selector, self.make_state = options, selector, make_state
         self.functions, self.tables, self.train_metrics = functions, tables, train_metrics
-        self.evaluate, self.model = evaluate, model
+        self.evaluate, self.model, self.feeder = evaluate, model, feeder
         self.steps_per_execution, self.plan_check = steps_per_execution, plan_check
-        self.feeder = feeder
+        self.history, self.callbacks, self.batch_hooks, self.timer = history, callbacks, batch_hooks, timer
+        self.checkpointer, self.resume = checkpointer, resume
+        self.on_batch_end = getattr(selector, "on_batch_end", None)
+        self.logs = dict(resume.logs) if resume is not None else {}         # the running train logs
+        self.last_val = dict(resume.last_val) if resume is not None else {}  # the last evaluation's
 
-    def run(self, options, *, history, callbacks, batch_hooks, state, timer, logs, last_val, checkpointer=None,
-            resume=None):
-        """Trains ``options.epochs`` epochs (from where ``resume`` stopped) and returns ``history``."""
-        self.options, self.history, self.callbacks, self.timer = options, history, callbacks, timer
-        self.checkpointer, self.batch_hooks = checkpointer, batch_hooks
-        self.on_batch_end = getattr(self.selector, "on_batch_end", None)
-        self.logs, self.last_val = logs, last_val
-        callbacks.on_train_begin()
+    def run(self, state):
+        """Trains ``options.epochs`` epochs (from where ``resume`` stopped) and returns the history.
+
+        Args:
+            state: the :class:`loop.protocol.State` of epoch 0 (already shown to ``on_train_begin``).
+        """
+        resume = self.resume
+        self.callbacks.on_train_begin()
         try:
-            for epoch in range(resume.epoch if resume is not None else 0, options.epochs):
+            for epoch in range(resume.epoch if resume is not None else 0, self.options.epochs):
                 resumed = resume is not None and resume.plan is not None and epoch == resume.epoch
                 if self._epoch(epoch, state if epoch == 0 else None, resume if resumed else None):
                     break
         finally:
-            if self.feeder is not None:
-                self.feeder.stop()
-        callbacks.on_train_end(self.logs)
-        return history
+            self.feeder.stop()
+        self.callbacks.on_train_end(self.logs)
+        return self.history
 
     def _plan(self, epoch, state):
         try:
@@ -146,43 +165,46 @@ class EpochDriver:
 
     def _epoch(self, epoch, state, resume):
         """One epoch (``state`` is made here unless given); returns True when the fit should stop."""
-        options, timer, tables = self.options, self.timer, self.tables
-        with timer.measure("train", "selection"):
+        plan, device_plan = self._begin_epoch(epoch, state, resume)
+        start_step = resume.start_step if resume is not None else int(self.tables.steps.numpy())
+        batch = resume.batch if resume is not None else 0
+        steps_now, batch = self._run_chunks(epoch, plan, device_plan, start_step, batch)
+        return self._end_epoch(epoch, steps_now, batch / plan.num_batches)
+
+    def _begin_epoch(self, epoch, state, resume):
+        """The epoch's plan (asked for, or restored) uploaded to the device; the callbacks' epoch begin."""
+        options = self.options
+        with self.timer.measure("train", "selection"):
             if state is None:
                 state = self.make_state(epoch, options.epochs, self.logs)
             plan = FlatPlan(*resume.plan) if resume is not None else self._plan(epoch, state)
             if self.plan_check is not None:
                 self.plan_check(plan, epoch)
             device_plan = (tf.constant(plan.indices), tf.constant(plan.weights), tf.constant(plan.bounds))
-            if tables.positions is not None:
-                tables.positions.assign(tf.zeros([len(plan.indices)]))
-        num_batches = plan.num_batches
-        self.callbacks.set_params({"verbose": options.verbose, "epochs": options.epochs, "steps": num_batches})
+            self.tables.reset_positions(len(plan.indices))
+        self.callbacks.set_params({"verbose": options.verbose, "epochs": options.epochs, "steps": plan.num_batches})
         self.callbacks.on_epoch_begin(epoch)
         if resume is None:  # a resumed epoch keeps its restored running metrics
             self.train_metrics.reset_state()
-        start_step = resume.start_step if resume is not None else int(tables.steps.numpy())
-        batch = resume.batch if resume is not None else 0
+        return plan, device_plan
+
+    def _run_chunks(self, epoch, plan, device_plan, start_step, batch):
+        """Runs the plan's mini-batches from ``batch`` a chunk at a time; returns ``(steps_now, batch)`` reached.
+
+        Between chunks: the hooks, mid-epoch evaluations, an early stop, and a
+        checkpoint when interrupted.
+        """
+        options, num_batches = self.options, plan.num_batches
         steps_now = start_step + batch
-        if self.feeder is not None:
-            with timer.measure("train"):
-                self.feeder.start(plan, batch)
+        with self.timer.measure("train"):
+            self.feeder.start(plan, batch)
         while batch < num_batches:
             stop = min(batch + self.steps_per_execution, num_batches)
             if options.eval_every:
                 stop = min(stop, batch + options.eval_every - (start_step + batch) % options.eval_every)
             if self.batch_hooks:
                 self.callbacks.on_train_batch_begin(batch)
-            with timer.measure("train"):
-                if self.feeder is not None:
-                    self.feeder.stage(batch, stop)
-                # Reading the result waits for the device, so the time is honest.
-                steps_now, bad_step = self.functions.train_chunk(*device_plan, batch, stop).numpy()
-            if bad_step >= 0:
-                raise FloatingPointError(
-                    f"the loss became NaN or Inf at epoch {epoch}, step {bad_step} (selector "
-                    f"{describe(self.selector)}); lower the learning rate, check the inputs, or add "
-                    "gradient clipping (e.g. optimizer=keras.optimizers.Adam(clipnorm=1.0))")
+            steps_now = self._train_chunk(epoch, device_plan, batch, stop)
             if self.on_batch_end is not None:
                 self._batch_end_hook(plan, batch, stop, epoch)
             batch = stop
@@ -199,20 +221,42 @@ class EpochDriver:
                 break
             if self.checkpointer is not None and self.checkpointer.interrupted and batch < num_batches:
                 self.checkpointer.save(epoch=epoch, batch=batch, plan=tuple(plan), start_step=start_step,
-                                       rows=self.history.rows, timer=timer.seconds, logs=self.logs,
+                                       rows=self.history.rows, timer=self.timer.seconds, logs=self.logs,
                                        last_val=self.last_val)
                 self.checkpointer.stop()
+        return steps_now, batch
+
+    def _train_chunk(self, epoch, device_plan, first, last):
+        """Mini-batches ``[first, last)`` in one compiled call (rows staged first); returns the global step."""
+        with self.timer.measure("train"):
+            self.feeder.stage(first, last)
+            # Reading the result waits for the device, so the time is honest.
+            steps_now, bad_step = self.functions.train_chunk(*device_plan, first, last).numpy()
+        if bad_step >= 0:
+            raise FloatingPointError(
+                f"the loss became NaN or Inf at epoch {epoch}, step {bad_step} (selector "
+                f"{describe(self.selector)}); lower the learning rate, check the inputs, or add "
+                "gradient clipping (e.g. optimizer=keras.optimizers.Adam(clipnorm=1.0))")
+        return steps_now
+
+    def _end_epoch(self, epoch, steps_now, epoch_progress):
+        """The epoch's evaluation (unless just done), the callbacks' epoch end and the epoch's checkpoint.
+
+        Returns:
+            True when the fit should stop.
+        """
+        options = self.options
         self.logs = self.train_metrics.result()
         last = epoch == options.epochs - 1
         if not options.eval_every or steps_now % options.eval_every == 0 or last or self.model.stop_training:
             if not (self.history.rows and self.history.rows[-1]["step"] == steps_now):
-                self._eval_row(epoch + batch / num_batches)
+                self._eval_row(epoch + epoch_progress)
         epoch_logs = {**self.logs, **self.last_val}
         self.callbacks.on_epoch_end(epoch, epoch_logs)
         self.logs = epoch_logs
         stopping = self._stop() or self.model.stop_training
         if self.checkpointer is not None:
-            self.checkpointer.save(epoch=epoch + 1, batch=0, rows=self.history.rows, timer=timer.seconds,
+            self.checkpointer.save(epoch=epoch + 1, batch=0, rows=self.history.rows, timer=self.timer.seconds,
                                    logs=self.logs, last_val=self.last_val, stopped=stopping)
             if self.checkpointer.interrupted:
                 self.checkpointer.stop()
@@ -221,7 +265,7 @@ class EpochDriver:
     def _batch_end_hook(self, plan, batch, stop, epoch):
         bounds = plan.bounds
         with self.timer.measure("train", "selection"):
-            fresh = self.tables.positions[bounds[batch]:bounds[stop]].numpy()
+            fresh = self.tables.position_losses(bounds[batch], bounds[stop])
             try:
                 for b in range(batch, stop):
                     lo, hi = bounds[b], bounds[b + 1]
@@ -240,7 +284,7 @@ class EpochDriver:
         if self.options.validation is not None:
             with self.timer.measure("eval"):
                 self.callbacks.on_test_begin()
-                val = self.evaluate(*self.options.validation)
+                val = self.evaluate(self.options.validation)
                 self.callbacks.on_test_end({k[4:]: v for k, v in val.items()})
         row = {"epoch": round(float(epoch_progress), 6), **self.tables.counts(), **self.timer.row(), **self.logs,
                **val}

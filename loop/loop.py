@@ -1,10 +1,16 @@
 """``Loop``: the façade that puts a model, a selector and the compiled step together.
 
 Who owns what: :class:`Loop` holds the user's choices (model, optimizer, loss,
-metrics, selector, batch size, seed, switches) and wires the parts:
+metrics, selector, batch size, seed, switches), the last fit's training data
+(one :class:`loop.data.TrainingData`, ``loop.data``) and the compiled
+functions built for it (:meth:`Loop.make_functions`, cached until the data or
+the selector changes), and wires the parts:
 
 * :mod:`loop.protocol`: the selector protocol (``State``, plans, hooks);
 * :mod:`loop.validation`: every check of user input before training;
+* :mod:`loop.data`: the training data, resident or streamed, behind one
+  interface (chosen once, in :func:`loop.data.training_data`), and the
+  evaluation data checked against it;
 * :mod:`loop.objective`: per-sample losses, metrics and the task;
 * :mod:`loop.tables`: the per-sample loss table and counters on the device;
 * :mod:`loop.step`: the train step and the compiled functions;
@@ -21,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from loop import checkpoint as checkpoint_lib
+from loop import data as data_lib
 from loop import distribute as distribute_lib
 from loop import history as history_lib
 from loop import objective as objective_lib
@@ -29,7 +36,7 @@ from loop import validation
 from loop.driver import EpochDriver, FitOptions, Timer, callback_list, selector_error
 from loop.protocol import State, check_indices, describe, in_step_filter
 from loop.selectors import Shuffle, from_string
-from loop.step import DeviceData, Functions, TrainStep
+from loop.step import Functions, TrainStep
 from loop.tables import Tables
 
 
@@ -110,10 +117,10 @@ class Loop:
         self.seed, self.jit_compile = int(seed), bool(jit_compile)
         self.run_eagerly, self.deterministic = bool(run_eagerly), bool(deterministic)
         self.selector = selector
-        self.data = self.tables = self.step = self.functions = self.train_metrics = self.val_metrics = None
-        self.source = self.score_data = None  # the streaming path's RandomAccess and scoring buffer
-        self._data_key = None
+        self.data = None  # the last fit's training data (a loop.data.TrainingData)
+        self.tables = self.step = self.train_metrics = self.val_metrics = None
         self.history = None
+        self._invalidate_functions()
 
     # --------------------------------------------------------------- selector
     @property
@@ -133,70 +140,95 @@ class Loop:
         self._keep, self._filter_mode = in_step_filter(selector)
         self._active = getattr(selector, "active", None) if self._keep is not None else None
         self._selector = selector
-        self.functions = None  # an in-step filter is traced into the step: rebuild at the next fit
+        self._invalidate_functions()  # an in-step filter is traced into the step: rebuild at the next fit
 
     # ------------------------------------------------------------------- data
     @property
     def streaming(self):
         """True when the last fit streamed its training data from a source (see :mod:`loop.streaming`)."""
-        return self.source is not None
+        return self.data is not None and self.data.streaming
 
-    def _set_training_data(self, x, y):
-        if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
-            x, y = x
-        key = (x, y)
-        source = validation.as_source(x, y, "training data")
-        if source is None:
-            x, y = validation.as_arrays(x, y, "training data")
-            nbytes = sum(leaf.nbytes for leaf in tf.nest.flatten(x)) + y.nbytes
-            if self.resident_limit_bytes is not None and nbytes > self.resident_limit_bytes:
-                source = streaming_lib.RandomAccess(x, y)
-        elif self.resident_limit_bytes is None or source.nbytes <= self.resident_limit_bytes:
-            x, y = source.take(np.arange(len(source)))  # it fits: read it once onto the device
-            source = None
-        if source is not None:
-            n = validation.check_source(source, "training data")
-            y = source.labels
-            head_x = source.take(np.arange(min(8, n)))[0]
-        else:
-            n = validation.check_arrays(x, y, "training data")
-            head_x = tf.nest.map_structure(lambda t: t[:8], x)
-        task, num_classes = objective_lib.infer_task(self.loss_name, y, self.model)
-        validation.check_labels(y, num_classes, "sparse" in self.loss_name.lower(), "training data")
-        validation.check_loss_applies(self.loss_name, self.loss_fn, y[:8], self.model(head_x, training=False))
-        self.num_samples, self.labels, self.task, self.num_classes = n, y, task, num_classes
-        if self.data is None or self._data_key[0] is not key[0] or self._data_key[1] is not key[1]:
-            self._data_key, self._like, self.functions = key, (head_x, y), None
-            if source is None:
-                self.data, self.source, self.score_data, self._inputs = DeviceData(x, y), None, None, x
-            else:
-                self.data, self.source, self._inputs = streaming_lib.StagedData(source, y), source, source
-                self.score_data = streaming_lib.StagedData(source, self.data.y)
+    @property
+    def num_samples(self):
+        """The number of training samples of the last fit."""
+        return self.data.num_samples
 
-    def _build(self):
+    @property
+    def labels(self):
+        """The training targets of the last fit (NumPy)."""
+        return self.data.labels
+
+    @property
+    def task(self):
+        """``"classification"`` or ``"regression"``, inferred from the loss, the targets and the model."""
+        return self.data.task.kind
+
+    @property
+    def num_classes(self):
+        """The number of classes of the training targets (None for regression)."""
+        return self.data.num_classes
+
+    def _use_data(self, x, y):
+        """Checks the training data and keeps it as :attr:`data` (the same ``x, y`` keep theirs)."""
+        data = data_lib.training_data(x, y, loss_name=self.loss_name, loss_fn=self.loss_fn, model=self.model,
+                                      resident_limit_bytes=self.resident_limit_bytes, previous=self.data)
+        if data is not self.data:
+            self.data = data
+            self._invalidate_functions()
+
+    # ---------------------------------------------------------- the functions
+    def _invalidate_functions(self):
+        """The one place that drops the compiled functions; :meth:`make_functions` builds them again."""
+        self.functions = None
+
+    def make_functions(self, force=False):
+        """Builds the compiled step and functions for the current data and selector, once, and returns them.
+
+        As Keras' ``make_train_function``: the functions are cached until the
+        training data or the selector changes (or ``force``).  The optimizer and
+        metrics are built once; the tables are sized to the data.
+
+        Args:
+            force: build again even when the cached functions are current.
+
+        Returns:
+            The :class:`loop.step.Functions`.
+
+        Raises:
+            RuntimeError: no training data yet (call ``fit``).
+        """
+        if self.functions is not None and not force:
+            return self.functions
+        if self.data is None:
+            raise RuntimeError("call fit() first; the loop builds its functions for the training data")
+        with distribute_lib.scope(self.strategy):
+            self._build(self.data)
+        return self.functions
+
+    def _build(self, data):
         """Builds the optimizer and metrics (once) and the data-sized tables and compiled functions."""
-        head = self.data.head()
+        head = data.head()
         y_pred = self.model(head, training=False)
         if self.train_metrics is None:
             if not self.model.compiled:  # lets Keras callbacks find the optimizer, loss and metric directions
                 self.model.compile(optimizer=self.optimizer, loss=self.loss, metrics=self.metric_specs or None,
                                    jit_compile=False)
-            self.model.compute_metrics(head, self.data.y[:1], y_pred)  # builds the compiled metrics (directions)
+            self.model.compute_metrics(head, data.y[:1], y_pred)  # builds the compiled metrics (directions)
             self.model.reset_metrics()
             self.optimizer.build(self.model.trainable_variables)
-            shapes = (self.data.y.shape, y_pred.shape)
+            shapes = (data.y.shape, y_pred.shape)
             self.train_metrics = objective_lib.MetricSet(self.metric_specs, *shapes)
             self.val_metrics = objective_lib.MetricSet(self.metric_specs, *shapes)
         positions = getattr(self.selector, "on_batch_end", None) is not None
-        self.tables = (Tables(self.num_samples, positions=positions) if self.tables is None
-                       else self.tables.with_samples(self.num_samples, positions=positions))
-        step = self.step = TrainStep(self.model, self.optimizer, self.loss_fn, self.data, self.tables,
+        self.tables = (Tables(data.num_samples, positions=positions) if self.tables is None
+                       else self.tables.with_samples(data.num_samples, positions=positions))
+        step = self.step = TrainStep(self.model, self.optimizer, self.loss_fn, data, self.tables,
                                      self.train_metrics, self._keep, self._filter_mode, self._active,
-                                     batch_size=min(self.batch_size, self.num_samples))
+                                     batch_size=min(self.batch_size, data.num_samples))
         if self.strategy is not None:
             step = distribute_lib.DistributedStep(step, self.strategy)
-        self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=self.score_data or self.data,
-                                   tables=self.tables, val_metrics=self.val_metrics, run_eagerly=self.run_eagerly,
+        self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=data, tables=self.tables,
+                                   val_metrics=self.val_metrics, run_eagerly=self.run_eagerly,
                                    jit_compile=self.jit_compile)
 
     @property
@@ -211,73 +243,38 @@ class Loop:
 
     def make_state(self, epoch, epochs, logs):
         """The :class:`loop.protocol.State` the selector sees at the start of ``epoch``."""
-        return State(epoch=epoch, epochs=epochs, step=int(self.tables.steps.numpy()), num_samples=self.num_samples,
-                     batch_size=min(self.batch_size, self.num_samples), labels=self.labels,
-                     num_classes=self.num_classes, task=self.task, losses=self.tables.loss.numpy(),
+        data = self.data
+        return State(epoch=epoch, epochs=epochs, step=int(self.tables.steps.numpy()), num_samples=data.num_samples,
+                     batch_size=min(self.batch_size, data.num_samples), labels=data.labels,
+                     num_classes=data.num_classes, task=data.task.kind, losses=self.tables.loss.numpy(),
                      loss_step=self.tables.loss_step.numpy(), rng=np.random.default_rng([self.seed, epoch]),
-                     logs=dict(logs), score_fn=self.score, inputs=self._inputs, model=self.model,
+                     logs=dict(logs), score_fn=self.score, inputs=data.inputs, model=self.model,
                      optimizer=self.optimizer, loss=self.loss)
 
     def score(self, indices):
         """Fresh per-sample losses of training rows ``indices`` (``training=False``); they enter the loss table."""
         if self.functions is None:
             raise RuntimeError("call fit() before score(); the loop builds its functions there")
-        indices = check_indices(indices, self.num_samples, "score")
-        if self.source is not None:
-            return self._score_streamed(indices)
-        out = [self.functions.score_batch(tf.constant(indices[i:i + self.eval_batch_size], tf.int32)).numpy()
-               for i in range(0, len(indices), self.eval_batch_size)]
-        return np.concatenate(out) if out else np.zeros([0], np.float32)
-
-    def _score_streamed(self, indices):
-        if not len(indices):
-            return np.zeros([0], np.float32)
-        flat = tf.constant(indices, tf.int32)
-        batches = streaming_lib.sequential_batches(len(indices), self.eval_batch_size).map(
-            lambda positions: tf.gather(flat, positions))
-        out = []
-        for batch_indices, *leaves in streaming_lib.batch_pipeline(self.source, batches):
-            self.score_data.stage(batch_indices, leaves)
-            out.append(self.functions.score_batch(batch_indices).numpy())
-        return np.concatenate(out)
+        indices = check_indices(indices, self.data.num_samples, "score")
+        return self.data.score(indices, self.functions.score_batch, self.eval_batch_size)
 
     def evaluate(self, x, y=None):
         """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix."""
-        return self._evaluate(*self._eval_data(x, y, "evaluation data"), prefix="")
-
-    def _eval_data(self, x, y, what):
-        """Checked evaluation data: ``(x, y)`` device tensors, or ``(RandomAccess, None)`` to stream it."""
-        source = validation.as_source(x, y, what)
-        if source is not None:
-            head_x, head_y = source.take(np.arange(min(8, len(source))))
-            self._check_eval_data(head_x, head_y, what)
-            validation.check_source(source, what)
-            validation.check_labels(source.labels, self.num_classes, "sparse" in self.loss_name.lower(), what)
-            return source, None
-        x, y = validation.as_arrays(x, y, what)
-        self._check_eval_data(x, y, what)
-        return tf.nest.map_structure(tf.convert_to_tensor, x), tf.convert_to_tensor(y)
-
-    def _check_eval_data(self, x, y, what):
-        validation.check_arrays(x, y, what)
-        if self.data is None:
-            raise RuntimeError("call fit() before evaluate(); the loop builds its metrics there")
-        validation.check_like(x, y, *self._like, what)
-        validation.check_labels(y, self.num_classes, "sparse" in self.loss_name.lower(), what)
-
-    def _evaluate(self, x, y, prefix="val_"):
         if self.functions is None:
             raise RuntimeError("call fit() before evaluate(); the loop builds its metrics there")
+        return self._evaluate(self.data.evaluation_data(x, y, "evaluation data"), prefix="")
+
+    def _evaluation_data(self, data, what):
+        """``validation_data``-style data (an ``(x, y)`` pair, or a source) checked against the training data."""
+        if isinstance(data, (tuple, list)) and len(data) == 2:
+            return self.data.evaluation_data(*data, what)
+        return self.data.evaluation_data(data, None, what)
+
+    def _evaluate(self, data, prefix="val_"):
+        """The loss and metrics on the :class:`loop.data.EvaluationData` ``data``, keys prefixed."""
         self.val_metrics.reset_state()
-        if isinstance(x, streaming_lib.RandomAccess):  # streamed in order, read ahead
-            batches = streaming_lib.sequential_batches(len(x), self.eval_batch_size)
-            for _, *leaves in streaming_lib.batch_pipeline(x, batches, with_targets=True):
-                self.functions.eval_batch(tf.nest.pack_sequence_as(x.x_spec, leaves[:-1]), leaves[-1])
-            return self.val_metrics.result(prefix)
-        n = int(y.shape[0])
-        for i in range(0, n, self.eval_batch_size):
-            self.functions.eval_batch(tf.nest.map_structure(lambda t: t[i:i + self.eval_batch_size], x),
-                                      y[i:i + self.eval_batch_size])
+        for x, y in data.batches(self.eval_batch_size):
+            self.functions.eval_batch(x, y)
         return self.val_metrics.result(prefix)
 
     @property
@@ -327,13 +324,15 @@ class Loop:
             ValueError: bad data, plan, target or argument, naming the value.
             FloatingPointError: a loss became NaN or Inf, naming the epoch and step.
         """
-        options = self._options(x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose)
+        settings = self._options(epochs, validation_data, target, stop_at_target, eval_every, verbose)
+        self._use_data(x, y)
+        validation_set = None if validation_data is None else self._evaluation_data(validation_data,
+                                                                                    "validation_data")
+        options = FitOptions(**settings, validation=validation_set)
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
-        with distribute_lib.scope(self.strategy):
-            if self.functions is None:
-                self._build()
-        self.tables.first_bad_step.assign(-1)
+        functions = self.make_functions()
+        self.tables.clear_nonfinite()
         checkpointer = resume = None
         if checkpoint_dir is not None:
             checkpointer = checkpoint_lib.Checkpointer(
@@ -350,7 +349,7 @@ class Loop:
                     self.selector.on_train_begin(state)  # an in-step filter's variables are replicated too
             except Exception as err:
                 raise selector_error(err, self.selector, 0, "on_train_begin")
-        self.functions.trace()
+        functions.trace()
         self.history = history_lib.History(rows=resume.rows if resume else None, target=options.target,
                                            selector=describe(self.selector),
                                            params={"batch_size": self.batch_size, "seed": self.seed, "epochs": epochs})
@@ -358,45 +357,29 @@ class Loop:
             return self.history
         callbacks, batch_hooks = callback_list(callbacks, self.model, options)
         self.model.stop_training = False
-        driver = EpochDriver(selector=self.selector, make_state=self.make_state, functions=self.functions,
+        feeder = self.data.feeder(self.tables, carry_queue=self._filter_mode == "accumulate",
+                                  worker=distribute_lib.worker_slice(self.strategy))
+        driver = EpochDriver(options, selector=self.selector, make_state=self.make_state, functions=functions,
                              tables=self.tables, train_metrics=self.train_metrics, evaluate=self._evaluate,
-                             model=self.model, steps_per_execution=self.steps_per_execution,
+                             model=self.model, steps_per_execution=self.steps_per_execution, feeder=feeder,
+                             history=self.history, callbacks=callbacks, batch_hooks=batch_hooks, timer=timer,
                              plan_check=distribute_lib.plan_check(self.strategy, lambda: self.selector),
-                             feeder=self._feeder())
+                             checkpointer=checkpointer, resume=resume)
         with checkpoint_lib.guard(checkpointer):
-            return driver.run(options, history=self.history, callbacks=callbacks, batch_hooks=batch_hooks,
-                              state=state, timer=timer,
-                              logs=resume.logs if resume else {}, last_val=resume.last_val if resume else {},
-                              checkpointer=checkpointer, resume=resume)
+            return driver.run(state)
 
-    def _options(self, x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose):
-        """Validates ``fit``'s arguments and data (nothing is trained yet) and returns its :class:`FitOptions`."""
+    def _options(self, epochs, validation_data, target, stop_at_target, eval_every, verbose):
+        """Checks ``fit``'s options (nothing is read or trained yet); returns them as :class:`FitOptions` fields."""
         tracked = ["loss"] + self.metric_names
         tracked += ["val_" + t for t in tracked] if validation_data is not None else []
         if eval_every is not None and self._filter_mode == "accumulate":
             raise ValueError(f"eval_every={eval_every!r} counts optimizer steps, which the accumulating filter of "
                              f"{describe(self.selector)} decouples from the plan's batches; leave eval_every=None "
                              "to evaluate once per epoch")
-        settings = validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
-                                           stop_at_target=stop_at_target, tracked=tracked)
-        self._set_training_data(x, y)
-        device_val = None
-        if validation_data is not None:
-            if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                device_val = self._eval_data(*validation_data, "validation_data")
-            else:
-                device_val = self._eval_data(validation_data, None, "validation_data")
-        return FitOptions(**settings, validation=device_val)
-
-    def _feeder(self):
-        """The streaming path's :class:`loop.streaming.Feeder`, or None on the device-resident path."""
-        if self.source is None:
-            return None
-        self.data.valid = False  # a new fit (or a resumed one) re-reads the rows it needs
-        return streaming_lib.Feeder(self.data, self.tables, carry_queue=self._filter_mode == "accumulate",
-                                    worker=distribute_lib.worker_slice(self.strategy))
+        return validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
+                                       stop_at_target=stop_at_target, tracked=tracked)
 
     def _identity(self):
         replicas = 1 if self.strategy is None else self.strategy.num_replicas_in_sync
         return {"selector": describe(self.selector), "seed": self.seed, "batch_size": self.batch_size,
-                "num_samples": int(self.num_samples), "loss": self.loss_name, "replicas": replicas}
+                "num_samples": int(self.data.num_samples), "loss": self.loss_name, "replicas": replicas}

@@ -70,6 +70,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from loop import validation
+
 __all__ = ["ExponentialRange", "LRRangeResult", "lr_range_test"]
 
 
@@ -220,7 +222,7 @@ def lr_range_test(model, x, y=None, *, loss=None, optimizer="adam", batch_size=3
 
     _check_arguments(min_lr, max_lr, num_steps, smoothing, divergence, loop_kwargs)
     num_samples = _num_samples(x, y)
-    batch_size_ = min(_positive_int("batch_size", batch_size), num_samples)
+    batch_size_ = min(validation.positive_int("batch_size", batch_size), num_samples)
     if num_steps is None:
         num_steps = max(2, math.ceil(num_samples / batch_size_))
     schedule = ExponentialRange(min_lr, max_lr, num_steps)
@@ -338,10 +340,10 @@ class _Recorder:
         """After a non-finite loss ended the fit: records the chunk's losses up to it from the position table."""
         if self.diverged_step is not None or self._plan is None:
             return
-        bad = int(loop.tables.first_bad_step.numpy())
-        positions = loop.tables.positions.numpy()
+        bad = loop.tables.nonfinite_step()
+        positions = loop.tables.position_losses()
         bounds = np.cumsum([0] + [len(b) for b in self._plan])
-        for b in range(len(self.losses), min(max(bad, 0), len(self._plan) - 1) + 1):
+        for b in range(len(self.losses), min(bad or 0, len(self._plan) - 1) + 1):
             self._record(float(np.mean(positions[bounds[b]:bounds[b + 1]])))
             if self.diverged_step is not None:
                 return
@@ -392,19 +394,11 @@ def _sweep_optimizer(optimizer, model, schedule):
 
 
 def _num_samples(x, y):
-    from loop import validation
-
     source = validation.as_source(x, y, "training data")
     if source is not None:
         return len(source)
     x, y = validation.as_arrays(x, y, "training data")
     return validation.check_arrays(x, y, "training data")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _number(name, value):

@@ -3,7 +3,7 @@
 Who owns what:
 
 * :class:`TrainStep` owns the training of one mini-batch of the plan: gather
-  the rows by index from the device-resident data, forward, backward, apply,
+  the rows by index from the training data (:mod:`loop.data`), forward, backward, apply,
   and the bookkeeping (the loss table, counters and train metrics).  Its
   variant is chosen once, from the selector's in-step filter (see
   :mod:`loop.protocol`): ``"plain"`` (no filter), ``"compact"`` (a forward
@@ -48,22 +48,6 @@ from loop.objective import float32
 from loop.protocol import StepBatch
 
 
-class DeviceData:
-    """The training set on the device: ``x`` (a tensor or a nest of them) and ``y``, gathered by index."""
-
-    def __init__(self, x, y):
-        self.x = tf.nest.map_structure(tf.convert_to_tensor, x)
-        self.y = tf.convert_to_tensor(y)
-
-    def rows(self, indices):
-        """``(x, y)`` of the rows ``indices``."""
-        return tf.nest.map_structure(lambda t: tf.gather(t, indices), self.x), tf.gather(self.y, indices)
-
-    def head(self, n=1):
-        """The first ``n`` rows of x, e.g. to build a model."""
-        return tf.nest.map_structure(lambda t: t[:n], self.x)
-
-
 def objective(weights, losses, n, model, replicas=1):
     """The step's objective ``sum(w * loss) / n`` plus the model's regularization losses (split over replicas).
 
@@ -85,7 +69,7 @@ class TrainStep:
         optimizer: its optimizer (built); a ``keras.optimizers.LossScaleOptimizer`` scales the
             objective and skips steps with non-finite gradients (see :meth:`scaled`).
         loss_fn: ``fn(y_true, y_pred) -> [n]`` per-sample losses (:func:`loop.objective.per_sample_loss`).
-        data: a :class:`DeviceData`.
+        data: the :class:`loop.data.TrainingData` (``rows(indices)`` in the step).
         tables: a :class:`loop.tables.Tables`.
         metrics: the training :class:`loop.objective.MetricSet`.
         keep: the selector's in-step filter (``keep(batch) -> weights``), or None.
@@ -236,6 +220,8 @@ class Functions:
         step: a callable ``step(indices, weights) -> losses`` (a :class:`TrainStep`
             or a distributed wrapper with ``needs_capacity = True``, which also
             takes the chunk's largest batch size).
+        model, loss_fn: the model and its per-sample loss (for scoring and evaluation).
+        data: the :class:`loop.data.TrainingData`; scoring gathers ``data.score_rows(indices)``.
         tables: the step's :class:`loop.tables.Tables`.
         val_metrics: the evaluation :class:`loop.objective.MetricSet`.
         run_eagerly: do not compile (debugging).
@@ -285,7 +271,7 @@ class Functions:
         self.trace_time_s = time.perf_counter() - start
 
     def _score_batch(self, indices):
-        x, y = self._data.rows(indices)
+        x, y = self._data.score_rows(indices)
         losses = self._loss_fn(y, self._model(x, training=False))
         self._tables.record(indices, losses)
         self._tables.add_forwards(tf.size(indices))

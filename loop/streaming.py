@@ -11,7 +11,7 @@ staged on the device one chunk (``steps_per_execution`` mini-batches) at a
 time, while the previous chunk trains.
 
 The compiled train step does not change: it gathers rows by sample index, as
-on the device-resident path (:class:`loop.step.DeviceData`), but from a
+on the device-resident path (:class:`loop.data.ResidentData`), but from a
 staging buffer that holds the rows of the current chunk (and the rows an
 accumulating in-step filter has queued), through a device table that maps a
 sample index to its row in the buffer (one int32 per sample).  The labels, the
@@ -281,7 +281,7 @@ def sequential_batches(num_rows, batch_size):
 class StagedData:
     """The device side of the streaming path: rows gathered by sample index from a staging buffer.
 
-    ``rows(indices)`` has :class:`loop.step.DeviceData`'s contract, so the
+    ``rows(indices)`` has :class:`loop.data.ResidentData`'s contract, so the
     compiled step is the same on both paths; it is valid for the indices of the
     last :meth:`stage` call.  ``y`` holds every sample's target on the device.
 

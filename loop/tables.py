@@ -110,6 +110,30 @@ class Tables(tf.Module):
         self.first_bad_step.assign(tf.where(tf.logical_and(tf.logical_not(finite), self.first_bad_step < 0),
                                             self.steps.read_value(), self.first_bad_step.read_value()))
 
+    def nonfinite_step(self):
+        """The first step whose loss was NaN or Inf since :meth:`clear_nonfinite`, or None (a host read)."""
+        step = int(self.first_bad_step.numpy())
+        return None if step < 0 else step
+
+    def clear_nonfinite(self):
+        """Forgets a non-finite loss seen before (at the start of a fit)."""
+        self.first_bad_step.assign(-1)
+
+    def reset_positions(self, size):
+        """Zeroes the per-position losses for a plan of ``size`` rows (nothing when positions are not kept)."""
+        if self.positions is not None:
+            self.positions.assign(tf.zeros([size]))
+
+    def position_losses(self, start=0, stop=None):
+        """The current plan's losses at positions ``[start, stop)``, NumPy (a host read).
+
+        Raises:
+            RuntimeError: the tables keep no positions (no ``on_batch_end`` hook).
+        """
+        if self.positions is None:
+            raise RuntimeError("these tables keep no per-position losses; a selector with on_batch_end gets them")
+        return self.positions[start:stop].numpy()
+
     def counts(self):
         """``{"step", "samples_seen", "samples_forwarded", "samples_backpropagated"}`` as Python ints (a host read)."""
         return {"step": int(self.steps.numpy()), "samples_seen": int(self.seen.numpy()),

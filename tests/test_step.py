@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from helpers import make_data, make_model
 from loop import objective as objective_lib
-from loop.step import DeviceData, Functions, TrainStep, objective
+from loop.data import ResidentData
+from loop.step import Functions, TrainStep, objective
 from loop.tables import Tables
 
 
@@ -18,7 +19,7 @@ def _step(keep=None, mode=None, model=None, n=32):
     optimizer.build(model.trainable_variables)
     metrics = objective_lib.MetricSet(["accuracy"], (n,), (n, 3))
     _, loss_fn = objective_lib.per_sample_loss("sparse_categorical_crossentropy")
-    return TrainStep(model, optimizer, loss_fn, DeviceData(x, y), Tables(n), metrics, keep, mode), x, y
+    return TrainStep(model, optimizer, loss_fn, ResidentData(x, y), Tables(n), metrics, keep, mode), x, y
 
 
 def _first_half(batch):

@@ -1,0 +1,316 @@
+"""The training data of ``Loop.fit``: one object, resident on the device or streamed, behind one interface.
+
+Who owns what: :func:`training_data` is the one place that decides where the
+training data lives, as Keras' ``get_data_adapter`` chooses an adapter once.
+Data of at most ``resident_limit_bytes`` becomes a :class:`ResidentData` (read
+onto the device once, gathered by index); larger data, and a random-access
+source larger than the limit, becomes a :class:`StreamedData` (read by index
+from its :class:`loop.streaming.RandomAccess` a chunk at a time).  From then
+on ``Loop``, the step (:class:`loop.step.TrainStep`), the compiled functions
+(:class:`loop.step.Functions`) and the driver (:class:`loop.driver.EpochDriver`)
+talk only to the :class:`TrainingData` interface, which owns:
+
+* the number of samples, the labels (NumPy, and on the device as ``y``), the
+  task and number of classes inferred from them, and what a selector sees as
+  ``state.inputs``;
+* the head rows: :meth:`TrainingData.head` to build the model, and the first
+  rows kept to check evaluation data against;
+* :meth:`TrainingData.rows`, the rows the compiled step gathers by index, and
+  :meth:`TrainingData.score_rows`, those the scoring pass gathers;
+* :meth:`TrainingData.score`, fresh losses of training rows in batches;
+* :meth:`TrainingData.feeder`, what the driver calls to have each chunk's rows
+  ready (a no-op on the device, a :class:`loop.streaming.Feeder` when streamed);
+* :meth:`TrainingData.evaluation_data`: evaluation data checked against the
+  training data (structure, per-sample shapes, labels) as an
+  :class:`EvaluationData`, whose :meth:`EvaluationData.batches` are the same
+  for validation data, ``Loop.evaluate`` and extra evaluations.
+
+Reading by index, the ``tf.data`` pipeline, the staging buffer and the feeder
+machinery stay in :mod:`loop.streaming`; this module composes them.  The checks
+themselves are :mod:`loop.validation`'s.
+"""
+
+import dataclasses
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from loop import objective as objective_lib
+from loop import streaming as streaming_lib
+from loop import validation
+
+#: Rows of the training data kept to check the loss and evaluation data against.
+HEAD_ROWS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the labels are: ``kind`` ("classification" or "regression"), ``num_classes`` and a sparse loss."""
+
+    kind: str
+    num_classes: typing.Optional[int]
+    sparse: bool
+
+
+def training_data(x, y, *, loss_name, loss_fn, model, resident_limit_bytes, previous=None):
+    """The checked training data of a fit, resident or streamed: the one place that decides which.
+
+    Args:
+        x, y: ``fit``'s training data: arrays (x a dict or tuple of them for
+            several inputs) with y, an ``(x, y)`` pair in x, a NumPy memmap with
+            y, or a :class:`loop.streaming.RandomAccess` (or another random-access
+            source) that carries its targets.
+        loss_name, loss_fn: the per-sample loss (:func:`loop.objective.per_sample_loss`),
+            tried on the head rows.
+        model: the Keras model, called on the head rows.
+        resident_limit_bytes: data of more bytes streams; 0 always streams,
+            None never does.
+        previous: the last fit's :class:`TrainingData`; returned as it is
+            (device tensors and compiled functions kept) when ``x`` and ``y``
+            are the same objects.
+
+    Returns:
+        A :class:`ResidentData` or a :class:`StreamedData`.
+
+    Raises:
+        ValueError: empty, ragged, non-finite or mislabelled data, a
+            ``tf.data.Dataset``, or targets the loss cannot take, naming the value.
+    """
+    if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
+        x, y = x
+    key = (x, y)
+    source = validation.as_source(x, y, "training data")
+    if source is None:
+        x, y = validation.as_arrays(x, y, "training data")
+        nbytes = sum(leaf.nbytes for leaf in tf.nest.flatten(x)) + y.nbytes
+        if resident_limit_bytes is not None and nbytes > resident_limit_bytes:
+            source = streaming_lib.RandomAccess(x, y)
+    elif resident_limit_bytes is None or source.nbytes <= resident_limit_bytes:
+        x, y = source.take(np.arange(len(source)))  # it fits: read it once onto the device
+        source = None
+    if source is not None:
+        n = validation.check_source(source, "training data")
+        y = source.labels
+        head_x = source.take(np.arange(min(HEAD_ROWS, n)))[0]
+    else:
+        n = validation.check_arrays(x, y, "training data")
+        head_x = tf.nest.map_structure(lambda t: t[:HEAD_ROWS], x)
+    kind, num_classes = objective_lib.infer_task(loss_name, y, model)
+    sparse = "sparse" in loss_name.lower()
+    validation.check_labels(y, num_classes, sparse, "training data")
+    validation.check_loss_applies(loss_name, loss_fn, y[:HEAD_ROWS], model(head_x, training=False))
+    if previous is not None and previous.key[0] is key[0] and previous.key[1] is key[1]:
+        return previous
+    task = Task(kind, num_classes, sparse)
+    if source is None:
+        return ResidentData(x, y, task=task, head_x=head_x, key=key)
+    return StreamedData(source, task=task, head_x=head_x, key=key)
+
+
+class TrainingData:
+    """The interface of the training data (see the module docstring); :func:`training_data` makes one.
+
+    Attributes:
+        streaming: True when the rows stream from a source.
+        num_samples: the number of training samples.
+        labels: every sample's target, NumPy.
+        y: every sample's target on the device.
+        inputs: what ``state.inputs`` gives a selector (the arrays, or the source).
+        task: the :class:`Task`.
+        key: the ``(x, y)`` objects it was made from.
+    """
+
+    streaming = False
+
+    def __init__(self, *, labels, inputs, task, head_x, key):
+        self.labels, self.inputs, self.task, self.key = labels, inputs, task, key
+        self.num_samples = len(labels)
+        self._head_x = head_x
+
+    @property
+    def num_classes(self):
+        """The number of classes (None for regression)."""
+        return None if self.task is None else self.task.num_classes
+
+    def head(self, n=1):
+        """The first ``n`` rows of x on the device, e.g. to build the model."""
+        raise NotImplementedError
+
+    def rows(self, indices):
+        """``(x, y)`` of the rows ``indices``, inside the compiled step (streamed: staged by the feeder)."""
+        raise NotImplementedError
+
+    def score_rows(self, indices):
+        """``(x, y)`` of the rows ``indices`` for the scoring pass (streamed: staged by :meth:`score`)."""
+        return self.rows(indices)
+
+    def score(self, indices, score_batch, batch_size):
+        """Fresh per-sample losses of rows ``indices``: ``score_batch(int32 indices)`` per batch of ``batch_size``.
+
+        Args:
+            indices: checked int sample indices (NumPy).
+            score_batch: the compiled scoring function (:class:`loop.step.Functions`).
+            batch_size: rows per forward pass.
+
+        Returns:
+            float32 NumPy losses, one per index.
+        """
+        raise NotImplementedError
+
+    def feeder(self, tables, *, carry_queue=False, worker=None):
+        """What the driver calls around each chunk: ``start(plan, first_batch)``, ``stage(first, last)``, ``stop()``.
+
+        Args:
+            tables: the fit's :class:`loop.tables.Tables`.
+            carry_queue: the step's filter accumulates (its queued rows are carried).
+            worker: :func:`loop.distribute.worker_slice` of the strategy, or None.
+        """
+        return _Resident()
+
+    def evaluation_data(self, x, y, what):
+        """Evaluation data checked against the training data, as an :class:`EvaluationData`.
+
+        Args:
+            x, y: arrays with their targets, or a random-access source (y None).
+            what: names the data in errors (``"validation_data"``).
+
+        Returns:
+            A :class:`ResidentEvaluation` (device tensors) or a :class:`StreamedEvaluation` (read in order).
+
+        Raises:
+            ValueError: data of another structure, per-sample shape or labels than the training data.
+        """
+        source = validation.as_source(x, y, what)
+        if source is not None:
+            head_x, head_y = source.take(np.arange(min(HEAD_ROWS, len(source))))
+            self._check_like(head_x, head_y, what)
+            validation.check_source(source, what)
+            validation.check_labels(source.labels, self.num_classes, self.task.sparse, what)
+            return StreamedEvaluation(source)
+        x, y = validation.as_arrays(x, y, what)
+        self._check_like(x, y, what)
+        return ResidentEvaluation(x, y)
+
+    def _check_like(self, x, y, what):
+        validation.check_arrays(x, y, what)
+        validation.check_like(x, y, self._head_x, self.labels, what)
+        validation.check_labels(y, self.num_classes, self.task.sparse, what)
+
+
+class _Resident:
+    """The feeder of resident data: its rows are always on the device."""
+
+    def start(self, plan, first_batch):
+        """Nothing to read."""
+
+    def stage(self, first, last):
+        """Nothing to stage."""
+
+    def stop(self):
+        """Nothing to drop."""
+
+
+class ResidentData(TrainingData):
+    """Training data copied onto the device once and gathered by index.
+
+    Args:
+        x: the inputs (an array or a nest of them); y: the targets.
+        task, head_x, key: see :class:`TrainingData` (optional outside a fit).
+    """
+
+    def __init__(self, x, y, *, task=None, head_x=None, key=None):
+        super().__init__(labels=y, inputs=x, task=task, head_x=head_x, key=key)
+        self.x = tf.nest.map_structure(tf.convert_to_tensor, x)
+        self.y = tf.convert_to_tensor(y)
+
+    def head(self, n=1):
+        return tf.nest.map_structure(lambda t: t[:n], self.x)
+
+    def rows(self, indices):
+        return tf.nest.map_structure(lambda t: tf.gather(t, indices), self.x), tf.gather(self.y, indices)
+
+    def score(self, indices, score_batch, batch_size):
+        out = [score_batch(tf.constant(indices[i:i + batch_size], tf.int32)).numpy()
+               for i in range(0, len(indices), batch_size)]
+        return np.concatenate(out) if out else np.zeros([0], np.float32)
+
+
+class StreamedData(TrainingData):
+    """Training data read by index from a :class:`loop.streaming.RandomAccess`, staged a chunk at a time.
+
+    The labels stay on the device for every sample; the inputs of the rows a
+    chunk trains are staged by the feeder (:meth:`feeder`) in one
+    :class:`loop.streaming.StagedData`, and the rows :meth:`score` scores in
+    another, so scoring mid-epoch leaves the training buffer alone.
+
+    Args:
+        source: the :class:`loop.streaming.RandomAccess`.
+        task, head_x, key: see :class:`TrainingData`.
+    """
+
+    streaming = True
+
+    def __init__(self, source, *, task=None, head_x=None, key=None):
+        super().__init__(labels=source.labels, inputs=source, task=task, head_x=head_x, key=key)
+        self.source = source
+        self.staged = streaming_lib.StagedData(source, self.labels)
+        self.scoring = streaming_lib.StagedData(source, self.staged.y)
+        self.y = self.staged.y
+
+    def head(self, n=1):
+        return self.staged.head(n)
+
+    def rows(self, indices):
+        return self.staged.rows(indices)
+
+    def score_rows(self, indices):
+        return self.scoring.rows(indices)
+
+    def score(self, indices, score_batch, batch_size):
+        if not len(indices):
+            return np.zeros([0], np.float32)
+        flat = tf.constant(indices, tf.int32)
+        batches = streaming_lib.sequential_batches(len(indices), batch_size).map(
+            lambda positions: tf.gather(flat, positions))
+        out = []
+        for batch_indices, *leaves in streaming_lib.batch_pipeline(self.source, batches):
+            self.scoring.stage(batch_indices, leaves)
+            out.append(score_batch(batch_indices).numpy())
+        return np.concatenate(out)
+
+    def feeder(self, tables, *, carry_queue=False, worker=None):
+        self.staged.valid = False  # a new fit (or a resumed one) re-reads the rows it needs
+        return streaming_lib.Feeder(self.staged, tables, carry_queue=carry_queue, worker=worker)
+
+
+class EvaluationData:
+    """Evaluation data checked against the training data (:meth:`TrainingData.evaluation_data`)."""
+
+    def batches(self, batch_size):
+        """``(x, y)`` batches of ``batch_size`` rows in order, ready for the compiled evaluation step."""
+        raise NotImplementedError
+
+
+class ResidentEvaluation(EvaluationData):
+    """Evaluation data held as device tensors, sliced in order."""
+
+    def __init__(self, x, y):
+        self.x = tf.nest.map_structure(tf.convert_to_tensor, x)
+        self.y = tf.convert_to_tensor(y)
+
+    def batches(self, batch_size):
+        for i in range(0, int(self.y.shape[0]), batch_size):
+            yield tf.nest.map_structure(lambda t: t[i:i + batch_size], self.x), self.y[i:i + batch_size]
+
+
+class StreamedEvaluation(EvaluationData):
+    """Evaluation data read in order from a :class:`loop.streaming.RandomAccess`, read ahead."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def batches(self, batch_size):
+        order = streaming_lib.sequential_batches(len(self.source), batch_size)
+        for _, *leaves in streaming_lib.batch_pipeline(self.source, order, with_targets=True):
+            yield tf.nest.pack_sequence_as(self.source.x_spec, leaves[:-1]), leaves[-1]
