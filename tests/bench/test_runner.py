@@ -407,3 +407,29 @@ def test_a_noisy_label_workload_is_stored_under_its_name_with_clean_validation_l
     assert record["dataset"] == "iris_noisy20" and record["source_dataset"] == "iris"
     assert record["label_noise"]["fraction"] == 0.2 and record["label_noise"]["replaced"] == 19
     assert tables.summarize([record], n_boot=10)["dataset"].iloc[0] == "iris_noisy20"
+
+
+def test_the_variant_workloads_are_workloads_of_their_own():
+    from loop.bench.suites import FULL, SUITES, VARIANTS
+    from loop.selectors import from_string
+
+    assert SUITES["variants"] is VARIANTS
+    by_name = {b.name: b for b in VARIANTS.budgets}
+    assert set(by_name) == {"mnist_noisy20", "fashion_mnist_half_width"}
+    assert not set(by_name) & {b.name for b in FULL.budgets}
+    noisy, narrow = by_name["mnist_noisy20"], by_name["fashion_mnist_half_width"]
+    assert noisy.dataset == "mnist" and noisy.label_noise == 0.2 and noisy.config()["workload"] == "mnist_noisy20"
+    assert narrow.dataset == "fashion_mnist" and narrow.model_kwargs == {"width": 0.5}
+    assert all(b.validation == "split" for b in VARIANTS.budgets)
+    for spec in VARIANTS.selectors:
+        from_string(spec)
+
+
+def test_model_kwargs_reach_the_reference_model(tmp_path, tiny_budget):
+    out = str(tmp_path / "out")
+    budget = dataclasses.replace(tiny_budget, workload="spirals_narrow", model_kwargs={"hidden": [8]})
+    runner.run_suite([budget, tiny_budget], ["shuffle"], 1, out, progress=False)
+    narrow, plain = sorted(tables.load_runs(out), key=lambda r: r["dataset"] != "spirals_narrow")
+    assert narrow["status"] == plain["status"] == "ok" and narrow["dataset"] == "spirals_narrow"
+    assert narrow["budget"]["model_kwargs"] == {"hidden": [8]} and "model_kwargs" not in plain["budget"]
+    assert narrow["flops_per_sample"] < plain["flops_per_sample"]  # one hidden layer of 8 units, not 64 and 64
