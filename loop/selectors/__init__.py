@@ -8,8 +8,8 @@ One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
 :mod:`~loop.selectors.dybat`, :mod:`~loop.selectors.infobatch`,
 :mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop`,
 :mod:`~loop.selectors.stale_selective_backprop`, :mod:`~loop.selectors.ordered_sgd`,
-:mod:`~loop.selectors.rho_loss` and :mod:`~loop.selectors.rs2` (published methods), and :mod:`~loop.selectors.random_drop` (their uniform
-control).
+:mod:`~loop.selectors.rho_loss` and :mod:`~loop.selectors.rs2` (published methods), and
+:mod:`~loop.selectors.random_drop` (their uniform control).
 """
 
 from loop.selectors.base import Selector, describe, from_string, register, registered
