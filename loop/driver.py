@@ -5,7 +5,8 @@ Each epoch it asks the selector for a plan (through a :class:`loop.protocol.Stat
 validates it, uploads it once, and runs it ``steps_per_execution`` mini-batches
 per call of the compiled chunk function (:class:`loop.step.Functions`).  Between
 chunks it dispatches the Keras callbacks, the selector's ``on_batch_end`` hook,
-mid-epoch evaluations and checkpoints.  :class:`Timer` owns the clock: what
+mid-epoch evaluations (the validation data, then any extra evaluations such as
+a test set, whose metrics go to the history only) and checkpoints.  :class:`Timer` owns the clock: what
 counts as training, selection and evaluation time.  The compiled step, the
 tables and the checkpoint format belong to :mod:`loop.step`,
 :mod:`loop.tables` and :mod:`loop.checkpoint`.
@@ -65,6 +66,7 @@ class FitOptions:
     eval_every: typing.Optional[int] = None
     verbose: int = 1
     validation: typing.Optional[tuple] = None   # (x, y) device tensors
+    extra_evaluations: tuple = ()               # ((name, (x, y)), ...): reported only, never read by the fit
 
 
 def selector_error(err, selector, epoch, where="__call__"):
@@ -99,7 +101,7 @@ class EpochDriver:
         functions: the compiled :class:`loop.step.Functions`.
         tables: the :class:`loop.tables.Tables`.
         train_metrics: the training :class:`loop.objective.MetricSet`.
-        evaluate: ``evaluate(x, y) -> {"val_...": value}`` on device tensors.
+        evaluate: ``evaluate(x, y, prefix="val_") -> {"val_...": value}`` on device tensors.
         model: the Keras model (for ``stop_training``).
         steps_per_execution: mini-batches per compiled call.
         plan_check: None, or ``check(plan, epoch)`` that the workers agree.
@@ -236,14 +238,18 @@ class EpochDriver:
         return self.model.stop_training
 
     def _eval_row(self, epoch_progress):
-        val = {}
+        val, extra = {}, {}
         if self.options.validation is not None:
             with self.timer.measure("eval"):
                 self.callbacks.on_test_begin()
                 val = self.evaluate(*self.options.validation)
                 self.callbacks.on_test_end({k[4:]: v for k, v in val.items()})
+        # Reported only: in the history row, never in the logs that callbacks, selectors and targets read.
+        for name, data in self.options.extra_evaluations:
+            with self.timer.measure("eval"):
+                extra.update(self.evaluate(*data, prefix=f"{name}_"))
         row = {"epoch": round(float(epoch_progress), 6), **self.tables.counts(), **self.timer.row(), **self.logs,
-               **val}
+               **val, **extra}
         self.history.rows.append(row)
         self.last_val = val
 

@@ -297,7 +297,7 @@ class Loop:
 
     # -------------------------------------------------------------------- fit
     def fit(self, x, y=None, *, epochs, validation_data=None, target=None, stop_at_target=False, eval_every=None,
-            callbacks=None, verbose=1, checkpoint_dir=None):
+            callbacks=None, verbose=1, checkpoint_dir=None, extra_evaluations=None):
         """Trains the model, asking the selector for a plan every epoch.
 
         Args:
@@ -319,6 +319,18 @@ class Loop:
             checkpoint_dir: save a checkpoint there at every epoch end and on
                 SIGTERM or Ctrl-C, and resume from its latest checkpoint; see
                 :mod:`loop.checkpoint`.
+            extra_evaluations: ``{name: data}`` of further data sets, each an
+                ``(x, y)`` pair or a :class:`loop.RandomAccess`, evaluated at
+                every evaluation right after ``validation_data``, e.g.
+                ``{"test": (x_test, y_test)}`` when ``validation_data`` is a
+                split held out of the training set.  Their metrics enter the
+                history only, as ``<name>_loss``, ``<name>_accuracy``, ...
+                columns: never the logs that callbacks and the selector read,
+                and never ``target`` or ``stop_at_target`` (a target on them
+                is refused), so the test set chooses nothing.  Their time
+                counts as evaluation time (``eval_time_s``), outside the
+                training clock.  Names are lower-case identifiers other than
+                ``val``.
 
         Returns:
             A :class:`loop.history.History`.
@@ -327,7 +339,8 @@ class Loop:
             ValueError: bad data, plan, target or argument, naming the value.
             FloatingPointError: a loss became NaN or Inf, naming the epoch and step.
         """
-        options = self._options(x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose)
+        options = self._options(x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose,
+                                extra_evaluations)
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         with distribute_lib.scope(self.strategy):
@@ -369,7 +382,8 @@ class Loop:
                               logs=resume.logs if resume else {}, last_val=resume.last_val if resume else {},
                               checkpointer=checkpointer, resume=resume)
 
-    def _options(self, x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose):
+    def _options(self, x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose,
+                 extra_evaluations=None):
         """Validates ``fit``'s arguments and data (nothing is trained yet) and returns its :class:`FitOptions`."""
         tracked = ["loss"] + self.metric_names
         tracked += ["val_" + t for t in tracked] if validation_data is not None else []
@@ -382,11 +396,15 @@ class Loop:
         self._set_training_data(x, y)
         device_val = None
         if validation_data is not None:
-            if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                device_val = self._eval_data(*validation_data, "validation_data")
-            else:
-                device_val = self._eval_data(validation_data, None, "validation_data")
-        return FitOptions(**settings, validation=device_val)
+            device_val = self._eval_pair(validation_data, "validation_data")
+        extra = tuple((name, self._eval_pair(data, f"extra_evaluations[{name!r}]"))
+                      for name, data in validation.extra_evaluations(extra_evaluations).items())
+        return FitOptions(**settings, validation=device_val, extra_evaluations=extra)
+
+    def _eval_pair(self, data, what):
+        if isinstance(data, (tuple, list)) and len(data) == 2:
+            return self._eval_data(*data, what)
+        return self._eval_data(data, None, what)
 
     def _feeder(self):
         """The streaming path's :class:`loop.streaming.Feeder`, or None on the device-resident path."""

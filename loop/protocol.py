@@ -131,7 +131,8 @@ class State:
         loss_step: the optimizer step that saw each loss, -1 where never seen.
         rng: a ``numpy.random.Generator`` derived from the loop's seed and the
             epoch.  Draw all randomness from it, never from global state.
-        logs: the previous evaluation's train and validation metrics.
+        logs: the previous evaluation's train and validation metrics (never the metrics of ``fit``'s
+            ``extra_evaluations``, such as a test set).
         score_fn: what :meth:`score` calls.
         inputs: the training inputs (read-only arrays, or a dict or tuple of
             them), for selectors that fit a companion model on the data.

@@ -53,6 +53,26 @@ def fit_settings(*, epochs, eval_every, verbose, target, stop_at_target, tracked
             "verbose": verbose, "target": parsed, "stop_at_target": bool(stop_at_target)}
 
 
+def extra_evaluations(extra):
+    """``fit``'s ``extra_evaluations`` as a dict ``{name: data}`` (None: empty), its names checked.
+
+    Raises:
+        ValueError: not a dict, or a name that is not a lower-case identifier, is ``val`` (the validation
+            columns' prefix) or starts with ``val_``, naming it.
+    """
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"extra_evaluations must be a dict {{name: (x, y)}}, e.g. {{'test': (x_test, y_test)}}; "
+                         f"got {type(extra).__name__}")
+    for name in extra:
+        if not isinstance(name, str) or not name.isidentifier() or name != name.lower() or name == "val" or \
+                name.startswith("val_"):
+            raise ValueError(f"extra_evaluations name {name!r} must be a lower-case identifier other than 'val' "
+                             "(its metrics become '<name>_loss', ... columns), e.g. 'test'")
+    return dict(extra)
+
+
 def as_arrays(x, y, what):
     """``(x, y)`` as NumPy arrays from ``(x, y)`` or from ``((x, y), None)``, as ``fit`` and ``evaluate`` take them.
 

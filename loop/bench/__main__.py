@@ -121,7 +121,7 @@ def _suites_text(width=HELP_WIDTH):
         lines.append(wrap(f"selectors: {', '.join(s.selectors)}", "    "))
         for b in s.budgets:
             lines.append(wrap(
-                f"{b.dataset}: {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
+                f"{b.name}: {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
                 + (f" on {b.n_train} training rows" if b.n_train else "")
                 + (f", {b.model}" if b.model else "")
                 + (f", lr {b.learning_rate:g}" if b.learning_rate else "")
@@ -299,16 +299,17 @@ def _budgets(args, suite):
     from loop import datasets
     from loop.bench.suites import SUITES, Budget
 
-    known = {b.dataset: b for s in SUITES.values() for b in s.budgets}
-    known.update({b.dataset: b for b in suite.budgets})
+    known = {b.name: b for s in SUITES.values() for b in s.budgets}
+    known.update({b.name: b for b in suite.budgets})
     if args.datasets is None:
         chosen = list(suite.budgets)
     else:
         chosen = []
         for name in (n.strip() for n in args.datasets.split(",") if n.strip()):
             key = name.lower().replace("-", "_")
-            if key not in datasets.names():
-                raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(datasets.names())}")
+            if key not in datasets.names() and key not in known:
+                raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(datasets.names())} or a "
+                                 f"workload of the suites ({', '.join(k for k in known if k not in datasets.names())})")
             chosen.append(known.get(key) or Budget(dataset=key, epochs=10))
         if not chosen:
             raise ValueError(f"--datasets {args.datasets!r} names no dataset; give comma-separated names such as "

@@ -11,6 +11,15 @@ epochs are rounds over its hardest batches) gets that many epochs instead.  Targ
 stored histories (:mod:`loop.bench.tables`), so the same runs answer any
 target.
 
+Validation: a budget with ``validation="split"`` validates on a split held
+out of the training set (``loop.datasets.validation_split``): its ``val_*``
+columns, target and ``stop_at_target`` read that split, and the test set is
+evaluated at every evaluation too (``Loop.fit(extra_evaluations=...)``,
+timed as evaluation) into ``test_*`` columns that choose nothing.  The older
+budgets (``validation="test"``) validate on the test set as before.  A
+workload variant (``Budget.workload``, e.g. label noise on the training
+labels, applied after the split) is stored and tabled under its own name.
+
 Each finished run is one file ``<out>/runs/<dataset>/<selector>/seed_<k>.json``
 written to a temporary name and moved into place with ``os.replace``, so a
 killed suite leaves either a whole file or none.  A run that raises (a loss
@@ -194,12 +203,23 @@ def read_run(path):
 def prepare_dataset(budget, data_dir=None):
     """Loads ``budget.dataset`` and cuts the training and test subsets of the budget.
 
-    The subsets are drawn with a fixed generator (seed 0), so every selector and
-    seed trains on the same rows.
+    With ``budget.validation == "split"`` the validation split is held out of
+    the training set first (``ds.x_val``, ``ds.y_val`` of the returned
+    dataset; see :func:`validation_data`), then ``budget.label_noise`` is
+    applied to the remaining training labels.  The subsets are drawn with a
+    fixed generator (seed 0), so every selector and seed trains on the same
+    rows.
+
+    Returns:
+        ``(ds, (x_train, y_train), (x_test, y_test))``.
     """
     from loop import datasets
 
     ds = datasets.load(budget.dataset, data_dir=data_dir, **budget.load_options)
+    if budget.validation == "split":
+        ds = datasets.validation_split(ds, budget.n_val)
+    if budget.label_noise:
+        ds = datasets.with_label_noise(ds, budget.label_noise)
     rng = np.random.default_rng(0)
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     if budget.n_train is not None and budget.n_train < len(y_train):
@@ -209,6 +229,16 @@ def prepare_dataset(budget, data_dir=None):
         rows = np.sort(rng.permutation(len(y_test))[:budget.n_test])
         x_test, y_test = x_test[rows], y_test[rows]
     return ds, (x_train, y_train), (x_test, y_test)
+
+
+def validation_data(ds, budget, test):
+    """What a run of ``budget`` validates on, and its extra evaluations: ``(validation_data, extra_evaluations)``.
+
+    ``validation="split"``: the held-out split, and ``{"test": test}``; else the test set and nothing more.
+    """
+    if budget.validation == "split":
+        return (ds.x_val, ds.y_val), {"test": test}
+    return test, None
 
 
 def weights_fingerprint(model):
@@ -257,14 +287,22 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
     from loop.selectors import Selector
 
     keras.utils.set_random_seed(seed)
-    record = {"format": RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
+    val, extra = validation_data(ds, budget, test)
+    record = {"format": RUN_FORMAT, "dataset": budget.name, "selector": label, "seed": seed,
               "budget": budget.config(), "precision": precision, "task": ds.task, "metrics": list(ds.metrics),
               "loss": ds.loss, "target_metric": ds.target_metric, "n_train": int(len(train[1])),
               "n_test": int(len(test[1])), "status": "ok", "error": None, "frame": [], "wall_s": None}
+    if budget.validation == "split":
+        record["validation"] = "split"
+        record["n_val"] = int(len(val[1]))
+    if budget.workload:
+        record["source_dataset"] = budget.dataset
+    if "label_noise" in ds.extras:
+        record["label_noise"] = {k: v for k, v in ds.extras["label_noise"].items() if k != "rows"}
     start = time.perf_counter()
     loop = None
     try:
-        model = ds.model(budget.model)
+        model = ds.model(budget.model, **budget.model_kwargs)
         record["model"] = model.name
         record["compute_dtype"] = model.compute_dtype  # what the policy gave the model, e.g. bfloat16
         record["init_fingerprint"] = weights_fingerprint(model)
@@ -274,7 +312,7 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
         tasks = getattr(selector, "tasks", None) or Selector.tasks
         if ds.task not in tasks:
             record["status"] = NOT_APPLICABLE
-            record["error"] = (f"{label} supports {' and '.join(tasks)} only; {budget.dataset} is a {ds.task} "
+            record["error"] = (f"{label} supports {' and '.join(tasks)} only; {budget.name} is a {ds.task} "
                                "task")
             record["wall_s"] = time.perf_counter() - start
             return record
@@ -285,8 +323,8 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
         record["loop_epochs"] = epochs
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=seed)
-        hist = loop.fit(train, epochs=epochs, validation_data=test, verbose=0, target=budget.target,
-                        stop_at_target=budget.stop_at_target)
+        hist = loop.fit(train, epochs=epochs, validation_data=val, verbose=0, target=budget.target,
+                        stop_at_target=budget.stop_at_target, extra_evaluations=extra)
         record["frame"] = hist.frame.to_dict(orient="records")
         record["flops_per_sample"] = costs.forward_flops(model, train[0])  # after the fit: never timed
     except Exception as err:  # a failed run is a result, not a crash of the suite
@@ -380,13 +418,13 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
             meter.total -= (len(keyed) - len(chosen)) * len(seeds)
         for seed in seeds:
             for label, factory in chosen:
-                path = run_path(out, budget.dataset, label, seed)
+                path = run_path(out, budget.name, label, seed)
                 stored = read_run(path)
                 if stored is not None and stored.get("budget") == budget.config() and (
                         run_precision(stored) == precision) and (stored["status"] != "failed" or not retry_failed):
                     summary["skipped"] += 1
                     if meter:
-                        meter.end(f"{budget.dataset} {label} seed {seed}", stored, skipped=True)
+                        meter.end(f"{budget.name} {label} seed {seed}", stored, skipped=True)
                     continue
                 todo.append((seed, label, factory, path))
         if not todo:
@@ -395,14 +433,14 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
             ds, train, test = prepare_dataset(budget, data_dir)
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
-            summary["unloadable"].append((budget.dataset, message))
-            print(f"cannot load {budget.dataset}, skipping its {len(todo)} runs: {message}",
+            summary["unloadable"].append((budget.name, message))
+            print(f"cannot load {budget.name}, skipping its {len(todo)} runs: {message}",
                   file=stream or sys.stderr, flush=True)
             if meter:
                 meter.done += len(todo)
             continue
         for seed, label, factory, path in todo:
-            what = f"{budget.dataset} {label} seed {seed}"
+            what = f"{budget.name} {label} seed {seed}"
             if meter:
                 meter.begin(what)
             record = train_one(ds, train, test, budget, label, factory, seed, precision=precision)

@@ -76,6 +76,10 @@ class InfoBatch(Selector):
             or an unknown ``pruning``.
     """
 
+    #: The tunable knob for ``--tune``: the reference's default r = 0.5, give or take 0.2 (above 0.9 the keep ratio's
+    #: floor of 0.1 makes r inert).
+    tune_space = {"prune_ratio": ("uniform", 0.3, 0.7)}
+
     def __init__(self, prune_ratio=0.5, delta=0.875, pruning="exact"):
         self.prune_ratio = check_number("InfoBatch", "prune_ratio", prune_ratio, low=0, high=1, high_open=True)
         self.delta = check_number("InfoBatch", "delta", delta, low=0, high=1)

@@ -128,6 +128,9 @@ class SelectiveBackprop(PrimedFilter):
         ValueError: ``beta`` < 0, ``history`` < 1 or ``prime_epochs`` < 0.
     """
 
+    #: The tunable knob for ``--tune``: the paper runs β = 1, 2 and 3 (keeping about 1/2, 1/3 and 1/4 of the samples).
+    tune_space = {"beta": ("uniform", 1.0, 3.0)}
+
     def __init__(self, beta=3.0, history=1024, accumulate=True, prime_epochs=1):
         self.beta = check_number("SelectiveBackprop", "beta", beta, low=0)
         self.history = check_number("SelectiveBackprop", "history", history, low=1, integer=True)
