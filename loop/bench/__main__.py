@@ -121,6 +121,9 @@ def _parser():
     from loop.bench.runner import add_precision_argument
 
     add_precision_argument(parser)
+    from loop.bench import tuning
+
+    tuning.add_arguments(parser)
     return parser
 
 
@@ -207,7 +210,7 @@ def _plan(parser, args, command):
 
     import tensorflow as tf
 
-    from loop.bench import runner, tables
+    from loop.bench import auto_seeds, runner, tables, tuning
     from loop.bench.suites import SUITES
 
     tf.get_logger().setLevel("ERROR")  # per-run retracing warnings of fresh models are expected
@@ -215,11 +218,15 @@ def _plan(parser, args, command):
     try:
         targets = tables.parse_targets(args.target)
         if command == "report":
-            if not tables.load_runs(out):
+            if not tables.load_runs(out) and not tuning.load_trials(out):
                 raise ValueError(f"report --out {out!r} holds no runs (no runs/<dataset>/<selector>/seed_<k>.json "
                                  "in it); give the --out of an earlier run")
             return argparse.Namespace(out=out, targets=targets)
-        specs = split_specs(args.selectors) if args.selectors else list(suite.selectors)
+        specs = split_specs(args.selectors) if args.selectors else tuning.available(suite.selectors)
+        trials = tuning.trials_of(args, suite)
+        if trials and isinstance(args.seeds, auto_seeds.AutoSeeds):
+            raise ValueError("--seeds auto:MIN:MAX does not combine with tuning (--tune K, or the tuned suite): "
+                             "give the number of studies, e.g. --seeds 3")
         labels = [runner.selector_key(s)[0] for s in specs]
         if tables.BASELINE not in labels:
             specs.insert(0, "shuffle")
@@ -229,7 +236,7 @@ def _plan(parser, args, command):
         parser.error(str(err))
     seeds = suite.seeds if args.seeds is None else args.seeds
     return argparse.Namespace(out=out, targets=targets, specs=specs, budgets=budgets, seeds=seeds, data_dir=data_dir,
-                              precision=precision)
+                              precision=precision, trials=trials)
 
 
 def _budgets(args, suite):
@@ -256,6 +263,9 @@ def _budgets(args, suite):
                  if v is not None}
     if args.selectors:  # the selectors asked for run on every dataset
         overrides["selectors"] = None
+    from loop.bench import tuning
+
+    overrides.update(tuning.budget_overrides(args))  # --schedule, --warmup, --horizon
     return [dataclasses.replace(b, **overrides) for b in chosen]
 
 
@@ -319,12 +329,29 @@ def main(argv=None):
     except SystemExit as exit_:  # parser.error has printed the usage and the message
         return exit_.code
     if command == "report":
-        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
+        from loop.bench import tables, tuning
+
+        if tuning.load_trials(plan.out):  # a tuned results directory
+            tuning.report(plan.out, n_boot=args.bootstrap)
+        if tables.load_runs(plan.out):
+            report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap)
         return 0
 
-    from loop.bench import auto_seeds, runner
+    from loop.bench import auto_seeds, runner, tuning
 
     out = plan.out
+    if plan.trials:
+        print(f"loop.bench: tuning {len(plan.budgets)} workloads x {len(plan.specs)} selectors x {plan.seeds} studies "
+              f"x {plan.trials} trials in {plan.precision} -> {out}", file=sys.stderr)
+        budgets = tuning.with_targets(plan.budgets, plan.targets)
+        summary = tuning.run_tuned(budgets, plan.specs, plan.seeds, out, plan.trials, data_dir=plan.data_dir,
+                                   retry_failed=args.retry_failed, precision=plan.precision)
+        print(f"loop.bench: ran {summary['ran']} trials ({summary['pruned']} pruned), skipped {summary['skipped']} "
+              f"already stored, {summary['failed']} failed", file=sys.stderr)
+        tuning.report(out, n_boot=args.bootstrap)
+        for dataset, message in summary["unloadable"]:
+            print(f"python -m loop.bench: could not load {dataset}: {message}", file=sys.stderr)
+        return 1 if summary["unloadable"] else 0
     print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds in "
           f"{plan.precision} -> {out}", file=sys.stderr)
     start = time.perf_counter()
