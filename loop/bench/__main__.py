@@ -5,6 +5,7 @@
     python -m loop.bench --seeds auto:5:15      # 5 seeds, more (up to 15) where the speedup is undecided
     python -m loop.bench --datasets boston --target val_mae=3.0
     python -m loop.bench --precision mixed_bfloat16   # a keras.mixed_precision policy
+    python -m loop.bench --suite tuned --out results/tuned   # every method tuned alike (loop.bench.tuning)
     python -m loop.bench report --out results/x  # tables and plots of stored runs
     python -m loop.bench throughput | overhead   # performance benchmarks
 """

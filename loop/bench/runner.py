@@ -27,6 +27,11 @@ selector) pair whose paired wall-clock speedup's 95% interval still contains 1
 1 or the pair has MAX seeds.  Each round decides from what the results
 directory holds, so a killed auto run resumes where it stopped.
 
+Learning rate: the budget's peak rate follows ``budget.schedule`` (:mod:`loop.schedules`; ``constant`` by
+default), over the selector's own step budget (:func:`loop.schedules.step_budget`); the run file's ``schedule``
+says what trained.  A run given ``time_limit_s`` (tuning's exact pruning, :mod:`loop.bench.tuning`) stops at its
+first evaluation past that training time without meeting the target, with status ``pruned``.
+
 Precision: ``precision`` names the ``keras.mixed_precision`` policy every run
 trains under (``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``; see
 :data:`PRECISIONS`).  It is set as the global policy before the run's model is

@@ -3,7 +3,9 @@
 A :class:`Budget` fixes what one dataset trains for (epochs, training and test
 subset sizes, reference model, batch size, learning rate); a suite is a
 :class:`Suite` of budgets plus the selectors and seeds.  The command line
-overrides any of them (``--epochs``, ``--n-train``, ``--selectors`` ...).
+overrides any of them (``--epochs``, ``--n-train``, ``--selectors`` ...).  A budget may also
+name a learning-rate schedule (``schedule``, ``warmup``, ``horizon``; :mod:`loop.schedules`), and a suite with
+``tune`` > 0 tunes every selector alike (:mod:`loop.bench.tuning`; the ``tuned`` suite).
 """
 
 import dataclasses
@@ -230,4 +232,6 @@ TUNED = Suite(
     budgets=tuple(TUNED_BUDGETS),
 )
 
-SUITES = {suite.name: suite for suite in (DEFAULT, SEEDS, FULL, TUNED)}
+#: By name.  The command line's ``--datasets`` takes a dataset's budget from the last suite here that has it (the
+#: chosen suite's own first), so ``full`` comes after ``tuned``: ``--datasets mnist`` keeps the full suite's budget.
+SUITES = {suite.name: suite for suite in (DEFAULT, SEEDS, TUNED, FULL)}

@@ -355,6 +355,11 @@ def run_tuned(budgets, selectors, studies, out, trials, *, data_dir=None, retry_
         raise ValueError(f"trials (--tune) must be a positive integer, got {trials!r}")
     runner.check_precision(precision)
     runner.check_out_precision(out, precision)
+    other = sorted({r.get("precision") or runner.DEFAULT_PRECISION for r in _read_all(out)} - {precision})
+    if other:
+        raise ValueError(f"results directory (--out) {out!r} holds tuning trials trained in {', '.join(other)}, not "
+                         f"{precision}; one results directory holds one precision: give another --out, or resume "
+                         f"this one with --precision {other[0]}")
     for budget in budgets:
         if not budget.target:
             raise ValueError(f"{budget.dataset}: tuning scores each study by its fastest trial to a fixed target; "
@@ -464,14 +469,16 @@ def _line(stream, clock, total, text):
 
 
 # ------------------------------------------------------------------------------------------------ results
+def _read_all(out):
+    paths = sorted(glob.glob(os.path.join(out, "runs", "*", "*", "study_*", "trial_*.json")))
+    return [r for r in (read_trial(p) for p in paths) if r is not None]
+
+
 def load_trials(out):
     """Every stored trial under ``out``, with ``frame`` as a ``pandas.DataFrame``."""
-    records = []
-    for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "study_*", "trial_*.json"))):
-        record = read_trial(path)
-        if record is not None:
-            record["frame"] = _frame(record)
-            records.append(record)
+    records = _read_all(out)
+    for record in records:
+        record["frame"] = _frame(record)
     return records
 
 

@@ -199,6 +199,11 @@ def test_tuning_needs_a_target_and_at_least_one_trial(tmp_path, workload):
                          str(tmp_path), 1, progress=False)
     with pytest.raises(ValueError, match="trials \\(--tune\\) must be a positive integer"):
         tuning.run_tuned([workload], ["shuffle"], 1, str(tmp_path), 0, progress=False)
+    trial = tmp_path / "runs" / "spirals" / "Shuffle-x" / "study_0" / "trial_0.json"
+    trial.parent.mkdir(parents=True)
+    trial.write_text(json.dumps({"trial_format": tuning.TRIAL_FORMAT, "precision": "mixed_bfloat16"}))
+    with pytest.raises(ValueError, match="holds tuning trials trained in mixed_bfloat16, not float32"):
+        tuning.run_tuned([workload], ["shuffle"], 1, str(tmp_path), 1, progress=False)
 
 
 def test_the_tuned_suite_keeps_the_full_suites_caps_and_targets_and_names_unknown_selectors(capsys):
@@ -235,3 +240,50 @@ def test_a_scheduled_run_records_its_schedule(tmp_path, tiny_budget):
     assert record["status"] == "ok"
     assert record["schedule"] == {"class_name": "WarmupDecay", "learning_rate": 0.02, "horizon": 16,
                                   "shape": "linear", "warmup": 2, "alpha": 0.0, "step_budget": 16}
+
+
+def test_tuned_cli_run_prints_the_study_table_and_resumes(tmp_path, capsys):
+    from loop.bench.__main__ import main
+
+    out = str(tmp_path / "out")
+    args = ["--tune", "2", "--datasets", "spirals", "--selectors", "shuffle", "--seeds", "1", "--epochs", "2",
+            "--n-train", "100", "--n-test", "40", "--target", "val_accuracy=0.5", "--out", out, "--no-plots",
+            "--bootstrap", "10"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "## spirals: studies' best times (tuned, 1 studies)" in captured.out and "| Shuffle() |" in captured.out
+    assert "ran 2 trials" in captured.err
+    assert main(args) == 0
+    assert "ran 0 trials (0 pruned), skipped 2 already stored" in capsys.readouterr().err
+    assert main(["report", "--out", out]) == 0
+    assert "studies' best times" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--schedule", "cosine", "--horizon", "2"], "horizon must be a number in (0, 1]"),
+    (["--warmup", "1.0"], "warmup must be a fraction of the horizon below 1"),
+    (["--tune", "2", "--seeds", "auto:2:3"], "does not combine with tuning"),
+    (["--tune", "-1"], "--tune must be at least 0"),
+])
+def test_bad_schedule_and_tuning_arguments_exit_2(args, message, capsys, tmp_path):
+    from loop.bench.__main__ import main
+
+    assert main(args + ["--datasets", "spirals", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_a_dataset_named_on_the_command_line_keeps_the_full_suites_budget():
+    import argparse
+
+    from loop.bench.__main__ import _budgets
+
+    args = argparse.Namespace(datasets="mnist,spirals", epochs=None, n_train=None, n_test=None, selectors=None,
+                              schedule=None, warmup=None, horizon=None)
+    full = {b.dataset: b for b in SUITES["full"].budgets}
+    assert _budgets(args, SUITES["default"]) == [full["mnist"], SUITES["default"].budgets[0]]
+    tuned = {b.dataset: b for b in SUITES["tuned"].budgets}
+    assert _budgets(args, SUITES["tuned"]) == [tuned["mnist"], tuned["spirals"]]
+    args.schedule, args.horizon = "cosine", 0.5
+    assert {(b.schedule, b.horizon) for b in _budgets(args, SUITES["default"])} == {("cosine", 0.5)}
