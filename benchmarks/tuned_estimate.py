@@ -8,8 +8,9 @@ epoch, ``cap`` = ``epoch`` times the run's epoch cap.  A study of K trials costs
 ``K * hit + (K - 1) * epoch`` (the first trial to hit sets the best; exact pruning stops every later trial within
 an evaluation of it) and at most ``K * cap`` (no trial hits, so nothing is pruned).  A pair without full-suite
 runs is costed as its stand-in (:data:`STAND_IN`): RS2 as Shuffle, RandomDrop (Fashion-MNIST) as SelectiveBackprop,
-the same forward-all, backpropagate-a-quarter machinery.  The range test adds one pass per workload.  With ``--pilot`` it prints the measured cost of a
-tuned results directory next to the model's range for the same workloads.
+the same forward-all, backpropagate-a-quarter machinery.  The range test adds one pass per workload.  With
+``--pilot`` it prints the measured cost of a tuned results directory next to the model's range for the same
+workloads.
 """
 
 import argparse

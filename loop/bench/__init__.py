@@ -2,6 +2,8 @@
 
 Who owns what: :mod:`~loop.bench.suites` the named suites and per-dataset
 budgets; :mod:`~loop.bench.runner` training and storing each run;
+:mod:`~loop.bench.tuning` equal tuning of every selector (``--tune K``, the
+``tuned`` suite: quasirandom trials per study, exact pruning, study-best runs);
 :mod:`~loop.bench.tables` targets, time-to-target, paired speedups and their
 bootstrap intervals; :mod:`~loop.bench.plots` the learning-curve figures;
 ``__main__`` the command line (``python -m loop.bench --help`` states the
