@@ -36,6 +36,11 @@ selector) pair whose paired wall-clock speedup's 95% interval still contains 1
 1 or the pair has MAX seeds.  Each round decides from what the results
 directory holds, so a killed auto run resumes where it stopped.
 
+Learning rate: the budget's peak rate follows ``budget.schedule`` (:mod:`loop.schedules`; ``constant`` by
+default), over the selector's own step budget (:func:`loop.schedules.step_budget`); the run file's ``schedule``
+says what trained.  A run given ``time_limit_s`` (tuning's exact pruning, :mod:`loop.bench.tuning`) stops at its
+first evaluation past that training time without meeting the target, with status ``pruned``.
+
 Precision: ``precision`` names the ``keras.mixed_precision`` policy every run
 trains under (``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``; see
 :data:`PRECISIONS`).  It is set as the global policy before the run's model is
@@ -260,14 +265,26 @@ def global_policy(precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEFAULT_PRECISION):
-    """Trains one run and returns its record (status ``ok``, ``failed`` or ``not_applicable``); never raises.
+def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEFAULT_PRECISION, *,
+              time_limit_s=None):
+    """Trains one run and returns its record (status ``ok``, ``failed``, ``not_applicable`` or ``pruned``); never
+    raises.
 
     A selector whose ``tasks`` attribute leaves out the dataset's task (the
     class-based selectors on a regression dataset) is not trained: its record
     says ``not_applicable`` and why.  The model is built and trained under the
     global policy ``precision`` (:data:`PRECISIONS`; under ``"mixed_float16"``
     the loop wraps the optimizer in a ``LossScaleOptimizer``).
+
+    The learning rate follows ``budget.schedule`` (:mod:`loop.schedules`), its
+    horizon a fraction of the selector's own step budget
+    (:func:`loop.schedules.step_budget` of the epoch cap); the record's
+    ``schedule`` says which rate or schedule trained and that step budget.
+
+    With ``time_limit_s`` (tuning's exact pruning, :mod:`loop.bench.tuning`)
+    the fit stops at the first evaluation whose training clock
+    (``train_time_s``) has passed ``time_limit_s`` without meeting the target;
+    the record's status is then ``pruned`` and its frame ends there.
 
     Raises:
         ValueError: ``precision`` is not one of :data:`PRECISIONS` (checked before anything runs).
@@ -277,13 +294,13 @@ def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEF
     check_precision(precision)
     keras.backend.clear_session()  # before the policy: clear_session resets the global policy to float32
     with global_policy(precision):
-        return _train_one(ds, train, test, budget, label, make_selector, seed, precision)
+        return _train_one(ds, train, test, budget, label, make_selector, seed, precision, time_limit_s)
 
 
-def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
+def _train_one(ds, train, test, budget, label, make_selector, seed, precision, time_limit_s=None):
     import keras
 
-    from loop import Loop, costs
+    from loop import Loop, costs, schedules
     from loop.selectors import Selector
 
     keras.utils.set_random_seed(seed)
@@ -306,8 +323,6 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
         record["model"] = model.name
         record["compute_dtype"] = model.compute_dtype  # what the policy gave the model, e.g. bfloat16
         record["init_fingerprint"] = weights_fingerprint(model)
-        optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {
-            "learning_rate": budget.learning_rate or ds.learning_rate}})
         selector = make_selector()
         tasks = getattr(selector, "tasks", None) or Selector.tasks
         if ds.task not in tasks:
@@ -317,15 +332,24 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
             record["wall_s"] = time.perf_counter() - start
             return record
         batch_size = budget.batch_size or ds.batch_size
-        epochs = budget.epochs
-        if hasattr(selector, "epochs_for_budget"):  # e.g. DyBAT: same gradient steps as the baseline
-            epochs = int(selector.epochs_for_budget(budget.epochs, len(train[1]), batch_size))
+        # The epoch cap in the selector's own epochs (e.g. DyBAT: same gradient steps as the baseline) and steps.
+        epochs, steps = schedules.step_budget(selector, budget.epochs, len(train[1]), batch_size)
         record["loop_epochs"] = epochs
+        rate = schedules.make_schedule(budget.learning_rate or ds.learning_rate, budget.schedule, steps,
+                                       horizon=budget.horizon, warmup=budget.warmup)
+        record["schedule"] = {**schedules.describe_schedule(rate), "step_budget": steps}
+        optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {"learning_rate": rate}})
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=seed)
+        limit = None if time_limit_s is None else TrainTimeLimit(lambda: loop.history, time_limit_s)
         hist = loop.fit(train, epochs=epochs, validation_data=val, verbose=0, target=budget.target,
-                        stop_at_target=budget.stop_at_target, extra_evaluations=extra)
+                        stop_at_target=budget.stop_at_target, extra_evaluations=extra,
+                        callbacks=[limit] if limit else None)
         record["frame"] = hist.frame.to_dict(orient="records")
+        if limit is not None and limit.stopped_at is not None:
+            record["status"] = PRUNED
+            record["error"] = (f"pruned: training time {limit.stopped_at:.3f}s passed the limit "
+                               f"{time_limit_s:.3f}s before the target")
         record["flops_per_sample"] = costs.forward_flops(model, train[0])  # after the fit: never timed
     except Exception as err:  # a failed run is a result, not a crash of the suite
         record["status"] = "failed"
@@ -335,6 +359,50 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
             record["frame"] = loop.history.frame.to_dict(orient="records")
     record["wall_s"] = time.perf_counter() - start
     return record
+
+
+#: The status of a run stopped by ``time_limit_s`` before its target (a tuning trial that can no longer win).
+PRUNED = "pruned"
+
+
+def _time_limit_class():
+    import keras
+
+    class _TrainTimeLimit(keras.callbacks.Callback):
+        """Stops a fit at the first evaluation whose ``train_time_s`` exceeds ``limit_s`` before the target."""
+
+        def __init__(self, history, limit_s):
+            super().__init__()
+            self.history, self.limit_s, self.stopped_at = history, float(limit_s), None
+
+        def on_epoch_end(self, epoch, logs=None):
+            from loop import history as history_lib
+
+            history = self.history()
+            if history is None or not history.rows:
+                return
+            row = history.rows[-1]
+            if row["train_time_s"] > self.limit_s and not history_lib.reached(row, history.target):
+                self.stopped_at = float(row["train_time_s"])
+                self.model.stop_training = True
+
+    return _TrainTimeLimit
+
+
+def TrainTimeLimit(history, limit_s):  # noqa: N802  (a class, built on first use so keras loads lazily)
+    """A Keras callback that stops a ``Loop.fit`` at the first evaluation whose training clock passed ``limit_s``.
+
+    It reads the last history row at every epoch end (after that epoch's
+    evaluation); a row that meets the fit's target never stops the fit.
+
+    Args:
+        history: a zero-argument function returning the loop's :class:`loop.history.History`.
+        limit_s: the training-time limit in seconds (training plus selection, evaluation excluded).
+
+    Returns:
+        The callback; its ``stopped_at`` is the training time at which it stopped the fit, or None.
+    """
+    return _time_limit_class()(history, limit_s)
 
 
 def _fmt_seconds(seconds):
