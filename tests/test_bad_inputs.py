@@ -351,3 +351,20 @@ def test_sample_weight_works_with_streamed_data(tmp_path):
     for a, b in zip(on_device, loop.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert hist.rows[-1]["val_loss"] == pytest.approx(resident.history.rows[-1]["val_loss"], rel=1e-5)
+
+
+def test_sample_weight_under_a_strategy_matches_one_device():
+    import tensorflow as tf
+
+    x, y = make_data(n=64)
+    weights = np.random.default_rng(1).uniform(0.0, 2.0, 64).astype("float32")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model, optimizer = make_model(), keras.optimizers.SGD(0.1)
+    loop = make_loop(model=model, optimizer=optimizer, strategy=strategy, seed=2)
+    hist = loop.fit(x, y, epochs=2, verbose=0, sample_weight=weights, validation_data=(x, y, weights))
+    _, single_hist, single_weights = _weights_after(x, y, sample_weight=weights, validation_data=(x, y, weights))
+    for a, b in zip(loop.model.get_weights(), single_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert hist.rows[-1]["loss"] == pytest.approx(single_hist.rows[-1]["loss"], rel=1e-5)
+    assert hist.rows[-1]["val_loss"] == pytest.approx(single_hist.rows[-1]["val_loss"], rel=1e-5)
