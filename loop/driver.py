@@ -65,7 +65,7 @@ class FitOptions:
     stop_at_target: bool = False
     eval_every: typing.Optional[int] = None
     verbose: int = 1
-    validation: typing.Optional[tuple] = None   # (x, y) device tensors
+    validation: typing.Optional[tuple] = None   # (x, y) or (x, y, sample_weight) device tensors
     extra_evaluations: tuple = ()               # ((name, (x, y)), ...): reported only, never read by the fit
 
 
@@ -108,15 +108,20 @@ class EpochDriver:
         feeder: None (the data is on the device), or the streaming path's
             :class:`loop.streaming.Feeder`, which stages each chunk's rows
             before the chunk runs (its reads count as training time).
+        sample_weight: None, or ``fit``'s per-sample weights (NumPy float32
+            ``[num_samples]``): each epoch's plan weights are multiplied by
+            them once, on the host, as the plan is uploaded (the compiled
+            chunk function is unchanged); checkpoints keep the plan's own.
     """
 
     def __init__(self, *, selector, make_state, functions, tables, train_metrics, evaluate, model,
-                 steps_per_execution, plan_check=None, feeder=None):
+                 steps_per_execution, plan_check=None, feeder=None, sample_weight=None):
         self.selector, self.make_state = selector, make_state
         self.functions, self.tables, self.train_metrics = functions, tables, train_metrics
         self.evaluate, self.model = evaluate, model
         self.steps_per_execution, self.plan_check = steps_per_execution, plan_check
         self.feeder = feeder
+        self.sample_weight = sample_weight
 
     def run(self, options, *, history, callbacks, batch_hooks, state, timer, logs, last_val, checkpointer=None,
             resume=None):
@@ -155,7 +160,8 @@ class EpochDriver:
             plan = FlatPlan(*resume.plan) if resume is not None else self._plan(epoch, state)
             if self.plan_check is not None:
                 self.plan_check(plan, epoch)
-            device_plan = (tf.constant(plan.indices), tf.constant(plan.weights), tf.constant(plan.bounds))
+            weights = plan.weights if self.sample_weight is None else plan.weights * self.sample_weight[plan.indices]
+            device_plan = (tf.constant(plan.indices), tf.constant(weights), tf.constant(plan.bounds))
             if tables.positions is not None:
                 tables.positions.assign(tf.zeros([len(plan.indices)]))
         num_batches = plan.num_batches

@@ -14,6 +14,8 @@ metrics, selector, batch size, seed, switches) and wires the parts:
 * :mod:`loop.history`: the history and time-to-target arithmetic.
 """
 
+import hashlib
+import inspect
 import warnings
 
 import keras
@@ -31,6 +33,23 @@ from loop.protocol import State, check_indices, describe, in_step_filter
 from loop.selectors import Shuffle, from_string
 from loop.step import DeviceData, Functions, TrainStep
 from loop.tables import Tables
+
+
+def _instantiate(cls):
+    """``cls()`` for a selector class passed where an instance belongs, or a ``ValueError`` naming what it needs."""
+    try:
+        required = [p.name for p in inspect.signature(cls).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):  # no signature to read (a builtin): try it as it is
+        required = []
+    if required:
+        raise ValueError(f"selector {cls.__name__} is a class whose constructor needs {', '.join(required)}; pass an "
+                         f"instance, e.g. selector={cls.__name__}({', '.join(f'{r}=...' for r in required)})")
+    instance = cls()
+    if not callable(instance):
+        raise ValueError(f"selector {cls.__name__} is a class whose instances are not callable; pass a function "
+                         "state -> plan, a loop.selectors object such as Shuffle(), or a name such as 'shuffle'")
+    return instance
 
 
 class Loop:
@@ -51,6 +70,10 @@ class Loop:
         selector: a selector (see :mod:`loop.protocol`), a spec string such as
             ``"dybat:delta=0.5"``, or None for ``Shuffle()``.  A selector object
             with ``clone()`` is cloned: ``loop.selector`` is the copy that learns.
+            A selector class whose constructor needs no argument is
+            instantiated (``selector=Shuffle`` is ``Shuffle()``, as Keras
+            instantiates a loss or metric class); one that needs arguments
+            is refused with a message naming them.
         batch_size: the nominal mini-batch size handed to the selector; a batch
             size larger than the data gives one batch of all of it, as in Keras.
         seed: seeds ``state.rng`` and hence the plans.  The loop sets no global
@@ -112,6 +135,7 @@ class Loop:
         self.selector = selector
         self.data = self.tables = self.step = self.functions = self.train_metrics = self.val_metrics = None
         self.source = self.score_data = None  # the streaming path's RandomAccess and scoring buffer
+        self.sample_weight = None  # the last fit's per-sample weights (float32 [num_samples]) or None
         self._data_key = None
         self.history = None
 
@@ -123,6 +147,8 @@ class Loop:
 
     @selector.setter
     def selector(self, selector):
+        if isinstance(selector, type):
+            selector = _instantiate(selector)
         if selector is None or isinstance(selector, str):
             selector = Shuffle() if selector is None else from_string(selector)
         elif not callable(selector):
@@ -192,7 +218,9 @@ class Loop:
                        else self.tables.with_samples(self.num_samples, positions=positions))
         step = self.step = TrainStep(self.model, self.optimizer, self.loss_fn, self.data, self.tables,
                                      self.train_metrics, self._keep, self._filter_mode, self._active,
-                                     batch_size=min(self.batch_size, self.num_samples))
+                                     batch_size=min(self.batch_size, self.num_samples),
+                                     sample_weight=None if self.sample_weight is None else
+                                     tf.constant(self.sample_weight))
         if self.strategy is not None:
             step = distribute_lib.DistributedStep(step, self.strategy)
         self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=self.score_data or self.data,
@@ -241,9 +269,23 @@ class Loop:
             out.append(self.functions.score_batch(batch_indices).numpy())
         return np.concatenate(out)
 
-    def evaluate(self, x, y=None):
-        """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix."""
-        return self._evaluate(*self._eval_data(x, y, "evaluation data"), prefix="")
+    def evaluate(self, x, y=None, sample_weight=None):
+        """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix.
+
+        With ``sample_weight`` (one non-negative weight per sample) the loss is
+        weighted as in Keras' ``Model.evaluate``: the mean of ``weight * loss``
+        over the samples; the other metrics are unweighted, as Keras'
+        ``compile(metrics=...)`` are.
+        """
+        data = self._eval_data(x, y, "evaluation data")
+        return self._evaluate(*data, self._eval_weights(sample_weight, data, "evaluation data"), prefix="")
+
+    def _eval_weights(self, sample_weight, data, what):
+        """``sample_weight`` for evaluation data ``(x, y)`` or ``(source, None)``, checked, on the device, or None."""
+        if sample_weight is None:
+            return None
+        n = len(data[0]) if data[1] is None else int(data[1].shape[0])
+        return tf.constant(validation.sample_weights(sample_weight, None, np.zeros([n]), None, what))
 
     def _eval_data(self, x, y, what):
         """Checked evaluation data: ``(x, y)`` device tensors, or ``(RandomAccess, None)`` to stream it."""
@@ -265,19 +307,21 @@ class Loop:
         validation.check_like(x, y, *self._like, what)
         validation.check_labels(y, self.num_classes, "sparse" in self.loss_name.lower(), what)
 
-    def _evaluate(self, x, y, prefix="val_"):
+    def _evaluate(self, x, y, sample_weight=None, prefix="val_"):
         if self.functions is None:
             raise RuntimeError("call fit() before evaluate(); the loop builds its metrics there")
         self.val_metrics.reset_state()
+        weighted = () if sample_weight is None else (sample_weight,)
         if isinstance(x, streaming_lib.RandomAccess):  # streamed in order, read ahead
             batches = streaming_lib.sequential_batches(len(x), self.eval_batch_size)
-            for _, *leaves in streaming_lib.batch_pipeline(x, batches, with_targets=True):
-                self.functions.eval_batch(tf.nest.pack_sequence_as(x.x_spec, leaves[:-1]), leaves[-1])
+            for indices, *leaves in streaming_lib.batch_pipeline(x, batches, with_targets=True):
+                self.functions.eval_batch(tf.nest.pack_sequence_as(x.x_spec, leaves[:-1]), leaves[-1],
+                                          *(tf.gather(w, indices) for w in weighted))
             return self.val_metrics.result(prefix)
         n = int(y.shape[0])
         for i in range(0, n, self.eval_batch_size):
             self.functions.eval_batch(tf.nest.map_structure(lambda t: t[i:i + self.eval_batch_size], x),
-                                      y[i:i + self.eval_batch_size])
+                                      y[i:i + self.eval_batch_size], *(w[i:i + self.eval_batch_size] for w in weighted))
         return self.val_metrics.result(prefix)
 
     @property
@@ -296,8 +340,9 @@ class Loop:
         return self.tables.trained.numpy()
 
     # -------------------------------------------------------------------- fit
-    def fit(self, x, y=None, *, epochs, validation_data=None, target=None, stop_at_target=False, eval_every=None,
-            callbacks=None, verbose=1, checkpoint_dir=None, extra_evaluations=None):
+    def fit(self, x, y=None, *, epochs, sample_weight=None, class_weight=None, validation_data=None, target=None,
+            stop_at_target=False, eval_every=None, callbacks=None, verbose=1, checkpoint_dir=None,
+            extra_evaluations=None):
         """Trains the model, asking the selector for a plan every epoch.
 
         Args:
@@ -306,9 +351,27 @@ class Loop:
                 :class:`loop.RandomAccess` over a ``tfds.data_source``, a ``grain`` source or any object
                 with ``__len__`` and ``__getitem__`` (see :mod:`loop.streaming`).  Data larger than
                 ``resident_limit_bytes`` streams; smaller data is read onto the device once.
-            epochs: number of epochs, i.e. selector calls.
-            validation_data: an ``(x, y)`` pair evaluated at each evaluation, or a
-                :class:`loop.RandomAccess`, read in order at each evaluation.
+            epochs: number of epochs, i.e. selector calls.  0 trains nothing, as in
+                Keras: the data and arguments are checked and the loop is built
+                (so ``evaluate`` works), the callbacks get ``on_train_begin`` and
+                ``on_train_end``, and an empty History comes back; the selector is
+                not called and ``checkpoint_dir`` is neither read nor written.
+            sample_weight: one finite, non-negative weight per training sample
+                (shape ``[n]``), as in Keras' ``Model.fit``.  It multiplies the
+                plan's weights: the step minimizes ``sum(plan_w * sample_w *
+                loss) / n`` over each mini-batch of ``n`` rows (an in-step filter
+                sees the product as ``batch.weights``), so a sample of weight 0
+                never changes the model.  The train ``loss`` is weighted by it
+                as in Keras (the mean of ``sample_w * loss``); the other
+                metrics are not, as Keras' ``compile(metrics=...)`` are not;
+                the plan's weights never weight the metrics.  Works with
+                streamed data (the weights stay in memory, like the labels).
+            class_weight: ``{class id: weight}``, turned into ``sample_weight``
+                from the labels as Keras does (one-hot targets by their argmax;
+                a class left out weighs 1).  Giving both is an error, as in Keras.
+            validation_data: an ``(x, y)`` pair or ``(x, y, sample_weight)`` triple
+                evaluated at each evaluation (weighted as :meth:`evaluate` does), or
+                a :class:`loop.RandomAccess`, read in order at each evaluation.
             target: ``{metric: threshold}`` or ``{metric: (threshold, "min"|"max")}``
                 used for ``time_to_target`` and ``stop_at_target``.
             stop_at_target: end the fit as soon as the target is reached.
@@ -340,13 +403,15 @@ class Loop:
             FloatingPointError: a loss became NaN or Inf, naming the epoch and step.
         """
         options = self._options(x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose,
-                                extra_evaluations)
+                                sample_weight, class_weight, extra_evaluations)
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         with distribute_lib.scope(self.strategy):
             if self.functions is None:
                 self._build()
         self.tables.first_bad_step.assign(-1)
+        if epochs == 0:
+            return self._no_epochs(options, callbacks)
         checkpointer = resume = None
         if checkpoint_dir is not None:
             checkpointer = checkpoint_lib.Checkpointer(
@@ -375,15 +440,25 @@ class Loop:
                              tables=self.tables, train_metrics=self.train_metrics, evaluate=self._evaluate,
                              model=self.model, steps_per_execution=self.steps_per_execution,
                              plan_check=distribute_lib.plan_check(self.strategy, lambda: self.selector),
-                             feeder=self._feeder())
+                             feeder=self._feeder(), sample_weight=self.sample_weight)
         with checkpoint_lib.guard(checkpointer):
             return driver.run(options, history=self.history, callbacks=callbacks, batch_hooks=batch_hooks,
                               state=state, timer=timer,
                               logs=resume.logs if resume else {}, last_val=resume.last_val if resume else {},
                               checkpointer=checkpointer, resume=resume)
 
+    def _no_epochs(self, options, callbacks):
+        """``fit(epochs=0)``, as in Keras: the callbacks' train begin and end, nothing trained; an empty History."""
+        self.history = history_lib.History(target=options.target, selector=describe(self.selector),
+                                           params={"batch_size": self.batch_size, "seed": self.seed, "epochs": 0})
+        callbacks, _ = callback_list(callbacks, self.model, options)
+        self.model.stop_training = False
+        callbacks.on_train_begin()
+        callbacks.on_train_end({})
+        return self.history
+
     def _options(self, x, y, epochs, validation_data, target, stop_at_target, eval_every, verbose,
-                 extra_evaluations=None):
+                 sample_weight=None, class_weight=None, extra_evaluations=None):
         """Validates ``fit``'s arguments and data (nothing is trained yet) and returns its :class:`FitOptions`."""
         tracked = ["loss"] + self.metric_names
         tracked += ["val_" + t for t in tracked] if validation_data is not None else []
@@ -392,8 +467,14 @@ class Loop:
                              f"{describe(self.selector)} decouples from the plan's batches; leave eval_every=None "
                              "to evaluate once per epoch")
         settings = validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
-                                           stop_at_target=stop_at_target, tracked=tracked)
+                                           stop_at_target=stop_at_target, tracked=tracked, loss_name=self.loss_name)
         self._set_training_data(x, y)
+        weights = validation.sample_weights(sample_weight, class_weight, self.labels, self.num_classes,
+                                            "training data")
+        if (weights is None) != (self.sample_weight is None) or (
+                weights is not None and not np.array_equal(weights, self.sample_weight)):
+            self.functions = None  # the step weights its train metrics by them: rebuild it
+        self.sample_weight = weights
         device_val = None
         if validation_data is not None:
             device_val = self._eval_pair(validation_data, "validation_data")
@@ -402,8 +483,12 @@ class Loop:
         return FitOptions(**settings, validation=device_val, extra_evaluations=extra)
 
     def _eval_pair(self, data, what):
-        if isinstance(data, (tuple, list)) and len(data) == 2:
-            return self._eval_data(*data, what)
+        """Checked ``(x, y)`` or ``(x, y, sample_weight)`` evaluation data, or a source, for :meth:`_evaluate`."""
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+            checked = self._eval_data(*data[:2], what)
+            if len(data) == 3 and data[2] is not None:
+                checked = (*checked, self._eval_weights(data[2], checked, what))
+            return checked
         return self._eval_data(data, None, what)
 
     def _feeder(self):
@@ -416,5 +501,9 @@ class Loop:
 
     def _identity(self):
         replicas = 1 if self.strategy is None else self.strategy.num_replicas_in_sync
+        weights = None
+        if self.sample_weight is not None:  # a resumed fit must weight its samples alike
+            weights = hashlib.sha256(self.sample_weight.tobytes()).hexdigest()[:16]
         return {"selector": describe(self.selector), "seed": self.seed, "batch_size": self.batch_size,
-                "num_samples": int(self.num_samples), "loss": self.loss_name, "replicas": replicas}
+                "num_samples": int(self.num_samples), "loss": self.loss_name, "replicas": replicas,
+                "sample_weight": weights}

@@ -129,7 +129,8 @@ def test_selector_errors_keep_their_traceback():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": -1}, "epochs must be a non-negative integer"),
+    ({"epochs": 1.5}, "epochs must be a non-negative integer"),
     ({"epochs": 1, "target": {"val_f1": 0.5}}, "not tracked"),
     ({"epochs": 1, "target": {"accuracy": "high"}}, "not a number"),
     ({"epochs": 1, "stop_at_target": True}, "needs a target"),
