@@ -279,7 +279,8 @@ def aligned_empty(shape, dtype):
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if nbytes >= MAPPED_BYTES:  # page-aligned, and returned to the system when freed
-        return np.frombuffer(mmap.mmap(-1, nbytes), np.uint8).view(dtype).reshape(shape)
+        private = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # counted in RssAnon
+        return np.frombuffer(private, np.uint8).view(dtype).reshape(shape)
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     skip = (-raw.ctypes.data) % ALIGNMENT
     return raw[skip:skip + nbytes].view(dtype).reshape(shape)

@@ -330,6 +330,7 @@ def _memory_run(path, **kwargs):
 
     result = memory_subprocess(path, **kwargs)
     assert result["samples_seen"] == 4096 and result["data_bytes"] == 2 ** 28
+    assert result["peak"]["RssShmem"] - result["baseline"]["RssShmem"] < 16 * 2 ** 20  # anonymous memory is private
     return result, result["peak"]["RssAnon"] - result["baseline"]["RssAnon"]
 
 

@@ -14,8 +14,9 @@
   then fits one epoch of ``Loop(...).fit((memmap, y))`` while a thread
   (:class:`RssSampler`) reads ``/proc/self/status`` every few milliseconds and
   keeps the peaks of ``RssAnon`` (private anonymous memory: the heap and
-  TensorFlow's tensors, what the data costs) and ``VmRSS`` (which adds the
-  shared libraries and file pages mapped in).  ``ru_maxrss`` is not used: in a
+  TensorFlow's tensors, what the data costs), ``RssShmem`` (shared anonymous
+  memory, which the loop does not use: a check that nothing hides there) and
+  ``VmRSS`` (which adds the shared libraries and file pages mapped in).  ``ru_maxrss`` is not used: in a
   child process Linux carries the parent's high-water mark across fork and
   exec.  The streamed runs (memmap over ``resident_limit_bytes``) should peak
   at about the baseline plus ``staging_bytes`` whatever the data's size and the
@@ -37,7 +38,7 @@ import numpy as np
 MEMORY_FEATURES = 16384
 
 
-def read_status(fields=("RssAnon", "VmRSS")):
+def read_status(fields=("RssAnon", "RssShmem", "VmRSS")):
     """``{field: bytes}`` of the process's ``/proc/self/status`` (Linux)."""
     values = {}
     with open("/proc/self/status") as f:
@@ -49,16 +50,16 @@ def read_status(fields=("RssAnon", "VmRSS")):
 
 
 class RssSampler:
-    """Peaks of ``RssAnon`` and ``VmRSS`` over a ``with`` block, read by a thread every ``interval_s`` seconds.
+    """Peaks of ``RssAnon``, ``RssShmem`` and ``VmRSS`` over a ``with`` block, read by a thread every few ms.
 
-    ``peak`` holds ``{"RssAnon": bytes, "VmRSS": bytes}``; a fit's allocations
+    ``peak`` holds ``{"RssAnon": bytes, "RssShmem": bytes, "VmRSS": bytes}``; a fit's allocations
     last far longer than the interval (a staged piece, the data's tensor), so
     sampling finds the peak a step or a read leaves.
     """
 
     def __init__(self, interval_s=0.002):
         self.interval_s = interval_s
-        self.peak = {"RssAnon": 0, "VmRSS": 0}
+        self.peak = {"RssAnon": 0, "RssShmem": 0, "VmRSS": 0}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -164,10 +165,11 @@ def memory_subprocess(path, **kwargs):
 def describe_memory(result, label):
     """One line of a memory run's figures (MiB and GB; the peak above the baseline, and per data byte)."""
     base, peak, data = result["baseline"]["RssAnon"], result["peak"]["RssAnon"], result["data_bytes"]
+    shared = result["peak"]["RssShmem"] - result["baseline"]["RssShmem"]
     return (f"memory: {label}, {data / 2 ** 30:.2f} GiB of data, {'streamed' if result['streaming'] else 'resident'}, "
             f"{result['samples_seen']} rows in {result['seconds']:.1f} s: peak RssAnon {peak / 1e9:.2f} GB "
             f"(baseline {base / 1e9:.2f} GB, +{(peak - base) / 2 ** 20:.0f} MiB = {(peak - base) / data:.2f}x the "
-            f"data), peak VmRSS {result['peak']['VmRSS'] / 1e9:.2f} GB")
+            f"data; RssShmem +{shared / 2 ** 20:.0f} MiB), peak VmRSS {result['peak']['VmRSS'] / 1e9:.2f} GB")
 
 
 def memory_test(streamed_gib=1.0, resident_gib=0.5, batch_sizes=(32, 256), steps_per_execution=32,
