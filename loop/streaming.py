@@ -103,7 +103,8 @@ class RandomAccess:
             it a record must already be the inputs, or an ``(inputs, target)``
             pair.  Augmentation here draws its own randomness: seed it from the
             record if runs must repeat.
-        parallel_reads: mini-batches read at once and read ahead.
+        parallel_reads: the most mini-batches read at once, and read ahead; fewer when
+            ``Loop(staging_bytes=...)`` cannot hold them (see :func:`read_ahead`).
 
     Raises:
         ValueError: an empty source, ``y`` of another length, or records that
