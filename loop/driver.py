@@ -107,7 +107,8 @@ class EpochDriver:
         plan_check: None, or ``check(plan, epoch)`` that the workers agree.
         feeder: None (the data is on the device), or the streaming path's
             :class:`loop.streaming.Feeder`, which stages each chunk's rows
-            before the chunk runs (its reads count as training time).
+            before the chunk runs, in pieces that fit its byte budget (its
+            reads count as training time).
         sample_weight: None, or ``fit``'s per-sample weights (NumPy float32
             ``[num_samples]``): each epoch's plan weights are multiplied by
             them once, on the host, as the plan is uploaded (the compiled
@@ -182,10 +183,12 @@ class EpochDriver:
             if self.batch_hooks:
                 self.callbacks.on_train_batch_begin(batch)
             with timer.measure("train"):
-                if self.feeder is not None:
-                    self.feeder.stage(batch, stop)
-                # Reading the result waits for the device, so the time is honest.
-                steps_now, bad_step = self.functions.train_chunk(*device_plan, batch, stop).numpy()
+                # The streamed path stages (and trains) the chunk in pieces that fit its byte budget.
+                for first, last in [(batch, stop)] if self.feeder is None else self.feeder.pieces(batch, stop):
+                    # Reading the result waits for the device, so the time is honest.
+                    steps_now, bad_step = self.functions.train_chunk(*device_plan, first, last).numpy()
+                    if bad_step >= 0:
+                        break
             if bad_step >= 0:
                 raise FloatingPointError(
                     f"the loss became NaN or Inf at epoch {epoch}, step {bad_step} (selector "

@@ -95,6 +95,10 @@ class Loop:
             larger than this, streams by index from its source a chunk at a
             time (see :mod:`loop.streaming`).  Default 2 GiB; 0 always
             streams, None never does.
+        staging_bytes: the streamed path's memory budget in bytes: the
+            staging buffer plus the rows read ahead (default 512 MiB).  A
+            compiled call's chunk is staged in pieces that fit it, whatever
+            the row size, batch size or ``steps_per_execution``.
 
     Raises:
         ValueError: an argument is out of range, naming it.
@@ -102,7 +106,8 @@ class Loop:
 
     def __init__(self, model, *, optimizer=None, loss=None, metrics=None, selector=None, batch_size=32, seed=0,
                  steps_per_execution=32, jit_compile=False, run_eagerly=False, deterministic=False,
-                 eval_batch_size=1024, strategy=None, resident_limit_bytes=streaming_lib.DEFAULT_RESIDENT_LIMIT_BYTES):
+                 eval_batch_size=1024, strategy=None, resident_limit_bytes=streaming_lib.DEFAULT_RESIDENT_LIMIT_BYTES,
+                 staging_bytes=streaming_lib.DEFAULT_STAGING_BYTES):
         if not isinstance(model, keras.Model):
             raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
         self.batch_size = validation.positive_int("batch_size", batch_size)
@@ -113,6 +118,7 @@ class Loop:
             raise ValueError(f"resident_limit_bytes must be a non-negative integer (0: always stream) or None (never "
                              f"stream), got {resident_limit_bytes!r}")
         self.resident_limit_bytes = resident_limit_bytes
+        self.staging_bytes = validation.positive_int("staging_bytes", staging_bytes)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         compiled_optimizer, compiled_loss, compiled_metrics = objective_lib.from_compiled(model)
@@ -170,7 +176,7 @@ class Loop:
     def _set_training_data(self, x, y):
         if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
             x, y = x
-        key = (x, y)
+        key, owned = (x, y), False  # owned: x was read here, into arrays the device tensor may share
         source = validation.as_source(x, y, "training data")
         if source is None:
             x, y = validation.as_arrays(x, y, "training data")
@@ -178,8 +184,8 @@ class Loop:
             if self.resident_limit_bytes is not None and nbytes > self.resident_limit_bytes:
                 source = streaming_lib.RandomAccess(x, y)
         elif self.resident_limit_bytes is None or source.nbytes <= self.resident_limit_bytes:
-            x, y = source.take(np.arange(len(source)))  # it fits: read it once onto the device
-            source = None
+            x, y = streaming_lib.read_all(source)  # it fits: read it once onto the device, in slices
+            source, owned = None, True
         if source is not None:
             n = validation.check_source(source, "training data")
             y = source.labels
@@ -193,8 +199,9 @@ class Loop:
         self.num_samples, self.labels, self.task, self.num_classes = n, y, task, num_classes
         if self.data is None or self._data_key[0] is not key[0] or self._data_key[1] is not key[1]:
             self._data_key, self._like, self.functions = key, (head_x, y), None
-            if source is None:
-                self.data, self.source, self.score_data, self._inputs = DeviceData(x, y), None, None, x
+            if source is None:  # the tensor shares read_all's buffer; a user's array is copied once
+                device_x = tf.nest.map_structure(lambda a: streaming_lib.host_tensor(a, copy=not owned), x)
+                self.data, self.source, self.score_data, self._inputs = DeviceData(device_x, y), None, None, x
             else:
                 self.data, self.source, self._inputs = streaming_lib.StagedData(source, y), source, source
                 self.score_data = streaming_lib.StagedData(source, self.data.y)
@@ -264,9 +271,11 @@ class Loop:
         batches = streaming_lib.sequential_batches(len(indices), self.eval_batch_size).map(
             lambda positions: tf.gather(flat, positions))
         out = []
-        for batch_indices, *leaves in streaming_lib.batch_pipeline(self.source, batches):
+        rows = min(self.eval_batch_size, len(indices))
+        for batch_indices, *leaves in streaming_lib.budget_pipeline(self.source, batches, rows, self.staging_bytes):
             self.score_data.stage(batch_indices, leaves)
             out.append(self.functions.score_batch(batch_indices).numpy())
+        self.score_data.release()
         return np.concatenate(out)
 
     def evaluate(self, x, y=None, sample_weight=None):
@@ -298,7 +307,7 @@ class Loop:
             return source, None
         x, y = validation.as_arrays(x, y, what)
         self._check_eval_data(x, y, what)
-        return tf.nest.map_structure(tf.convert_to_tensor, x), tf.convert_to_tensor(y)
+        return tf.nest.map_structure(streaming_lib.host_tensor, x), tf.convert_to_tensor(y)
 
     def _check_eval_data(self, x, y, what):
         validation.check_arrays(x, y, what)
@@ -314,7 +323,9 @@ class Loop:
         weighted = () if sample_weight is None else (sample_weight,)
         if isinstance(x, streaming_lib.RandomAccess):  # streamed in order, read ahead
             batches = streaming_lib.sequential_batches(len(x), self.eval_batch_size)
-            for indices, *leaves in streaming_lib.batch_pipeline(x, batches, with_targets=True):
+            rows = min(self.eval_batch_size, len(x))
+            for indices, *leaves in streaming_lib.budget_pipeline(x, batches, rows, self.staging_bytes,
+                                                                  with_targets=True):
                 self.functions.eval_batch(tf.nest.pack_sequence_as(x.x_spec, leaves[:-1]), leaves[-1],
                                           *(tf.gather(w, indices) for w in weighted))
             return self.val_metrics.result(prefix)
@@ -497,7 +508,8 @@ class Loop:
             return None
         self.data.valid = False  # a new fit (or a resumed one) re-reads the rows it needs
         return streaming_lib.Feeder(self.data, self.tables, carry_queue=self._filter_mode == "accumulate",
-                                    worker=distribute_lib.worker_slice(self.strategy))
+                                    worker=distribute_lib.worker_slice(self.strategy), staging_bytes=self.staging_bytes,
+                                    steps_per_execution=self.steps_per_execution, batch_size=self.batch_size)
 
     def _identity(self):
         replicas = 1 if self.strategy is None else self.strategy.num_replicas_in_sync

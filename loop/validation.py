@@ -148,6 +148,18 @@ def check_source(source, what):
     return len(source)
 
 
+def _non_finite_rows(array, block_bytes=64 * 2 ** 20):
+    """Up to 6 indices of rows of ``array`` holding NaN or Inf, checked in slices (no data-sized mask)."""
+    step = max(1, block_bytes // max(1, array[:1].nbytes))
+    where = []
+    for start in range(0, len(array), step):
+        bad = ~np.isfinite(array[start:start + step]).reshape(min(step, len(array) - start), -1).all(axis=1)
+        where.extend((start + np.flatnonzero(bad)[:6 - len(where)]).tolist())
+        if len(where) >= 6:
+            break
+    return np.asarray(where, np.int64)
+
+
 def check_arrays(x, y, what):
     """Returns the number of samples, or raises ``ValueError`` for empty, ragged, NaN or string data."""
     leaves = tf.nest.flatten(x)
@@ -168,9 +180,8 @@ def check_arrays(x, y, what):
             raise ValueError(f"{what}: x holds {leaf.dtype} values such as {leaf.ravel()[:3].tolist()}; "
                              "encode the inputs as numbers first")
         if np.issubdtype(leaf.dtype, np.floating):
-            bad = ~np.isfinite(leaf)
-            if bad.any():
-                where = np.argwhere(bad.reshape(len(leaf), -1).any(axis=1)).ravel()
+            where = _non_finite_rows(leaf)
+            if len(where):
                 raise ValueError(f"{what}: x holds NaN or Inf at sample(s) {where[:5].tolist()}"
                                  f"{' ...' if len(where) > 5 else ''}; clean or impute the inputs first")
     if y.dtype.kind in "USO":
