@@ -17,6 +17,13 @@ Usage::
 
     LOOP_DATA_DIR=/path/to/data python benchmarks/full_pilot.py --out results/full-pilot [--datasets mnist,...]
 
+``--validation split`` reads a validation split held out of the training set instead of the test set
+(``loop.datasets.validation_split``, the dataset's documented size, the runner's ``Budget(validation="split")``):
+the range test sweeps the remaining training rows, the targets and caps come from the split's accuracy (one
+validation sample instead of one test sample in step 3), and the test set is only reported (``test_*`` columns of
+the stored histories).  The stored ``results/full-pilot`` was made before this option, on the test set
+(``--validation test``, the default); write a split pilot to another ``--out``.
+
 Resumable: a dataset whose result file exists in ``--out`` is skipped.  Prints one line per dataset and writes
 ``<out>/<dataset>.json`` with the range test's table, every pilot run's history and the chosen values.
 """
@@ -48,7 +55,8 @@ LARGE = {"mnist": 2, "fashion_mnist": 2, "cifar10": 2, "sentiment140": 2}
 
 
 def round_target(value, mode, n_test):
-    """A round threshold that ``value`` (the worst seed's best) beats by at least one test sample."""
+    """A round threshold that ``value`` (the worst seed's best) beats by at least one sample of the ``n_test`` rows
+    the target is read on (the test set, or the validation split with ``--validation split``)."""
     step = STEP[mode]
     if mode == "max":
         return math.floor((value - 1.0 / n_test) / step + 1e-9) * step
@@ -63,7 +71,7 @@ def first_epoch(frame, metric, threshold, mode):
     return None
 
 
-def pilot(name, cap, model, seeds, data_dir):
+def pilot(name, cap, model, seeds, data_dir, validation="test"):
     import keras
 
     import loop
@@ -72,8 +80,9 @@ def pilot(name, cap, model, seeds, data_dir):
     from loop.bench.suites import Budget
     from loop.selectors import Shuffle
 
-    budget = Budget(dataset=name, epochs=cap, model=model)
+    budget = Budget(dataset=name, epochs=cap, model=model, validation=validation)
     ds, train, test = runner.prepare_dataset(budget, data_dir)
+    n_val = len(ds.y_val) if validation == "split" else len(test[1])  # the rows the targets are read on
     metric = ds.target_metric
     mode = history.infer_mode(metric)
     keras.utils.set_random_seed(0)
@@ -84,7 +93,7 @@ def pilot(name, cap, model, seeds, data_dir):
                                batch_size=batch, num_steps=steps, seed=0)
     lr = float(f"{sweep.conservative_lr:.0e}")
     sweep_s = time.perf_counter() - start
-    budget = Budget(dataset=name, epochs=cap, model=model, learning_rate=lr)
+    budget = Budget(dataset=name, epochs=cap, model=model, learning_rate=lr, validation=validation)
     runs = [runner.train_one(ds, train, test, budget, "shuffle", Shuffle, seed)
             for seed in range(LARGE.get(name, seeds))]
     bests = []
@@ -94,13 +103,14 @@ def pilot(name, cap, model, seeds, data_dir):
         values = [row[metric] for row in run["frame"]]
         bests.append(max(values) if mode == "max" else min(values))
     worst = min(bests) if mode == "max" else max(bests)
-    target = FIXED.get(name, round(round_target(worst, mode, len(test[1])), 4))
+    target = FIXED.get(name, round(round_target(worst, mode, n_val), 4))
     needed = [first_epoch(run["frame"], metric, target, mode) for run in runs]
     if any(n is None for n in needed):
         raise RuntimeError(f"{name}: a pilot seed never met the target {target} within {cap} epochs "
                            f"(best per seed {bests}); raise the pilot cap")
     cap_full = max(5, int(math.ceil(2 * max(needed))))
-    result = {"dataset": name, "model": runs[0].get("model"), "metric": metric, "mode": mode,
+    result = {"dataset": name, "validation": validation, "n_val": n_val, "n_test": len(test[1]),
+              "model": runs[0].get("model"), "metric": metric, "mode": mode,
               "suggested_lr": sweep.suggested_lr, "conservative_lr": sweep.conservative_lr, "learning_rate": lr,
               "default_learning_rate": ds.learning_rate, "batch_size": batch, "range_test_steps": steps,
               "range_test_s": sweep_s, "range_test": sweep.frame.to_dict(orient="list"), "pilot_cap": cap,
@@ -117,6 +127,9 @@ def main(argv=None):
     parser.add_argument("--datasets", default=",".join(PILOT))
     parser.add_argument("--seeds", type=int, default=3, help="pilot seeds (the four largest datasets use 2)")
     parser.add_argument("--data-dir", default=os.environ.get("LOOP_DATA_DIR"))
+    parser.add_argument("--validation", choices=("test", "split"), default="test",
+                        help="what the targets and caps read: the test set (the stored pilot) or a validation split "
+                             "held out of the training set (the test set is then only reported)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in PILOT]
@@ -131,7 +144,7 @@ def main(argv=None):
             result = json.load(open(path))
         else:
             cap, model = PILOT[name]
-            result = pilot(name, cap, model, args.seeds, args.data_dir)
+            result = pilot(name, cap, model, args.seeds, args.data_dir, args.validation)
             write_json_atomic(path, result)
         print(f"{name}: lr {result['learning_rate']:g} (range test {result['suggested_lr']:.3g}, default "
               f"{result['default_learning_rate']:g}); best {result['metric']} per seed "

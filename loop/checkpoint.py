@@ -17,7 +17,7 @@ and becomes the latest as a whole, or not at all):
 * Python state, as one ``tf.train.experimental.PythonState`` blob (an in-memory
   ``.npz`` of arrays plus JSON): the run's identity (selector, seed, batch
   size, number of samples, the model's dtype policy and whether the loss is
-  scaled), where the loop is (epoch and batch), the history rows, the timing
+  scaled, and a digest of ``fit``'s sample weights), where the loop is (epoch and batch), the history rows, the timing
   counters, the last logs, the selector's ``get_state()`` and, for a
   checkpoint taken mid-epoch, the epoch's plan.
 
@@ -36,12 +36,29 @@ the same as one that was never stopped.  Then SIGINT raises
 exits with status 143).  A second Ctrl-C stops at once without saving.  A fit
 killed without warning (SIGKILL, power loss) resumes from the end of the last
 completed epoch.  The handlers are only installed from the main thread.
+
+What a damaged directory does (:meth:`Checkpointer.restore`): the checkpoints
+are tried newest first, those the ``checkpoint`` index file lists (the
+``max_to_keep`` last), or, when that file is garbage or missing, every
+``ckpt-<n>`` in the directory.  A checkpoint that cannot be read whole (a truncated or
+corrupt data or index file) or that holds other variables (another model's
+architecture, another optimizer) is skipped, and the fit resumes from the
+newest intact one with a warning that names the files skipped and why.  When
+the directory holds checkpoint files but none can be read (or its index file
+is garbage), ``restore`` raises ``ValueError`` naming each file and its fault,
+and nothing is written there: pass a fresh ``checkpoint_dir`` or delete that
+one.  A ``checkpoint_dir`` that is a file is refused in the same way.  A
+checkpoint of another run (selector, seed, batch size, ...) is refused, never
+skipped.
 """
 
+import glob
 import io
 import json
 import os
+import re
 import signal
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -49,13 +66,14 @@ import tensorflow as tf
 from loop.protocol import describe
 
 #: Keys of a checkpoint's identity; a resumed fit must match all of them.
-IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas", "precision", "loss_scale")
+IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas", "precision", "loss_scale",
+            "sample_weight")
 
 #: The checkpoint key of ``Tables.candidates`` (absent from checkpoints written before it existed).
 CANDIDATES_KEY = "tables/candidates/.ATTRIBUTES/VARIABLE_VALUE"
 
-#: The identity of a checkpoint written before a key existed (all of them trained in float32, unscaled).
-IDENTITY_DEFAULTS = {"precision": "float32", "loss_scale": False}
+#: The identity of a checkpoint written before a key existed (all of them trained in float32, unscaled, unweighted).
+IDENTITY_DEFAULTS = {"precision": "float32", "loss_scale": False, "sample_weight": None}
 
 
 def precision(model, optimizer):
@@ -204,6 +222,35 @@ def _worker_directory(directory, strategy):
     return os.path.join(directory, f".{resolver.task_type}-{resolver.task_id}")
 
 
+#: The file-name prefix of the checkpoints ``tf.train.CheckpointManager`` writes (``ckpt-<n>.index``, ...).
+PREFIX = "ckpt"
+
+
+class UnreadableCheckpoint(Exception):
+    """A checkpoint that cannot be restored: truncated, corrupt, or holding another model's variables."""
+
+
+class _DifferentRun(ValueError):
+    """A readable checkpoint of another run: refused, never skipped."""
+
+
+def _fault(err):
+    """What is wrong with a checkpoint, in words, from the exception its reading raised."""
+    if isinstance(err, UnreadableCheckpoint):
+        return str(err)
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    shapes = re.search(r"incompatible tensor with shape (\(.*?\)) when attempting to restore variable with shape "
+                       r"(\(.*?\))", text)
+    if shapes:
+        return (f"it holds another model: a variable of shape {shapes.group(2)} here has shape {shapes.group(1)} "
+                "there (another architecture)")
+    if isinstance(err, AssertionError):
+        return "it holds other variables than this fit's model and optimizer (another architecture or optimizer)"
+    if isinstance(err, tf.errors.NotFoundError) or "No such file" in text:
+        return f"files are missing ({text})"
+    return f"it is truncated or corrupt ({type(err).__name__}: {text})"
+
+
 class Checkpointer:
     """Saves and restores everything a ``Loop.fit`` needs to resume exactly.
 
@@ -223,6 +270,9 @@ class Checkpointer:
     def __init__(self, directory, *, model, optimizer, metrics, tables, selector, identity, strategy=None,
                  max_to_keep=2):
         self.directory = os.fspath(directory)
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise ValueError(f"checkpoint_dir {self.directory!r} is a file, not a directory; pass the path of a "
+                             "directory (it is created if missing), e.g. a fresh one next to that file")
         self._selector = selector
         self._tables = tables
         self._identity = {**precision(model, optimizer), **identity}
@@ -248,7 +298,11 @@ class Checkpointer:
         return self._read_manager.latest_checkpoint
 
     def restore(self):
-        """Restores the latest checkpoint into the loop and its selector.
+        """Restores the newest intact checkpoint into the loop and its selector.
+
+        The checkpoints are tried newest first (see the module docstring); when
+        the newest is damaged an older one is used, with a ``UserWarning``
+        naming the files skipped and why.
 
         Returns:
             A :class:`Resume`, or None when the directory holds no checkpoint.
@@ -256,23 +310,77 @@ class Checkpointer:
         Raises:
             ValueError: the checkpoint belongs to a different run (another
                 selector, seed, batch size, dataset size, loss, replica
-                count, dtype policy or loss scaling), naming the difference.
+                count, dtype policy or loss scaling), naming the difference;
+                or the directory holds checkpoint files of which none can be
+                read (truncated, corrupt, another model's), or an unreadable
+                ``checkpoint`` index file, naming each file and its fault.
         """
-        path = self.latest
-        if path is None:
+        candidates, index_fault = self._candidates()
+        if not candidates and index_fault is None:
             return None
+        faults = [] if index_fault is None else [index_fault]
+        for path in candidates:
+            try:
+                blob = self._read(path)
+            except _DifferentRun as err:
+                raise ValueError(str(err)) from None
+            except Exception as err:  # noqa: BLE001 - any failure to read it is the checkpoint's; try an older one
+                faults.append(f"{os.path.basename(path)}: {_fault(err)}")
+                continue
+            if faults:
+                warnings.warn(f"checkpoint_dir {self.directory!r}: skipped what could not be read "
+                              f"({'; '.join(faults)}); resumed from the previous checkpoint "
+                              f"{os.path.basename(path)}", stacklevel=3)
+            return blob
+        raise ValueError(f"checkpoint_dir {self.directory!r} holds no checkpoint this fit can read "
+                         f"({'; '.join(faults)}); the fit does not write over it: pass a fresh checkpoint_dir, "
+                         "or delete that one to start over")
+
+    def _candidates(self):
+        """The checkpoint prefixes to try, newest first, and what is wrong with the index file (or None).
+
+        Those the ``checkpoint`` index file lists when it is readable (a
+        checkpoint whose save was cut short before the index named it is not
+        resumed); every ``ckpt-<n>`` in the directory when the index file is
+        unreadable or missing.
+        """
+        index = os.path.join(self.directory, "checkpoint")
+        found = [path[:-len(".index")] for path in glob.glob(os.path.join(self.directory, f"{PREFIX}-*.index"))]
+        if os.path.isfile(index) and tf.train.get_checkpoint_state(self.directory) is None:
+            index_fault = ("checkpoint: the index file is unreadable (not a CheckpointState text proto; "
+                           "garbage or truncated)")
+        elif not os.path.isfile(index) and found:
+            index_fault = "checkpoint: the index file is missing"
+        else:
+            return list(reversed(self._read_manager.checkpoints)), None
+
+        def number(path):
+            match = re.search(r"-(\d+)$", path)
+            return int(match.group(1)) if match else -1
+
+        return sorted(found, key=number, reverse=True), index_fault
+
+    def _read(self, path):
+        """Restores the checkpoint ``path`` whole, or raises: read every tensor first, then check, then assign.
+
+        Raises:
+            ValueError: the checkpoint is of another run (not caught by :meth:`restore`).
+            UnreadableCheckpoint, and TensorFlow's errors: the checkpoint is damaged or of another model.
+        """
         reader = tf.train.load_checkpoint(path)
-        blob_key = [k for k in reader.get_variable_to_shape_map() if k.startswith("python/")]
+        shapes = reader.get_variable_to_shape_map()
+        for key in shapes:  # a truncated or corrupt data file fails here, before any variable is assigned
+            reader.get_tensor(key)
+        blob_key = [k for k in shapes if k.startswith("python/")]
         if not blob_key:
-            raise ValueError(f"checkpoint {path} was not written by loop.Loop.fit (no Python state); "
-                             "pass a fresh checkpoint_dir")
+            raise UnreadableCheckpoint("it was not written by loop.Loop.fit (no Python state)")
         blob = unpack(reader.get_tensor(blob_key[0]))
         saved = {**IDENTITY_DEFAULTS, **json.loads(blob["identity"])}
         here = self.identity()
         different = [f"{k}: {saved.get(k)!r} there, {here[k]!r} here" for k in IDENTITY if saved.get(k) != here[k]]
         if different:
-            raise ValueError(f"checkpoint_dir {self.directory!r} holds a checkpoint of a different run "
-                             f"({'; '.join(different)}); pass a fresh checkpoint_dir or delete that one")
+            raise _DifferentRun(f"checkpoint_dir {self.directory!r} holds a checkpoint of a different run "
+                                f"({'; '.join(different)}); pass a fresh checkpoint_dir or delete that one")
         if reader.has_tensor(CANDIDATES_KEY):
             self._checkpoint.restore(path).assert_existing_objects_matched()
         else:  # written before the candidate counter existed: all else must match (see the module docstring)
@@ -287,8 +395,8 @@ class Checkpointer:
             selector_state = unpack(state)
             selector = self._selector()
             if not hasattr(selector, "set_state"):
-                raise ValueError(f"checkpoint {path} holds selector state but {describe(selector)} "
-                                 "has no set_state()")
+                raise _DifferentRun(f"checkpoint {path} holds selector state but {describe(selector)} "
+                                    "has no set_state()")
             selector.set_state(selector_state)
         plan = None
         if "plan_indices" in blob:

@@ -4,18 +4,19 @@ Who owns what: :class:`EpochDriver` owns the outer, eager loop of one ``fit``;
 it is given everything once, in its constructor (the fit's frozen
 :class:`FitOptions` and the parts it drives).  Each epoch is split by job:
 :meth:`EpochDriver._begin_epoch` asks the selector for a plan (through a
-:class:`loop.protocol.State`), validates it and uploads it once;
+:class:`loop.protocol.State`), validates it, weights it and uploads it once;
 :meth:`EpochDriver._run_chunks` runs it ``steps_per_execution`` mini-batches
 per call of the compiled chunk function (:class:`loop.step.Functions`), the
 training data's feeder (:meth:`loop.data.TrainingData.feeder`) making each
 chunk's rows ready first, and between chunks dispatches the Keras callbacks,
-the selector's ``on_batch_end`` hook, mid-epoch evaluations and checkpoints
-on interruption; :meth:`EpochDriver._end_epoch` evaluates, ends the epoch
-for the callbacks and saves the epoch's checkpoint.  The driver never asks
-where the data lives.  :class:`Timer` owns the clock: what
-counts as training, selection and evaluation time.  The compiled step, the
-tables and the checkpoint format belong to :mod:`loop.step`,
-:mod:`loop.tables` and :mod:`loop.checkpoint`.
+the selector's ``on_batch_end`` hook, mid-epoch evaluations and a checkpoint
+on interruption; :meth:`EpochDriver._end_epoch` evaluates (the validation
+data, then any extra evaluations such as a test set, whose metrics go to the
+history only), ends the epoch for the callbacks and saves the epoch's
+checkpoint.  The driver never asks where the data lives.  :class:`Timer` owns
+the clock: what counts as training, selection and evaluation time.  The
+compiled step, the tables and the checkpoint format belong to
+:mod:`loop.step`, :mod:`loop.tables` and :mod:`loop.checkpoint`.
 """
 
 import contextlib
@@ -72,6 +73,7 @@ class FitOptions:
     eval_every: typing.Optional[int] = None
     verbose: int = 1
     validation: typing.Any = None   # a loop.data.EvaluationData, or None
+    extra_evaluations: tuple = ()   # ((name, EvaluationData), ...): reported only, never read by the fit
 
 
 def selector_error(err, selector, epoch, where="__call__"):
@@ -107,13 +109,15 @@ class EpochDriver:
         functions: the compiled :class:`loop.step.Functions`.
         tables: the :class:`loop.tables.Tables`.
         train_metrics: the training :class:`loop.objective.MetricSet`.
-        evaluate: ``evaluate(data) -> {"val_...": value}`` on a :class:`loop.data.EvaluationData`.
+        evaluate: ``evaluate(data, prefix="val_") -> {"val_...": value}`` on a :class:`loop.data.EvaluationData`.
         model: the Keras model (for ``stop_training``).
         steps_per_execution: mini-batches per compiled call.
+        data: the :class:`loop.data.TrainingData`; it weights each plan
+            (:meth:`loop.data.TrainingData.plan_weights`: ``fit``'s sample weights).
         feeder: the training data's feeder (:meth:`loop.data.TrainingData.feeder`):
-            ``start``, ``stage`` and ``stop`` make each chunk's rows ready
-            before the chunk runs (streamed data reads them; their time counts
-            as training time).
+            ``start``, ``pieces`` and ``stop`` make each chunk's rows ready
+            before it trains (streamed data reads them, in pieces that fit its
+            byte budget; their time counts as training time).
         history: the :class:`loop.history.History` the rows are appended to.
         callbacks: the Keras ``CallbackList`` (:func:`callback_list`).
         batch_hooks: whether any callback overrides a batch-level hook.
@@ -124,11 +128,11 @@ class EpochDriver:
     """
 
     def __init__(self, options, *, selector, make_state, functions, tables, train_metrics, evaluate, model,
-                 steps_per_execution, feeder, history, callbacks, batch_hooks, timer, plan_check=None,
+                 steps_per_execution, data, feeder, history, callbacks, batch_hooks, timer, plan_check=None,
                  checkpointer=None, resume=None):
         self.options, self.selector, self.make_state = options, selector, make_state
         self.functions, self.tables, self.train_metrics = functions, tables, train_metrics
-        self.evaluate, self.model, self.feeder = evaluate, model, feeder
+        self.evaluate, self.model, self.data, self.feeder = evaluate, model, data, feeder
         self.steps_per_execution, self.plan_check = steps_per_execution, plan_check
         self.history, self.callbacks, self.batch_hooks, self.timer = history, callbacks, batch_hooks, timer
         self.checkpointer, self.resume = checkpointer, resume
@@ -180,7 +184,8 @@ class EpochDriver:
             plan = FlatPlan(*resume.plan) if resume is not None else self._plan(epoch, state)
             if self.plan_check is not None:
                 self.plan_check(plan, epoch)
-            device_plan = (tf.constant(plan.indices), tf.constant(plan.weights), tf.constant(plan.bounds))
+            device_plan = (tf.constant(plan.indices), tf.constant(self.data.plan_weights(plan)),
+                           tf.constant(plan.bounds))
             self.tables.reset_positions(len(plan.indices))
         self.callbacks.set_params({"verbose": options.verbose, "epochs": options.epochs, "steps": plan.num_batches})
         self.callbacks.on_epoch_begin(epoch)
@@ -226,12 +231,14 @@ class EpochDriver:
                 self.checkpointer.stop()
         return steps_now, batch
 
-    def _train_chunk(self, epoch, device_plan, first, last):
-        """Mini-batches ``[first, last)`` in one compiled call (rows staged first); returns the global step."""
+    def _train_chunk(self, epoch, device_plan, batch, stop):
+        """Mini-batches ``[batch, stop)``: one compiled call per piece the feeder stages; returns the global step."""
         with self.timer.measure("train"):
-            self.feeder.stage(first, last)
-            # Reading the result waits for the device, so the time is honest.
-            steps_now, bad_step = self.functions.train_chunk(*device_plan, first, last).numpy()
+            for first, last in self.feeder.pieces(batch, stop):
+                # Reading the result waits for the device, so the time is honest.
+                steps_now, bad_step = self.functions.train_chunk(*device_plan, first, last).numpy()
+                if bad_step >= 0:
+                    break
         if bad_step >= 0:
             raise FloatingPointError(
                 f"the loss became NaN or Inf at epoch {epoch}, step {bad_step} (selector "
@@ -280,14 +287,18 @@ class EpochDriver:
         return self.model.stop_training
 
     def _eval_row(self, epoch_progress):
-        val = {}
+        val, extra = {}, {}
         if self.options.validation is not None:
             with self.timer.measure("eval"):
                 self.callbacks.on_test_begin()
                 val = self.evaluate(self.options.validation)
                 self.callbacks.on_test_end({k[4:]: v for k, v in val.items()})
+        # Reported only: in the history row, never in the logs that callbacks, selectors and targets read.
+        for name, data in self.options.extra_evaluations:
+            with self.timer.measure("eval"):
+                extra.update(self.evaluate(data, prefix=f"{name}_"))
         row = {"epoch": round(float(epoch_progress), 6), **self.tables.counts(), **self.timer.row(), **self.logs,
-               **val}
+               **val, **extra}
         self.history.rows.append(row)
         self.last_val = val
 

@@ -101,6 +101,64 @@ def _other_run_checkpoint():
         _fit(checkpoint_dir=tmp, loop_kwargs={"batch_size": 16})
 
 
+def _selector_class_with_arguments():
+    class TopLoss:
+        """A selector class whose constructor needs an argument."""
+
+        def __init__(self, fraction):
+            self.fraction = fraction
+
+        def __call__(self, state):
+            return [np.argsort(-state.losses)[:int(self.fraction * state.num_samples)]]
+
+    _loop(TopLoss)
+
+
+def _fractional_labels():
+    x, y = _data()
+    y = y.astype("float32")
+    y[4] = 0.5
+    _fit(data=(x, y))
+
+
+def _checkpoint_files(tmp):
+    """Two checkpoints of a 2-epoch fit in ``tmp`` (ckpt-1, ckpt-2): ``{name: path}`` of their data files."""
+    _fit(checkpoint_dir=tmp, epochs=2)
+    return {name: os.path.join(tmp, name) for name in os.listdir(tmp) if ".data-" in name}
+
+
+def _truncated_checkpoints():
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in sorted(_checkpoint_files(tmp).values()):
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+        _fit(checkpoint_dir=tmp, epochs=3)
+
+
+def _garbage_checkpoint_index():
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in _checkpoint_files(tmp).values():
+            os.remove(path)
+        with open(os.path.join(tmp, "checkpoint"), "w") as f:
+            f.write("not a checkpoint index\n")
+        _fit(checkpoint_dir=tmp, epochs=3)
+
+
+def _checkpoint_of_another_model():
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _checkpoint_files(tmp)
+        keras.utils.set_random_seed(0)
+        wider = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="softmax")])
+        _fit(checkpoint_dir=tmp, epochs=3, loop_kwargs={"model": wider})
+
+
+def _checkpoint_dir_is_a_file():
+    with tempfile.NamedTemporaryFile() as file:
+        _fit(checkpoint_dir=file.name)
+
+
 def _corrupted_local_file():
     from loop import datasets
 
@@ -248,6 +306,8 @@ CATALOGUE = [
          lambda: _loop(_FastFilter())),
     Case("selector output", "selector not callable", ValueError, "selector 42 is not callable",
          lambda: _loop(42)),
+    Case("selector output", "a selector class that needs arguments, instead of an instance", ValueError,
+         "pass an instance, e.g. selector=TopLoss(fraction=...)", _selector_class_with_arguments),
     # ---------------------------------------------------------------- selector construction
     Case("selectors and hyper-parameters", "unknown selector name", ValueError, "unknown selector 'dybatt'",
          _from_string("dybatt:delta=0.5")),
@@ -297,6 +357,18 @@ CATALOGUE = [
     Case("data", "NaN or Inf in the inputs", ValueError, "x holds NaN or Inf at sample(s) [3]", _nan_inputs),
     Case("data", "label outside [0, num_classes)", ValueError, "label [7] at sample 5 is outside [0, 3)",
          _labels_out_of_range),
+    Case("data", "fractional class labels with a sparse loss", ValueError,
+         "label [0.5] at sample 4 is not a whole number", _fractional_labels),
+    Case("data", "sample_weight of the wrong length", ValueError,
+         f"sample_weight has shape ({NUM_SAMPLES - 1},) but the data has {NUM_SAMPLES} samples",
+         lambda: _fit(sample_weight=np.ones(NUM_SAMPLES - 1))),
+    Case("data", "negative sample weight", ValueError, "sample_weight must be finite and non-negative, got [-1.0]",
+         lambda: _fit(sample_weight=np.r_[np.ones(NUM_SAMPLES - 1), -1.0])),
+    Case("data", "sample_weight and class_weight together", ValueError,
+         "pass sample_weight or class_weight, not both",
+         lambda: _fit(sample_weight=np.ones(NUM_SAMPLES), class_weight={0: 2.0})),
+    Case("data", "class_weight key that is not a class id", ValueError,
+         "class_weight key 'cat' is not a class id of this model", lambda: _fit(class_weight={"cat": 2.0})),
     Case("data", "labels given as strings", ValueError, "encode labels as integer class ids",
          lambda: _fit(data=(_data()[0], np.array(["cat"] * NUM_SAMPLES)))),
     Case("data", "empty dataset", ValueError, "the dataset is empty",
@@ -326,8 +398,11 @@ CATALOGUE = [
          lambda: _fit(target={"val_f1": 0.5})),
     Case("training", "stop_at_target without a target", ValueError, "stop_at_target=True needs a target",
          lambda: _fit(stop_at_target=True)),
-    Case("training", "epochs <= 0", ValueError, "epochs must be a positive integer, got 0",
-         lambda: _fit(epochs=0)),
+    Case("training", "target outside its metric's range", ValueError,
+         "target['val_accuracy'] = 1.5 can never be reached: val_accuracy lies in [0, 1]",
+         lambda: _fit(validation_data=_data(), target={"val_accuracy": 1.5})),
+    Case("training", "negative epochs (epochs=0 trains nothing, as in Keras)", ValueError,
+         "epochs must be a non-negative integer", lambda: _fit(epochs=-1)),
     Case("training", "no loss and an uncompiled model", ValueError, "no loss: pass loss=",
          lambda: __import__("loop").Loop(_model())),
     Case("training", "eval_every with an accumulating in-step filter", ValueError,
@@ -339,6 +414,15 @@ CATALOGUE = [
          lambda: _fit(verbose_level=3)),
     Case("training", "checkpoint of a different run", ValueError,
          "holds a checkpoint of a different run (batch_size: 8 there, 16 here)", _other_run_checkpoint),
+    Case("training", "checkpoint_dir that is a file", ValueError, "is a file, not a directory",
+         _checkpoint_dir_is_a_file),
+    Case("training", "every checkpoint truncated", ValueError,
+         "ckpt-2: it is truncated or corrupt (IndexError: Read less bytes than requested)", _truncated_checkpoints),
+    Case("training", "garbage checkpoint index file and no readable checkpoint", ValueError,
+         "checkpoint: the index file is unreadable", _garbage_checkpoint_index),
+    Case("training", "checkpoint of another model (architecture)", ValueError,
+         "ckpt-2: it holds another model: a variable of shape (4, 5) here has shape (4, 3) there",
+         _checkpoint_of_another_model),
     Case("training", "model built outside strategy.scope()", ValueError, "created outside strategy.scope()",
          _model_outside_scope),
     Case("training", "strategy that is not a tf.distribute.Strategy", ValueError,
@@ -351,6 +435,8 @@ ELSEWHERE = [
      "tests/datasets/test_datasets_sources.py::test_interrupted_download_leaves_no_partial_file"),
     ("results", "benchmark result files are never half-written", "loop.bench (atomic writes, resumable suite)"),
     ("training", "a killed fit leaves its last checkpoint intact and resumable", "tests/test_checkpoint.py"),
+    ("training", "a truncated, corrupt or foreign latest checkpoint falls back to the previous one, with a warning",
+     "tests/test_bad_inputs.py"),
 ]
 
 

@@ -18,6 +18,13 @@ import pandas as pd
 #: Metric-name fragments whose values are better when lower.
 LOWER_IS_BETTER = ("loss", "mse", "mae", "mape", "msle", "error", "crossentropy", "hinge", "huber", "logcosh")
 
+#: Metric names (without ``val_``) whose values are fractions in [0, 1]; any name containing "accuracy" is too.
+FRACTION_METRICS = ("acc", "auc", "precision", "recall", "f1_score", "fbeta_score")
+
+#: Metric-name fragments of quantities that are never negative (losses and errors; not e.g. cosine similarity).
+NON_NEGATIVE = ("mse", "mae", "mape", "msle", "mean_squared", "mean_absolute", "crossentropy", "hinge", "huber",
+                "logcosh", "log_cosh", "kl_divergence", "kld", "poisson")
+
 #: Columns every history row has, in order, before the metric columns.
 INDEX_COLUMNS = ("epoch", "step", "samples_seen", "samples_forwarded", "samples_backpropagated",
                  "train_time_s", "selection_time_s", "setup_time_s", "eval_time_s")
@@ -31,7 +38,29 @@ def infer_mode(metric):
     return "min" if any(part in name for part in LOWER_IS_BETTER) else "max"
 
 
-def parse_target(target):
+def metric_range(metric, loss_name=None):
+    """The values ``metric`` can take, ``(low, high)``, or None when unknown.
+
+    Accuracy-like metrics (a name containing ``accuracy``, or one of
+    :data:`FRACTION_METRICS`) lie in [0, 1]; losses and errors named by a
+    fragment in :data:`NON_NEGATIVE` (``mse``, ``mae``, ``crossentropy``, ...)
+    in [0, inf).  ``loss`` and ``val_loss`` are non-negative when
+    ``loss_name`` (the loop's loss) is one of those; other metrics and losses
+    (e.g. a cosine-similarity loss, which is negative) are not checked.
+    """
+    name = metric.lower()
+    if name.startswith("val_"):
+        name = name[4:]
+    if "accuracy" in name or name in FRACTION_METRICS:
+        return 0.0, 1.0
+    if name == "loss":
+        name = (loss_name or "").lower()
+    if name and any(part in name for part in NON_NEGATIVE):
+        return 0.0, math.inf
+    return None
+
+
+def parse_target(target, loss_name=None):
     """Normalizes a target to ``{metric: (threshold, mode)}``.
 
     Args:
@@ -40,9 +69,13 @@ def parse_target(target):
             below) or ``"max"`` (reached at or above).  Without a mode it is
             inferred from the name: losses and errors (``loss``, ``mse``,
             ``mae``, ...) are lower-is-better, everything else higher.
+        loss_name: the loop's loss, so that a ``loss`` target is checked
+            against its range (see :func:`metric_range`).
 
     Raises:
-        ValueError: a threshold is not a finite number or a mode is unknown.
+        ValueError: a threshold is not a finite number, lies outside the
+            metric's range (an accuracy above 1, a negative error; see
+            :func:`metric_range`), or a mode is unknown.
     """
     if target is None or (isinstance(target, dict) and not target):
         return {}
@@ -64,6 +97,13 @@ def parse_target(target):
             raise ValueError(f"target[{metric!r}] threshold {threshold!r} is not a number") from None
         if not math.isfinite(threshold):
             raise ValueError(f"target[{metric!r}] threshold {threshold!r} is not finite")
+        bounds = metric_range(str(metric), loss_name)
+        if bounds is not None and not bounds[0] <= threshold <= bounds[1]:
+            low, high = bounds
+            span = f"lies in [{low:g}, {high:g}]" if math.isfinite(high) else "is never negative"
+            hint = ("; give it as a fraction, e.g. 0.95 for 95%" if math.isfinite(high) and threshold > high
+                    else "")
+            raise ValueError(f"target[{metric!r}] = {threshold:g} can never be reached: {metric} {span}{hint}")
         parsed[str(metric)] = (threshold, mode)
     return parsed
 

@@ -20,6 +20,8 @@ the selector changes), and wires the parts:
 * :mod:`loop.history`: the history and time-to-target arithmetic.
 """
 
+import hashlib
+import inspect
 import warnings
 
 import keras
@@ -40,6 +42,23 @@ from loop.step import Functions, TrainStep
 from loop.tables import Tables
 
 
+def _instantiate(cls):
+    """``cls()`` for a selector class passed where an instance belongs, or a ``ValueError`` naming what it needs."""
+    try:
+        required = [p.name for p in inspect.signature(cls).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):  # no signature to read (a builtin): try it as it is
+        required = []
+    if required:
+        raise ValueError(f"selector {cls.__name__} is a class whose constructor needs {', '.join(required)}; pass an "
+                         f"instance, e.g. selector={cls.__name__}({', '.join(f'{r}=...' for r in required)})")
+    instance = cls()
+    if not callable(instance):
+        raise ValueError(f"selector {cls.__name__} is a class whose instances are not callable; pass a function "
+                         "state -> plan, a loop.selectors object such as Shuffle(), or a name such as 'shuffle'")
+    return instance
+
+
 class Loop:
     """A compiled Keras training loop that takes a batch-selection callable.
 
@@ -58,6 +77,10 @@ class Loop:
         selector: a selector (see :mod:`loop.protocol`), a spec string such as
             ``"dybat:delta=0.5"``, or None for ``Shuffle()``.  A selector object
             with ``clone()`` is cloned: ``loop.selector`` is the copy that learns.
+            A selector class whose constructor needs no argument is
+            instantiated (``selector=Shuffle`` is ``Shuffle()``, as Keras
+            instantiates a loss or metric class); one that needs arguments
+            is refused with a message naming them.
         batch_size: the nominal mini-batch size handed to the selector; a batch
             size larger than the data gives one batch of all of it, as in Keras.
         seed: seeds ``state.rng`` and hence the plans.  The loop sets no global
@@ -79,6 +102,10 @@ class Loop:
             larger than this, streams by index from its source a chunk at a
             time (see :mod:`loop.streaming`).  Default 2 GiB; 0 always
             streams, None never does.
+        staging_bytes: the streamed path's memory budget in bytes: the
+            staging buffer plus the rows read ahead (default 512 MiB).  A
+            compiled call's chunk is staged in pieces that fit it, whatever
+            the row size, batch size or ``steps_per_execution``.
 
     Raises:
         ValueError: an argument is out of range, naming it.
@@ -86,7 +113,8 @@ class Loop:
 
     def __init__(self, model, *, optimizer=None, loss=None, metrics=None, selector=None, batch_size=32, seed=0,
                  steps_per_execution=32, jit_compile=False, run_eagerly=False, deterministic=False,
-                 eval_batch_size=1024, strategy=None, resident_limit_bytes=streaming_lib.DEFAULT_RESIDENT_LIMIT_BYTES):
+                 eval_batch_size=1024, strategy=None, resident_limit_bytes=streaming_lib.DEFAULT_RESIDENT_LIMIT_BYTES,
+                 staging_bytes=streaming_lib.DEFAULT_STAGING_BYTES):
         if not isinstance(model, keras.Model):
             raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
         self.batch_size = validation.positive_int("batch_size", batch_size)
@@ -97,6 +125,7 @@ class Loop:
             raise ValueError(f"resident_limit_bytes must be a non-negative integer (0: always stream) or None (never "
                              f"stream), got {resident_limit_bytes!r}")
         self.resident_limit_bytes = resident_limit_bytes
+        self.staging_bytes = validation.positive_int("staging_bytes", staging_bytes)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         compiled_optimizer, compiled_loss, compiled_metrics = objective_lib.from_compiled(model)
@@ -130,6 +159,8 @@ class Loop:
 
     @selector.setter
     def selector(self, selector):
+        if isinstance(selector, type):
+            selector = _instantiate(selector)
         if selector is None or isinstance(selector, str):
             selector = Shuffle() if selector is None else from_string(selector)
         elif not callable(selector):
@@ -168,10 +199,17 @@ class Loop:
         """The number of classes of the training targets (None for regression)."""
         return self.data.num_classes
 
-    def _use_data(self, x, y):
-        """Checks the training data and keeps it as :attr:`data` (the same ``x, y`` keep theirs)."""
+    @property
+    def sample_weight(self):
+        """The last fit's per-sample weights (float32 ``[num_samples]``), or None."""
+        return None if self.data is None else self.data.sample_weight
+
+    def _use_data(self, x, y, sample_weight=None, class_weight=None):
+        """Checks the training data and keeps it as :attr:`data` (the same ``x, y`` and weights keep theirs)."""
         data = data_lib.training_data(x, y, loss_name=self.loss_name, loss_fn=self.loss_fn, model=self.model,
-                                      resident_limit_bytes=self.resident_limit_bytes, previous=self.data)
+                                      resident_limit_bytes=self.resident_limit_bytes,
+                                      staging_bytes=self.staging_bytes, sample_weight=sample_weight,
+                                      class_weight=class_weight, previous=self.data)
         if data is not self.data:
             self.data = data
             self._invalidate_functions()
@@ -224,7 +262,8 @@ class Loop:
                        else self.tables.with_samples(data.num_samples, positions=positions))
         step = self.step = TrainStep(self.model, self.optimizer, self.loss_fn, data, self.tables,
                                      self.train_metrics, self._keep, self._filter_mode, self._active,
-                                     batch_size=min(self.batch_size, data.num_samples))
+                                     batch_size=min(self.batch_size, data.num_samples),
+                                     sample_weight=data.device_sample_weight)
         if self.strategy is not None:
             step = distribute_lib.DistributedStep(step, self.strategy)
         self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=data, tables=self.tables,
@@ -258,23 +297,23 @@ class Loop:
         indices = check_indices(indices, self.data.num_samples, "score")
         return self.data.score(indices, self.functions.score_batch, self.eval_batch_size)
 
-    def evaluate(self, x, y=None):
-        """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix."""
+    def evaluate(self, x, y=None, sample_weight=None):
+        """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix.
+
+        With ``sample_weight`` (one non-negative weight per sample) the loss is
+        weighted as in Keras' ``Model.evaluate``: the mean of ``weight * loss``
+        over the samples; the other metrics are unweighted, as Keras'
+        ``compile(metrics=...)`` are.
+        """
         if self.functions is None:
             raise RuntimeError("call fit() before evaluate(); the loop builds its metrics there")
-        return self._evaluate(self.data.evaluation_data(x, y, "evaluation data"), prefix="")
-
-    def _evaluation_data(self, data, what):
-        """``validation_data``-style data (an ``(x, y)`` pair, or a source) checked against the training data."""
-        if isinstance(data, (tuple, list)) and len(data) == 2:
-            return self.data.evaluation_data(*data, what)
-        return self.data.evaluation_data(data, None, what)
+        return self._evaluate(self.data.evaluation_data(x, y, "evaluation data", sample_weight), prefix="")
 
     def _evaluate(self, data, prefix="val_"):
         """The loss and metrics on the :class:`loop.data.EvaluationData` ``data``, keys prefixed."""
         self.val_metrics.reset_state()
-        for x, y in data.batches(self.eval_batch_size):
-            self.functions.eval_batch(x, y)
+        for batch in data.batches(self.eval_batch_size):
+            self.functions.eval_batch(*batch)
         return self.val_metrics.result(prefix)
 
     @property
@@ -293,8 +332,9 @@ class Loop:
         return self.tables.trained.numpy()
 
     # -------------------------------------------------------------------- fit
-    def fit(self, x, y=None, *, epochs, validation_data=None, target=None, stop_at_target=False, eval_every=None,
-            callbacks=None, verbose=1, checkpoint_dir=None):
+    def fit(self, x, y=None, *, epochs, sample_weight=None, class_weight=None, validation_data=None, target=None,
+            stop_at_target=False, eval_every=None, callbacks=None, verbose=1, checkpoint_dir=None,
+            extra_evaluations=None):
         """Trains the model, asking the selector for a plan every epoch.
 
         Args:
@@ -303,9 +343,27 @@ class Loop:
                 :class:`loop.RandomAccess` over a ``tfds.data_source``, a ``grain`` source or any object
                 with ``__len__`` and ``__getitem__`` (see :mod:`loop.streaming`).  Data larger than
                 ``resident_limit_bytes`` streams; smaller data is read onto the device once.
-            epochs: number of epochs, i.e. selector calls.
-            validation_data: an ``(x, y)`` pair evaluated at each evaluation, or a
-                :class:`loop.RandomAccess`, read in order at each evaluation.
+            epochs: number of epochs, i.e. selector calls.  0 trains nothing, as in
+                Keras: the data and arguments are checked and the loop is built
+                (so ``evaluate`` works), the callbacks get ``on_train_begin`` and
+                ``on_train_end``, and an empty History comes back; the selector is
+                not called and ``checkpoint_dir`` is neither read nor written.
+            sample_weight: one finite, non-negative weight per training sample
+                (shape ``[n]``), as in Keras' ``Model.fit``.  It multiplies the
+                plan's weights: the step minimizes ``sum(plan_w * sample_w *
+                loss) / n`` over each mini-batch of ``n`` rows (an in-step filter
+                sees the product as ``batch.weights``), so a sample of weight 0
+                never changes the model.  The train ``loss`` is weighted by it
+                as in Keras (the mean of ``sample_w * loss``); the other
+                metrics are not, as Keras' ``compile(metrics=...)`` are not;
+                the plan's weights never weight the metrics.  Works with
+                streamed data (the weights stay in memory, like the labels).
+            class_weight: ``{class id: weight}``, turned into ``sample_weight``
+                from the labels as Keras does (one-hot targets by their argmax;
+                a class left out weighs 1).  Giving both is an error, as in Keras.
+            validation_data: an ``(x, y)`` pair or ``(x, y, sample_weight)`` triple
+                evaluated at each evaluation (weighted as :meth:`evaluate` does), or
+                a :class:`loop.RandomAccess`, read in order at each evaluation.
             target: ``{metric: threshold}`` or ``{metric: (threshold, "min"|"max")}``
                 used for ``time_to_target`` and ``stop_at_target``.
             stop_at_target: end the fit as soon as the target is reached.
@@ -316,6 +374,18 @@ class Loop:
             checkpoint_dir: save a checkpoint there at every epoch end and on
                 SIGTERM or Ctrl-C, and resume from its latest checkpoint; see
                 :mod:`loop.checkpoint`.
+            extra_evaluations: ``{name: data}`` of further data sets, each an
+                ``(x, y)`` pair or a :class:`loop.RandomAccess`, evaluated at
+                every evaluation right after ``validation_data``, e.g.
+                ``{"test": (x_test, y_test)}`` when ``validation_data`` is a
+                split held out of the training set.  Their metrics enter the
+                history only, as ``<name>_loss``, ``<name>_accuracy``, ...
+                columns: never the logs that callbacks and the selector read,
+                and never ``target`` or ``stop_at_target`` (a target on them
+                is refused), so the test set chooses nothing.  Their time
+                counts as evaluation time (``eval_time_s``), outside the
+                training clock.  Names are lower-case identifiers other than
+                ``val``.
 
         Returns:
             A :class:`loop.history.History`.
@@ -324,15 +394,19 @@ class Loop:
             ValueError: bad data, plan, target or argument, naming the value.
             FloatingPointError: a loss became NaN or Inf, naming the epoch and step.
         """
-        settings = self._options(epochs, validation_data, target, stop_at_target, eval_every, verbose)
-        self._use_data(x, y)
-        validation_set = None if validation_data is None else self._evaluation_data(validation_data,
-                                                                                    "validation_data")
-        options = FitOptions(**settings, validation=validation_set)
+        settings, extra = self._options(epochs, validation_data, target, stop_at_target, eval_every, verbose,
+                                        extra_evaluations)
+        self._use_data(x, y, sample_weight, class_weight)
+        data = self.data
+        validation_set = None if validation_data is None else data.evaluation_set(validation_data, "validation_data")
+        extra = tuple((name, data.evaluation_set(d, f"extra_evaluations[{name!r}]")) for name, d in extra.items())
+        options = FitOptions(**settings, validation=validation_set, extra_evaluations=extra)
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         functions = self.make_functions()
         self.tables.clear_nonfinite()
+        if epochs == 0:
+            return self._no_epochs(options, callbacks)
         checkpointer = resume = None
         if checkpoint_dir is not None:
             checkpointer = checkpoint_lib.Checkpointer(
@@ -357,29 +431,45 @@ class Loop:
             return self.history
         callbacks, batch_hooks = callback_list(callbacks, self.model, options)
         self.model.stop_training = False
-        feeder = self.data.feeder(self.tables, carry_queue=self._filter_mode == "accumulate",
-                                  worker=distribute_lib.worker_slice(self.strategy))
+        feeder = data.feeder(self.tables, carry_queue=self._filter_mode == "accumulate",
+                             worker=distribute_lib.worker_slice(self.strategy),
+                             steps_per_execution=self.steps_per_execution, batch_size=self.batch_size)
         driver = EpochDriver(options, selector=self.selector, make_state=self.make_state, functions=functions,
                              tables=self.tables, train_metrics=self.train_metrics, evaluate=self._evaluate,
-                             model=self.model, steps_per_execution=self.steps_per_execution, feeder=feeder,
+                             model=self.model, steps_per_execution=self.steps_per_execution, data=data, feeder=feeder,
                              history=self.history, callbacks=callbacks, batch_hooks=batch_hooks, timer=timer,
                              plan_check=distribute_lib.plan_check(self.strategy, lambda: self.selector),
                              checkpointer=checkpointer, resume=resume)
         with checkpoint_lib.guard(checkpointer):
             return driver.run(state)
 
-    def _options(self, epochs, validation_data, target, stop_at_target, eval_every, verbose):
-        """Checks ``fit``'s options (nothing is read or trained yet); returns them as :class:`FitOptions` fields."""
+    def _no_epochs(self, options, callbacks):
+        """``fit(epochs=0)``, as in Keras: the callbacks' train begin and end, nothing trained; an empty History."""
+        self.history = history_lib.History(target=options.target, selector=describe(self.selector),
+                                           params={"batch_size": self.batch_size, "seed": self.seed, "epochs": 0})
+        callbacks, _ = callback_list(callbacks, self.model, options)
+        self.model.stop_training = False
+        callbacks.on_train_begin()
+        callbacks.on_train_end({})
+        return self.history
+
+    def _options(self, epochs, validation_data, target, stop_at_target, eval_every, verbose, extra_evaluations):
+        """Checks ``fit``'s options (no data is read yet): the :class:`FitOptions` fields and the extra evaluations."""
         tracked = ["loss"] + self.metric_names
         tracked += ["val_" + t for t in tracked] if validation_data is not None else []
         if eval_every is not None and self._filter_mode == "accumulate":
             raise ValueError(f"eval_every={eval_every!r} counts optimizer steps, which the accumulating filter of "
                              f"{describe(self.selector)} decouples from the plan's batches; leave eval_every=None "
                              "to evaluate once per epoch")
-        return validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
-                                       stop_at_target=stop_at_target, tracked=tracked)
+        settings = validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
+                                           stop_at_target=stop_at_target, tracked=tracked, loss_name=self.loss_name)
+        return settings, validation.extra_evaluations(extra_evaluations)
 
     def _identity(self):
         replicas = 1 if self.strategy is None else self.strategy.num_replicas_in_sync
+        weights = None
+        if self.data.sample_weight is not None:  # a resumed fit must weight its samples alike
+            weights = hashlib.sha256(self.data.sample_weight.tobytes()).hexdigest()[:16]
         return {"selector": describe(self.selector), "seed": self.seed, "batch_size": self.batch_size,
-                "num_samples": int(self.data.num_samples), "loss": self.loss_name, "replicas": replicas}
+                "num_samples": int(self.data.num_samples), "loss": self.loss_name, "replicas": replicas,
+                "sample_weight": weights}

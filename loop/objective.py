@@ -228,9 +228,19 @@ class MetricSet:
         """The Keras metric objects, loss mean first."""
         return [self.loss, *self.metrics]
 
-    def update_state(self, losses, y_true, y_pred):
-        """Adds a batch: its per-sample ``losses`` and, for the metrics, ``y_pred`` in float32 (:func:`float32`)."""
-        self.loss.update_state(losses)
+    def update_state(self, losses, y_true, y_pred, sample_weight=None):
+        """Adds a batch: its per-sample ``losses`` and, for the metrics, ``y_pred`` in float32 (:func:`float32`).
+
+        With per-sample ``sample_weight`` the loss counts as Keras' does: the
+        loss mean adds ``sample_weight * losses`` (Keras' loss is the weighted
+        sum over the number of samples).  The metrics stay unweighted, as
+        Keras' ``compile(metrics=...)`` are (only its ``weighted_metrics``
+        see the weights).
+        """
+        if sample_weight is None:
+            self.loss.update_state(losses)
+        else:
+            self.loss.update_state(losses * sample_weight)
         y_pred = float32(y_pred)
         for metric in self.metrics:
             metric.update_state(y_true, y_pred)

@@ -19,7 +19,15 @@ An iterable of mini-batches.  Each is a 1-D integer index array into the
 training set, or an ``(indices, weights)`` pair whose finite, non-negative
 weights scale the per-sample losses (e.g. for unbiased importance sampling).
 The train step minimizes ``sum(w_i * loss_i) / n`` over the ``n`` rows of the
-batch, plus the model's regularization losses.  Batch sizes may vary without
+batch, plus the model's regularization losses.  When ``fit`` is given
+``sample_weight`` (or ``class_weight``, turned into sample weights from the
+labels), ``w_i`` is the plan's weight times the sample's weight, multiplied
+on the host once per epoch; an in-step filter sees that product as
+``batch.weights``, so a filter that scales ``batch.weights`` (as every
+filter in :mod:`loop.selectors` does) keeps the sample weights.  The train
+``loss`` metric is weighted by the sample weights alone (the mean of
+``sample_weight * loss``, as Keras reports it), the other metrics by
+neither, as Keras' ``compile(metrics=...)``; never by the plan's weights.  Batch sizes may vary without
 retracing.  The loop validates the whole plan before training on any of it; a
 bad plan raises ``ValueError`` naming the selector, the batch and the values.
 A flat index array is not a plan (it would be one single-sample batch per
@@ -131,7 +139,8 @@ class State:
         loss_step: the optimizer step that saw each loss, -1 where never seen.
         rng: a ``numpy.random.Generator`` derived from the loop's seed and the
             epoch.  Draw all randomness from it, never from global state.
-        logs: the previous evaluation's train and validation metrics.
+        logs: the previous evaluation's train and validation metrics (never the metrics of ``fit``'s
+            ``extra_evaluations``, such as a test set).
         score_fn: what :meth:`score` calls.
         inputs: the training inputs (read-only arrays, or a dict or tuple of
             them), for selectors that fit a companion model on the data.

@@ -79,12 +79,18 @@ class TrainStep:
             mode (:meth:`inactive`).
         batch_size: the loop's batch size: the backward batch of
             ``"accumulate"``, and the rows trained while ``active`` is False.
+        sample_weight: None, or ``fit``'s per-sample weights on the device
+            (float32 ``[num_samples]``), which weight the train loss metric
+            (:meth:`metric_weights`).  They reach the objective through the
+            plan's weights, which the driver multiplies by them once per epoch
+            (:meth:`loop.data.TrainingData.plan_weights`).
     """
 
     def __init__(self, model, optimizer, loss_fn, data, tables, metrics, keep=None, filter_mode=None, active=None,
-                 batch_size=None):
+                 batch_size=None, sample_weight=None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.data, self.tables, self.metrics = data, tables, metrics
+        self.sample_weight = sample_weight
         self.keep, self.active, self.batch_size = keep, active, batch_size
         self.variant = "plain" if keep is None else filter_mode
         if (self.variant == "accumulate" or active is not None) and not batch_size:
@@ -135,10 +141,14 @@ class TrainStep:
         gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
         self.optimizer.apply_gradients(zip(gradients, variables))
 
+    def metric_weights(self, indices):
+        """The train loss metric's weights of the rows ``indices``: ``fit``'s sample weights, or None."""
+        return None if self.sample_weight is None else tf.gather(self.sample_weight, indices)
+
     def account(self, indices, kept_indices, losses, y, y_pred):
         """The bookkeeping of one step: tables and counters, then the train metrics."""
         self.tables.account(indices, kept_indices, losses)
-        self.metrics.update_state(losses, y, y_pred)
+        self.metrics.update_state(losses, y, y_pred, self.metric_weights(indices))
 
     def plain(self, indices, weights):
         """One forward and backward pass over the batch."""
@@ -210,7 +220,7 @@ class TrainStep:
             value = self.scaled(objective(weights, losses, n, self.model))
         self.apply(tape.gradient(value, variables), variables)
         self.tables.add_forwards(tf.size(indices))  # a second pass over rows already forwarded as candidates
-        self.metrics.update_state(losses, y, y_pred)
+        self.metrics.update_state(losses, y, y_pred, self.metric_weights(indices))
 
 
 class Functions:
@@ -277,6 +287,6 @@ class Functions:
         self._tables.add_forwards(tf.size(indices))
         return losses
 
-    def _eval_batch(self, x, y):
+    def _eval_batch(self, x, y, sample_weight=None):
         y_pred = float32(self._model(x, training=False))
-        self._val_metrics.update_state(self._loss_fn(y, y_pred), y, y_pred)
+        self._val_metrics.update_state(self._loss_fn(y, y_pred), y, y_pred, sample_weight)

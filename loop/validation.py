@@ -32,25 +32,52 @@ def positive_int(name, value, allow_none=False):
     return int(value)
 
 
-def fit_settings(*, epochs, eval_every, verbose, target, stop_at_target, tracked):
+def fit_settings(*, epochs, eval_every, verbose, target, stop_at_target, tracked, loss_name=None):
     """``fit``'s scalar arguments, checked and normalized (``verbose="auto"`` is 1, the target parsed).
 
+    ``epochs`` may be 0, as in Keras' ``Model.fit`` (nothing is trained).
+    ``loss_name`` lets a ``loss`` target be checked against the loss's range
+    (:func:`loop.history.metric_range`).
+
     Raises:
-        ValueError: a bad value, or a target metric that ``tracked`` lacks, naming it and the fix.
+        ValueError: a bad value, a target outside its metric's range, or a target metric that ``tracked``
+            lacks, naming it and the fix.
     """
     verbose = 1 if verbose == "auto" else verbose
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), or 'auto'; "
                          f"got {verbose!r}")
-    parsed = history_lib.parse_target(target)
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer (0 trains nothing, as in Keras), got {epochs!r}")
+    parsed = history_lib.parse_target(target, loss_name)
     unknown = [m for m in parsed if m not in tracked]
     if unknown:
         raise ValueError(f"target metric(s) {unknown} are not tracked; this fit tracks {tracked} "
                          "(add the metric to metrics=[...] or validation_data=...)")
     if stop_at_target and not parsed:
         raise ValueError("stop_at_target=True needs a target, e.g. target={'val_accuracy': 0.9}")
-    return {"epochs": positive_int("epochs", epochs), "eval_every": positive_int("eval_every", eval_every, True),
+    return {"epochs": int(epochs), "eval_every": positive_int("eval_every", eval_every, True),
             "verbose": verbose, "target": parsed, "stop_at_target": bool(stop_at_target)}
+
+
+def extra_evaluations(extra):
+    """``fit``'s ``extra_evaluations`` as a dict ``{name: data}`` (None: empty), its names checked.
+
+    Raises:
+        ValueError: not a dict, or a name that is not a lower-case identifier, is ``val`` (the validation
+            columns' prefix) or starts with ``val_``, naming it.
+    """
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"extra_evaluations must be a dict {{name: (x, y)}}, e.g. {{'test': (x_test, y_test)}}; "
+                         f"got {type(extra).__name__}")
+    for name in extra:
+        if not isinstance(name, str) or not name.isidentifier() or name != name.lower() or name == "val" or \
+                name.startswith("val_"):
+            raise ValueError(f"extra_evaluations name {name!r} must be a lower-case identifier other than 'val' "
+                             "(its metrics become '<name>_loss', ... columns), e.g. 'test'")
+    return dict(extra)
 
 
 def as_arrays(x, y, what):
@@ -121,6 +148,18 @@ def check_source(source, what):
     return len(source)
 
 
+def _non_finite_rows(array, block_bytes=64 * 2 ** 20):
+    """Up to 6 indices of rows of ``array`` holding NaN or Inf, checked in slices (no data-sized mask)."""
+    step = max(1, block_bytes // max(1, array[:1].nbytes))
+    where = []
+    for start in range(0, len(array), step):
+        bad = ~np.isfinite(array[start:start + step]).reshape(min(step, len(array) - start), -1).all(axis=1)
+        where.extend((start + np.flatnonzero(bad)[:6 - len(where)]).tolist())
+        if len(where) >= 6:
+            break
+    return np.asarray(where, np.int64)
+
+
 def check_arrays(x, y, what):
     """Returns the number of samples, or raises ``ValueError`` for empty, ragged, NaN or string data."""
     leaves = tf.nest.flatten(x)
@@ -141,9 +180,8 @@ def check_arrays(x, y, what):
             raise ValueError(f"{what}: x holds {leaf.dtype} values such as {leaf.ravel()[:3].tolist()}; "
                              "encode the inputs as numbers first")
         if np.issubdtype(leaf.dtype, np.floating):
-            bad = ~np.isfinite(leaf)
-            if bad.any():
-                where = np.argwhere(bad.reshape(len(leaf), -1).any(axis=1)).ravel()
+            where = _non_finite_rows(leaf)
+            if len(where):
                 raise ValueError(f"{what}: x holds NaN or Inf at sample(s) {where[:5].tolist()}"
                                  f"{' ...' if len(where) > 5 else ''}; clean or impute the inputs first")
     if y.dtype.kind in "USO":
@@ -155,18 +193,96 @@ def check_arrays(x, y, what):
 
 
 def check_labels(y, num_classes, sparse, what):
-    """Raises ``ValueError`` for class ids outside ``[0, num_classes)`` (integer-label targets only)."""
+    """Raises ``ValueError`` for class ids outside ``[0, num_classes)`` (integer-label targets only), and for
+    class ids that are not whole numbers with a sparse loss (floats such as 1.0 pass, as in Keras; 0.5 does not:
+    a sparse loss would truncate it to a class id and train on the wrong class without a word)."""
     if num_classes is None:
         return
     labels = y.reshape(len(y), -1)
     if not (sparse or labels.shape[1] == 1):
         return
+    if sparse and labels.dtype.kind == "f":
+        fractional = labels != np.round(labels)
+        if fractional.any():
+            i = int(np.argwhere(fractional.any(axis=1))[0, 0])
+            raise ValueError(f"{what}: label {labels[i].tolist()} at sample {i} is not a whole number; a sparse "
+                             "loss takes integer class ids (1.0 is fine): pass the class ids (e.g. "
+                             "np.round(y).astype(int) if they were rounded off), or for soft targets use one-hot "
+                             "rows with 'categorical_crossentropy'")
     bad = (labels < 0) | (labels >= num_classes)
     if bad.any():
         i = int(np.argwhere(bad.any(axis=1))[0, 0])
         raise ValueError(f"{what}: label {labels[i].tolist()} at sample {i} is outside [0, {num_classes}) for a "
                          f"model with {num_classes} outputs; labels must be integer class ids from 0 to "
                          "num_classes-1")
+
+
+def sample_weights(sample_weight, class_weight, y, num_classes, what):
+    """Per-sample weights from ``fit``'s ``sample_weight`` or ``class_weight``, as Keras' ``Model.fit`` takes them.
+
+    Args:
+        sample_weight: None, or one weight per sample (shape ``[n]`` or ``[n, 1]``).
+        class_weight: None, or ``{class id: weight}``; a class left out weighs 1.  The class of a sample is its
+            label, or the argmax of a one-hot target, as in Keras.
+        y: the targets (``n`` rows).
+        num_classes: the number of classes, None for a regression.
+        what: the data's name, for messages.
+
+    Returns:
+        float32 ``[n]`` weights, or None when neither is given.
+
+    Raises:
+        ValueError: both are given (as in Keras), a weight is negative or not finite, the shape is not ``[n]``,
+            a class id is not one of the model's, or ``class_weight`` is given for a regression.
+    """
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("pass sample_weight or class_weight, not both (Keras' Model.fit refuses both too); fold "
+                         "the class weights into the sample weights, e.g. sample_weight * "
+                         "np.array([class_weight.get(int(c), 1.0) for c in y])")
+    n = len(y)
+    if class_weight is not None:
+        return _class_weights(class_weight, y, num_classes, what)
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: sample_weight holds {weights.dtype} values; give one number per sample")
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (n,):
+        raise ValueError(f"{what}: sample_weight has shape {weights.shape} but the data has {n} samples; give one "
+                         f"weight per sample, shape ({n},)")
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        raise ValueError(f"{what}: sample_weight must be finite and non-negative, got {weights[bad][:5].tolist()} "
+                         f"at sample(s) {np.flatnonzero(bad)[:5].tolist()}")
+    return weights.astype(np.float32)
+
+
+def _class_weights(class_weight, y, num_classes, what):
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight must be a dict {{class id: weight}}, e.g. {{0: 1.0, 1: 5.0}}, got "
+                         f"{type(class_weight).__name__}")
+    if num_classes is None:
+        raise ValueError(f"class_weight={class_weight!r} needs class labels, but {what} is a regression; "
+                         "pass sample_weight=... instead")
+    table = np.ones(num_classes, np.float32)
+    for key, weight in class_weight.items():
+        integral = isinstance(key, numbers.Integral) and not isinstance(key, bool)
+        if not (integral or (isinstance(key, float) and key.is_integer())) or not 0 <= key < num_classes:
+            raise ValueError(f"class_weight key {key!r} is not a class id of this model; the keys are integer class "
+                             f"ids in [0, {num_classes})")
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"class_weight[{key!r}] = {weight!r}; class weights must be finite, non-negative "
+                             "numbers")
+        table[int(key)] = weight
+    labels = np.asarray(y)
+    if labels.ndim >= 2 and labels.shape[-1] > 1:
+        labels = labels.argmax(-1)
+    if labels.size != len(labels):
+        raise ValueError(f"class_weight needs one class per sample, but {what} has targets of sample shape "
+                         f"{tuple(np.shape(y)[1:])}; pass sample_weight=... instead")
+    return table[np.round(labels.reshape(len(labels))).astype(np.int64)]
 
 
 def check_like(x, y, train_x, train_y, what):

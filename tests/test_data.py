@@ -44,13 +44,17 @@ def test_feeders_stage_the_rows_the_step_gathers():
     x, y = make_data(n=30)
     indices = np.array([3, 17, 29, 0], np.int32)
     for data in (_data(x, y, None), _data(x, y, 0)):
-        feeder = data.feeder(Tables(data.num_samples))
+        feeder = data.feeder(Tables(data.num_samples), steps_per_execution=2, batch_size=2)
         plan = FlatPlan(indices, np.ones(4, np.float32), np.array([0, 2, 4], np.int32))
         feeder.start(plan, 0)
-        feeder.stage(0, 2)
-        rows_x, rows_y = data.rows(tf.constant(indices))
-        np.testing.assert_allclose(rows_x.numpy(), x[indices])
-        np.testing.assert_array_equal(rows_y.numpy(), y[indices])
+        pieces = []
+        for first, last in feeder.pieces(0, 2):  # each piece's rows are ready while it trains
+            pieces.append((first, last))
+            piece = indices[plan.bounds[first]:plan.bounds[last]]
+            rows_x, rows_y = data.rows(tf.constant(piece))
+            np.testing.assert_allclose(rows_x.numpy(), x[piece])
+            np.testing.assert_array_equal(rows_y.numpy(), y[piece])
+        assert pieces[0][0] == 0 and pieces[-1][1] == 2
         feeder.stop()
 
 

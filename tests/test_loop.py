@@ -129,7 +129,8 @@ def test_selector_errors_keep_their_traceback():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": -1}, "epochs must be a non-negative integer"),
+    ({"epochs": 1.5}, "epochs must be a non-negative integer"),
     ({"epochs": 1, "target": {"val_f1": 0.5}}, "not tracked"),
     ({"epochs": 1, "target": {"accuracy": "high"}}, "not a number"),
     ({"epochs": 1, "stop_at_target": True}, "needs a target"),
@@ -516,3 +517,67 @@ def test_fit_and_evaluate_take_data_the_same_ways():
         make_loop().fit(x, y, epochs=1, verbose=0, validation_data=(x, np.r_[5, y[1:]]))
     with pytest.raises(ValueError, match=r"evaluation data: label \[5\] at sample 0"):
         loop.evaluate(x, np.r_[5, y[1:]])
+
+
+def test_extra_evaluations_report_the_test_set_outside_the_fit():
+    x, y = make_data(n=320)
+    x_test, y_test = make_data(n=200, seed=7)
+    seen_logs = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen_logs.append(dict(logs))
+
+    def run(extra):
+        loop = make_loop(Shuffle(), model=make_model(seed=3), batch_size=32, optimizer=keras.optimizers.Adam(0.05))
+        hist = loop.fit((x, y), epochs=8, validation_data=(x[:100], y[:100]), target={"val_accuracy": 0.85},
+                        stop_at_target=True, verbose=0, extra_evaluations=extra, callbacks=[Spy()])
+        return loop, hist
+
+    plain_loop, plain = run(None)
+    loop, hist = run({"test": (x_test, y_test)})
+    frame = hist.frame
+    assert {"test_loss", "test_accuracy"} <= set(frame.columns) and not {"test_loss"} & set(plain.frame.columns)
+    # The test set changes nothing the fit reads: same evaluations, same stop, same validation metrics.
+    assert list(frame["step"]) == list(plain.frame["step"]) and hist.steps_to_target == plain.steps_to_target
+    np.testing.assert_allclose(frame["val_accuracy"], plain.frame["val_accuracy"], atol=1e-6)
+    assert all(not any(k.startswith("test_") for k in logs) for logs in seen_logs)
+    final = loop.evaluate(x_test, y_test)
+    assert frame["test_accuracy"].iloc[-1] == pytest.approx(final["accuracy"], abs=1e-6)
+    assert frame["test_loss"].iloc[-1] == pytest.approx(final["loss"], rel=1e-5)
+    assert plain_loop.evaluate(x_test, y_test)["accuracy"] == pytest.approx(final["accuracy"], abs=1e-6)
+
+
+def test_extra_evaluations_are_timed_as_evaluation():
+    x, y = make_data(n=160)
+    loop = make_loop(batch_size=32)
+    inner = loop._evaluate
+
+    def slow(data, prefix="val_"):
+        if prefix == "test_":
+            import time
+
+            time.sleep(0.05)
+        return inner(data, prefix=prefix)
+
+    loop._evaluate = slow
+    frame = loop.fit((x, y), epochs=3, verbose=0, extra_evaluations={"test": (x, y)}).frame
+    assert list(frame.columns[-2:]) == ["test_loss", "test_accuracy"] and "val_loss" not in frame
+    assert (frame["eval_time_s"] >= 0.05 * np.arange(1, 4) - 1e-3).all()
+
+
+@pytest.mark.parametrize("extra,match", [
+    ({"val": None}, "'val'"), ({"Test": None}, "'Test'"), ({"val_set": None}, "'val_set'"), ({"a b": None}, "'a b'"),
+    ([("test", None)], "must be a dict"),
+])
+def test_extra_evaluations_bad_names(extra, match):
+    x, y = make_data(n=64)
+    with pytest.raises(ValueError, match=match):
+        make_loop().fit((x, y), epochs=1, verbose=0, extra_evaluations=extra)
+
+
+def test_extra_evaluations_cannot_be_a_target():
+    x, y = make_data(n=64)
+    with pytest.raises(ValueError, match="test_accuracy"):
+        make_loop().fit((x, y), epochs=1, verbose=0, extra_evaluations={"test": (x, y)},
+                        target={"test_accuracy": 0.9}, stop_at_target=True)

@@ -5,6 +5,7 @@
     python -m loop.bench --seeds auto:5:15      # 5 seeds, more (up to 15) where the speedup is undecided
     python -m loop.bench --datasets boston --target val_mae=3.0
     python -m loop.bench --precision mixed_bfloat16   # a keras.mixed_precision policy
+    python -m loop.bench --suite tuned --out results/tuned   # every method tuned alike (loop.bench.tuning)
     python -m loop.bench report --out results/x  # tables and plots of stored runs
     python -m loop.bench throughput | overhead   # performance benchmarks
 
@@ -121,7 +122,7 @@ def _suites_text(width=HELP_WIDTH):
         lines.append(wrap(f"selectors: {', '.join(s.selectors)}", "    "))
         for b in s.budgets:
             lines.append(wrap(
-                f"{b.dataset}: {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
+                f"{b.name}: {'at most ' if b.stop_at_target else ''}{b.epochs} epochs"
                 + (f" on {b.n_train} training rows" if b.n_train else "")
                 + (f", {b.model}" if b.model else "")
                 + (f", lr {b.learning_rate:g}" if b.learning_rate else "")
@@ -152,6 +153,9 @@ def _run_arguments(parser):
     parser.add_argument("--data-dir", help="directory of the original data files (default: $LOOP_DATA_DIR)")
     parser.add_argument("--retry-failed", action="store_true", help="re-run runs stored as failed")
     add_precision_argument(parser)
+    from loop.bench import tuning
+
+    tuning.add_arguments(parser)  # --tune, --schedule, --warmup, --horizon
 
 
 def _report_arguments(parser):
@@ -268,19 +272,23 @@ def _plan(parser, args, command):
 
     import tensorflow as tf
 
-    from loop.bench import runner, tables
+    from loop.bench import auto_seeds, runner, tables, tuning
     from loop.bench.suites import SUITES
 
     tf.get_logger().setLevel("ERROR")  # per-run retracing warnings of fresh models are expected
     try:
         targets = tables.parse_targets(args.target)
         if command == "report":
-            if not tables.load_runs(out):
+            if not tables.load_runs(out) and not tuning.load_trials(out):
                 raise ValueError(f"report --out {out!r} holds no runs (no runs/<dataset>/<selector>/seed_<k>.json "
                                  "in it); give the --out of an earlier run")
             return argparse.Namespace(out=out, targets=targets)
         suite = SUITES[args.suite]
-        specs = split_specs(args.selectors) if args.selectors else list(suite.selectors)
+        specs = split_specs(args.selectors) if args.selectors else tuning.available(suite.selectors)
+        trials = tuning.trials_of(args, suite)
+        if trials and isinstance(args.seeds, auto_seeds.AutoSeeds):
+            raise ValueError("--seeds auto:MIN:MAX does not combine with tuning (--tune K, or the tuned suite): "
+                             "give the number of studies, e.g. --seeds 3")
         labels = [runner.selector_key(s)[0] for s in specs]
         if tables.BASELINE not in labels:
             specs.insert(0, "shuffle")
@@ -290,7 +298,7 @@ def _plan(parser, args, command):
         parser.error(str(err))
     seeds = suite.seeds if args.seeds is None else args.seeds
     return argparse.Namespace(out=out, targets=targets, specs=specs, budgets=budgets, seeds=seeds, data_dir=data_dir,
-                              precision=precision)
+                              precision=precision, trials=trials)
 
 
 def _budgets(args, suite):
@@ -299,16 +307,17 @@ def _budgets(args, suite):
     from loop import datasets
     from loop.bench.suites import SUITES, Budget
 
-    known = {b.dataset: b for s in SUITES.values() for b in s.budgets}
-    known.update({b.dataset: b for b in suite.budgets})
+    known = {b.name: b for s in SUITES.values() for b in s.budgets}
+    known.update({b.name: b for b in suite.budgets})
     if args.datasets is None:
         chosen = list(suite.budgets)
     else:
         chosen = []
         for name in (n.strip() for n in args.datasets.split(",") if n.strip()):
             key = name.lower().replace("-", "_")
-            if key not in datasets.names():
-                raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(datasets.names())}")
+            if key not in datasets.names() and key not in known:
+                raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(datasets.names())} or a "
+                                 f"workload of the suites ({', '.join(k for k in known if k not in datasets.names())})")
             chosen.append(known.get(key) or Budget(dataset=key, epochs=10))
         if not chosen:
             raise ValueError(f"--datasets {args.datasets!r} names no dataset; give comma-separated names such as "
@@ -317,6 +326,9 @@ def _budgets(args, suite):
                  if v is not None}
     if args.selectors:  # the selectors asked for run on every dataset
         overrides["selectors"] = None
+    from loop.bench import tuning
+
+    overrides.update(tuning.budget_overrides(args))  # --schedule, --warmup, --horizon
     return [dataclasses.replace(b, **overrides) for b in chosen]
 
 
@@ -408,13 +420,30 @@ def main(argv=None):
     except SystemExit as exit_:  # parser.error has printed the usage and the message
         return exit_.code
     if command == "report":
-        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
-               full_table=args.full_table)
+        from loop.bench import tables, tuning
+
+        if tuning.load_trials(plan.out):  # a tuned results directory
+            tuning.report(plan.out, n_boot=args.bootstrap)
+        if tables.load_runs(plan.out):
+            report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
+                   full_table=args.full_table)
         return 0
 
-    from loop.bench import auto_seeds, runner
+    from loop.bench import auto_seeds, runner, tuning
 
     out = plan.out
+    if plan.trials:
+        print(f"loop.bench: tuning {len(plan.budgets)} workloads x {len(plan.specs)} selectors x {plan.seeds} studies "
+              f"x {plan.trials} trials in {plan.precision} -> {out}", file=sys.stderr)
+        budgets = tuning.with_targets(plan.budgets, plan.targets)
+        summary = tuning.run_tuned(budgets, plan.specs, plan.seeds, out, plan.trials, data_dir=plan.data_dir,
+                                   retry_failed=args.retry_failed, precision=plan.precision)
+        print(f"loop.bench: ran {summary['ran']} trials ({summary['pruned']} pruned), skipped {summary['skipped']} "
+              f"already stored, {summary['failed']} failed", file=sys.stderr)
+        tuning.report(out, n_boot=args.bootstrap)
+        for dataset, message in summary["unloadable"]:
+            print(f"python -m loop.bench: could not load {dataset}: {message}", file=sys.stderr)
+        return 1 if summary["unloadable"] else 0
     print(f"loop.bench: {len(plan.budgets)} datasets x {len(plan.specs)} selectors x {plan.seeds} seeds in "
           f"{plan.precision} -> {out}", file=sys.stderr)
     start = time.perf_counter()

@@ -61,7 +61,7 @@ def _stored_records(out, budgets, labels, precision):
     """The stored runs of ``budgets`` (same budget and precision) and selector ``labels``, as the tables load them."""
     from loop.bench import tables
 
-    configs = {b.dataset: b.config() for b in budgets}
+    configs = {b.name: b.config() for b in budgets}
     return [r for r in tables.load_runs(out)
             if configs.get(r.get("dataset")) == r.get("budget") and r.get("selector") in labels
             and runner.run_precision(r) == precision]
@@ -139,7 +139,7 @@ def run_auto(budgets, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
         raise ValueError(f"auto seeds need the baseline {tables.BASELINE} among the selectors: its speedups decide")
     total = runner.run_suite(budgets, selectors, seeds.min_seeds, out, data_dir=data_dir, retry_failed=retry_failed,
                              progress=progress, stream=stream, precision=precision)
-    by_name = {b.dataset: b for b in budgets}
+    by_name = {b.name: b for b in budgets}
     rounds = 0
     while True:
         records = _stored_records(out, budgets, set(keyed), precision)

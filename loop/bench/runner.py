@@ -11,6 +11,15 @@ epochs are rounds over its hardest batches) gets that many epochs instead.  Targ
 stored histories (:mod:`loop.bench.tables`), so the same runs answer any
 target.
 
+Validation: a budget with ``validation="split"`` validates on a split held
+out of the training set (``loop.datasets.validation_split``): its ``val_*``
+columns, target and ``stop_at_target`` read that split, and the test set is
+evaluated at every evaluation too (``Loop.fit(extra_evaluations=...)``,
+timed as evaluation) into ``test_*`` columns that choose nothing.  The older
+budgets (``validation="test"``) validate on the test set as before.  A
+workload variant (``Budget.workload``, e.g. label noise on the training
+labels, applied after the split) is stored and tabled under its own name.
+
 Each finished run is one file ``<out>/runs/<dataset>/<selector>/seed_<k>.json``
 written to a temporary name and moved into place with ``os.replace``, so a
 killed suite leaves either a whole file or none.  A run that raises (a loss
@@ -26,6 +35,11 @@ selector) pair whose paired wall-clock speedup's 95% interval still contains 1
 (and to the baseline, when it lacks that seed), until every interval excludes
 1 or the pair has MAX seeds.  Each round decides from what the results
 directory holds, so a killed auto run resumes where it stopped.
+
+Learning rate: the budget's peak rate follows ``budget.schedule`` (:mod:`loop.schedules`; ``constant`` by
+default), over the selector's own step budget (:func:`loop.schedules.step_budget`); the run file's ``schedule``
+says what trained.  A run given ``time_limit_s`` (tuning's exact pruning, :mod:`loop.bench.tuning`) stops at its
+first evaluation past that training time without meeting the target, with status ``pruned``.
 
 Precision: ``precision`` names the ``keras.mixed_precision`` policy every run
 trains under (``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``; see
@@ -194,12 +208,23 @@ def read_run(path):
 def prepare_dataset(budget, data_dir=None):
     """Loads ``budget.dataset`` and cuts the training and test subsets of the budget.
 
-    The subsets are drawn with a fixed generator (seed 0), so every selector and
-    seed trains on the same rows.
+    With ``budget.validation == "split"`` the validation split is held out of
+    the training set first (``ds.x_val``, ``ds.y_val`` of the returned
+    dataset; see :func:`validation_data`), then ``budget.label_noise`` is
+    applied to the remaining training labels.  The subsets are drawn with a
+    fixed generator (seed 0), so every selector and seed trains on the same
+    rows.
+
+    Returns:
+        ``(ds, (x_train, y_train), (x_test, y_test))``.
     """
     from loop import datasets
 
     ds = datasets.load(budget.dataset, data_dir=data_dir, **budget.load_options)
+    if budget.validation == "split":
+        ds = datasets.validation_split(ds, budget.n_val)
+    if budget.label_noise:
+        ds = datasets.with_label_noise(ds, budget.label_noise)
     rng = np.random.default_rng(0)
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     if budget.n_train is not None and budget.n_train < len(y_train):
@@ -209,6 +234,16 @@ def prepare_dataset(budget, data_dir=None):
         rows = np.sort(rng.permutation(len(y_test))[:budget.n_test])
         x_test, y_test = x_test[rows], y_test[rows]
     return ds, (x_train, y_train), (x_test, y_test)
+
+
+def validation_data(ds, budget, test):
+    """What a run of ``budget`` validates on, and its extra evaluations: ``(validation_data, extra_evaluations)``.
+
+    ``validation="split"``: the held-out split, and ``{"test": test}``; else the test set and nothing more.
+    """
+    if budget.validation == "split":
+        return (ds.x_val, ds.y_val), {"test": test}
+    return test, None
 
 
 def weights_fingerprint(model):
@@ -230,14 +265,26 @@ def global_policy(precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEFAULT_PRECISION):
-    """Trains one run and returns its record (status ``ok``, ``failed`` or ``not_applicable``); never raises.
+def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEFAULT_PRECISION, *,
+              time_limit_s=None):
+    """Trains one run and returns its record (status ``ok``, ``failed``, ``not_applicable`` or ``pruned``); never
+    raises.
 
     A selector whose ``tasks`` attribute leaves out the dataset's task (the
     class-based selectors on a regression dataset) is not trained: its record
     says ``not_applicable`` and why.  The model is built and trained under the
     global policy ``precision`` (:data:`PRECISIONS`; under ``"mixed_float16"``
     the loop wraps the optimizer in a ``LossScaleOptimizer``).
+
+    The learning rate follows ``budget.schedule`` (:mod:`loop.schedules`), its
+    horizon a fraction of the selector's own step budget
+    (:func:`loop.schedules.step_budget` of the epoch cap); the record's
+    ``schedule`` says which rate or schedule trained and that step budget.
+
+    With ``time_limit_s`` (tuning's exact pruning, :mod:`loop.bench.tuning`)
+    the fit stops at the first evaluation whose training clock
+    (``train_time_s``) has passed ``time_limit_s`` without meeting the target;
+    the record's status is then ``pruned`` and its frame ends there.
 
     Raises:
         ValueError: ``precision`` is not one of :data:`PRECISIONS` (checked before anything runs).
@@ -247,47 +294,62 @@ def train_one(ds, train, test, budget, label, make_selector, seed, precision=DEF
     check_precision(precision)
     keras.backend.clear_session()  # before the policy: clear_session resets the global policy to float32
     with global_policy(precision):
-        return _train_one(ds, train, test, budget, label, make_selector, seed, precision)
+        return _train_one(ds, train, test, budget, label, make_selector, seed, precision, time_limit_s)
 
 
-def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
+def _train_one(ds, train, test, budget, label, make_selector, seed, precision, time_limit_s=None):
     import keras
 
-    from loop import Loop, costs
+    from loop import Loop, costs, schedules
     from loop.selectors import Selector
 
     keras.utils.set_random_seed(seed)
-    record = {"format": RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
+    val, extra = validation_data(ds, budget, test)
+    record = {"format": RUN_FORMAT, "dataset": budget.name, "selector": label, "seed": seed,
               "budget": budget.config(), "precision": precision, "task": ds.task, "metrics": list(ds.metrics),
               "loss": ds.loss, "target_metric": ds.target_metric, "n_train": int(len(train[1])),
               "n_test": int(len(test[1])), "status": "ok", "error": None, "frame": [], "wall_s": None}
+    if budget.validation == "split":
+        record["validation"] = "split"
+        record["n_val"] = int(len(val[1]))
+    if budget.workload:
+        record["source_dataset"] = budget.dataset
+    if "label_noise" in ds.extras:
+        record["label_noise"] = {k: v for k, v in ds.extras["label_noise"].items() if k != "rows"}
     start = time.perf_counter()
     loop = None
     try:
-        model = ds.model(budget.model)
+        model = ds.model(budget.model, **budget.model_kwargs)
         record["model"] = model.name
         record["compute_dtype"] = model.compute_dtype  # what the policy gave the model, e.g. bfloat16
         record["init_fingerprint"] = weights_fingerprint(model)
-        optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {
-            "learning_rate": budget.learning_rate or ds.learning_rate}})
         selector = make_selector()
         tasks = getattr(selector, "tasks", None) or Selector.tasks
         if ds.task not in tasks:
             record["status"] = NOT_APPLICABLE
-            record["error"] = (f"{label} supports {' and '.join(tasks)} only; {budget.dataset} is a {ds.task} "
+            record["error"] = (f"{label} supports {' and '.join(tasks)} only; {budget.name} is a {ds.task} "
                                "task")
             record["wall_s"] = time.perf_counter() - start
             return record
         batch_size = budget.batch_size or ds.batch_size
-        epochs = budget.epochs
-        if hasattr(selector, "epochs_for_budget"):  # e.g. DyBAT: same gradient steps as the baseline
-            epochs = int(selector.epochs_for_budget(budget.epochs, len(train[1]), batch_size))
+        # The epoch cap in the selector's own epochs (e.g. DyBAT: same gradient steps as the baseline) and steps.
+        epochs, steps = schedules.step_budget(selector, budget.epochs, len(train[1]), batch_size)
         record["loop_epochs"] = epochs
+        rate = schedules.make_schedule(budget.learning_rate or ds.learning_rate, budget.schedule, steps,
+                                       horizon=budget.horizon, warmup=budget.warmup)
+        record["schedule"] = {**schedules.describe_schedule(rate), "step_budget": steps}
+        optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {"learning_rate": rate}})
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=seed)
-        hist = loop.fit(train, epochs=epochs, validation_data=test, verbose=0, target=budget.target,
-                        stop_at_target=budget.stop_at_target)
+        limit = None if time_limit_s is None else TrainTimeLimit(lambda: loop.history, time_limit_s)
+        hist = loop.fit(train, epochs=epochs, validation_data=val, verbose=0, target=budget.target,
+                        stop_at_target=budget.stop_at_target, extra_evaluations=extra,
+                        callbacks=[limit] if limit else None)
         record["frame"] = hist.frame.to_dict(orient="records")
+        if limit is not None and limit.stopped_at is not None:
+            record["status"] = PRUNED
+            record["error"] = (f"pruned: training time {limit.stopped_at:.3f}s passed the limit "
+                               f"{time_limit_s:.3f}s before the target")
         record["flops_per_sample"] = costs.forward_flops(model, train[0])  # after the fit: never timed
     except Exception as err:  # a failed run is a result, not a crash of the suite
         record["status"] = "failed"
@@ -297,6 +359,50 @@ def _train_one(ds, train, test, budget, label, make_selector, seed, precision):
             record["frame"] = loop.history.frame.to_dict(orient="records")
     record["wall_s"] = time.perf_counter() - start
     return record
+
+
+#: The status of a run stopped by ``time_limit_s`` before its target (a tuning trial that can no longer win).
+PRUNED = "pruned"
+
+
+def _time_limit_class():
+    import keras
+
+    class _TrainTimeLimit(keras.callbacks.Callback):
+        """Stops a fit at the first evaluation whose ``train_time_s`` exceeds ``limit_s`` before the target."""
+
+        def __init__(self, history, limit_s):
+            super().__init__()
+            self.history, self.limit_s, self.stopped_at = history, float(limit_s), None
+
+        def on_epoch_end(self, epoch, logs=None):
+            from loop import history as history_lib
+
+            history = self.history()
+            if history is None or not history.rows:
+                return
+            row = history.rows[-1]
+            if row["train_time_s"] > self.limit_s and not history_lib.reached(row, history.target):
+                self.stopped_at = float(row["train_time_s"])
+                self.model.stop_training = True
+
+    return _TrainTimeLimit
+
+
+def TrainTimeLimit(history, limit_s):  # noqa: N802  (a class, built on first use so keras loads lazily)
+    """A Keras callback that stops a ``Loop.fit`` at the first evaluation whose training clock passed ``limit_s``.
+
+    It reads the last history row at every epoch end (after that epoch's
+    evaluation); a row that meets the fit's target never stops the fit.
+
+    Args:
+        history: a zero-argument function returning the loop's :class:`loop.history.History`.
+        limit_s: the training-time limit in seconds (training plus selection, evaluation excluded).
+
+    Returns:
+        The callback; its ``stopped_at`` is the training time at which it stopped the fit, or None.
+    """
+    return _time_limit_class()(history, limit_s)
 
 
 def _fmt_seconds(seconds):
@@ -380,13 +486,13 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
             meter.total -= (len(keyed) - len(chosen)) * len(seeds)
         for seed in seeds:
             for label, factory in chosen:
-                path = run_path(out, budget.dataset, label, seed)
+                path = run_path(out, budget.name, label, seed)
                 stored = read_run(path)
                 if stored is not None and stored.get("budget") == budget.config() and (
                         run_precision(stored) == precision) and (stored["status"] != "failed" or not retry_failed):
                     summary["skipped"] += 1
                     if meter:
-                        meter.end(f"{budget.dataset} {label} seed {seed}", stored, skipped=True)
+                        meter.end(f"{budget.name} {label} seed {seed}", stored, skipped=True)
                     continue
                 todo.append((seed, label, factory, path))
         if not todo:
@@ -395,14 +501,14 @@ def run_suite(budgets, selectors, seeds, out, *, data_dir=None, retry_failed=Fal
             ds, train, test = prepare_dataset(budget, data_dir)
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
-            summary["unloadable"].append((budget.dataset, message))
-            print(f"cannot load {budget.dataset}, skipping its {len(todo)} runs: {message}",
+            summary["unloadable"].append((budget.name, message))
+            print(f"cannot load {budget.name}, skipping its {len(todo)} runs: {message}",
                   file=stream or sys.stderr, flush=True)
             if meter:
                 meter.done += len(todo)
             continue
         for seed, label, factory, path in todo:
-            what = f"{budget.dataset} {label} seed {seed}"
+            what = f"{budget.name} {label} seed {seed}"
             if meter:
                 meter.begin(what)
             record = train_one(ds, train, test, budget, label, factory, seed, precision=precision)

@@ -3,7 +3,9 @@
 A :class:`Budget` fixes what one dataset trains for (epochs, training and test
 subset sizes, reference model, batch size, learning rate); a suite is a
 :class:`Suite` of budgets plus the selectors and seeds.  The command line
-overrides any of them (``--epochs``, ``--n-train``, ``--selectors`` ...).
+overrides any of them (``--epochs``, ``--n-train``, ``--selectors`` ...).  A budget may also
+name a learning-rate schedule (``schedule``, ``warmup``, ``horizon``; :mod:`loop.schedules`), and a suite with
+``tune`` > 0 tunes every selector alike (:mod:`loop.bench.tuning`; the ``tuned`` suite).
 """
 
 import dataclasses
@@ -13,6 +15,13 @@ import dataclasses
 #: RandomDrop, the uniform control that selective backprop must beat.
 DEFAULT_SELECTORS = ("shuffle", "freeze", "homogeneous", "heterogeneous", "loss_sorted", "dybat", "infobatch",
                      "selective_backprop", "random_drop", "rho_loss")
+
+
+#: What a budget's ``val_*`` columns read: the test set (the older suites) or a split of the training set.
+VALIDATIONS = ("test", "split")
+
+#: The schedule fields of :class:`Budget` and their defaults (left out of :meth:`Budget.config` at these values).
+_SCHEDULE_FIELDS = {"schedule": "constant", "warmup": 0.0, "horizon": 1.0}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,6 +50,37 @@ class Budget:
             of a run's identity (:meth:`config`), so changing the list never
             re-runs stored runs.
         note: why this budget is as it is (e.g. which selectors it leaves out).
+        validation: what ``val_*`` columns, targets and ``stop_at_target``
+            read.  ``"test"`` (the default, the older suites): the test set.
+            ``"split"``: a validation split held out of the training set
+            (``loop.datasets.validation_split``, fixed and stratified, the
+            dataset's documented size unless ``n_val``); the test set is then
+            evaluated at every evaluation too, outside the training clock,
+            as ``test_*`` columns that choose nothing.
+        n_val: the validation split's size, rows or a fraction of the
+            training set; None for the dataset's documented size
+            (``loop.datasets.VALIDATION_SIZES``).  Only with
+            ``validation="split"``.
+        workload: the name the runs are stored and tabled under, for a
+            variant of a dataset (label noise, another model width) that is
+            a workload of its own; None: the dataset's name.
+        label_noise: the fraction of TRAINING labels replaced uniformly at
+            random among all classes (``loop.datasets.with_label_noise``,
+            seed 0), after the validation split, so validation and test
+            labels stay clean; 0 for none.  Needs a ``workload`` name.
+        model_kwargs: keyword arguments of the reference model's builder
+            (e.g. ``{"width": 0.5}``).
+
+        schedule: the learning-rate schedule's shape, ``"constant"`` (default),
+            ``"cosine"`` or ``"linear"`` (see :mod:`loop.schedules`); the peak is
+            ``learning_rate``.
+        warmup: linear warm-up steps as a fraction of the horizon, in [0, 1).
+        horizon: the decay horizon as a fraction of each run's own step budget
+            (:func:`loop.schedules.step_budget` of the epoch cap), in (0, 1].
+
+    A field added after the ``full`` suite's runs (``validation`` ...
+    ``horizon``) enters a run's identity (:meth:`config`) only when it
+    differs from its default, so the runs stored before it stay valid.
     """
 
     dataset: str
@@ -55,6 +95,14 @@ class Budget:
     stop_at_target: bool = False
     selectors: tuple | None = None
     note: str = ""
+    validation: str = "test"
+    n_val: int | float | None = None
+    workload: str | None = None
+    label_noise: float = 0.0
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    schedule: str = "constant"
+    warmup: float = 0.0
+    horizon: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -70,26 +118,68 @@ class Budget:
                 history.parse_target(self.target)
             except ValueError as err:
                 raise ValueError(f"{self.dataset}: {err}") from None
+        from loop import schedules
+
+        try:
+            schedules.check_shape(self.schedule)
+            schedules.make_schedule(1.0, self.schedule, 1000, horizon=self.horizon, warmup=self.warmup)
+        except ValueError as err:
+            raise ValueError(f"{self.dataset}: {err}") from None
         if self.stop_at_target and not self.target:
             raise ValueError(f"{self.dataset}: stop_at_target=True needs a target, e.g. "
                              "target={'val_accuracy': 0.99}")
+        if self.validation not in VALIDATIONS:
+            raise ValueError(f"{self.name}: validation={self.validation!r}; choose 'test' (validate on the test set, "
+                             "the older suites) or 'split' (a split held out of the training set)")
+        if self.n_val is not None and self.validation != "split":
+            raise ValueError(f"{self.name}: n_val={self.n_val!r} needs validation='split'")
+        if isinstance(self.label_noise, bool) or not isinstance(self.label_noise, (int, float)) or not (
+                0.0 <= self.label_noise <= 1.0):
+            raise ValueError(f"{self.name}: label_noise={self.label_noise!r} must be a fraction in [0, 1]")
+        if self.label_noise and not self.workload:
+            raise ValueError(f"{self.dataset}: label_noise={self.label_noise!r} makes another workload; give it a "
+                             "name, e.g. workload='mnist_noisy20', so its runs are stored and tabled apart")
+        if self.workload is not None and (not isinstance(self.workload, str) or not self.workload.isidentifier()):
+            raise ValueError(f"{self.dataset}: workload={self.workload!r} must be a name such as 'mnist_noisy20'")
+
+    @property
+    def name(self):
+        """The name runs are stored and tabled under: ``workload``, else ``dataset``."""
+        return self.workload or self.dataset
 
     def config(self):
-        """The fields that define a run's training, as a JSON-ready dict."""
+        """The fields that define a run's training, as a JSON-ready dict (a run's identity).
+
+        The fields added after the ``full`` suite's runs are left out while at
+        their defaults, so a budget that does not use them keeps its identity.
+        """
         config = dataclasses.asdict(self)
         del config["selectors"], config["note"]
+        for name, default in {**_LATER_DEFAULTS, **_SCHEDULE_FIELDS}.items():
+            if config[name] == default:
+                del config[name]
         return config
+
+
+#: Budget fields added after the ``full`` suite's runs, with the defaults that keep them out of a run's identity.
+_LATER_DEFAULTS = {"validation": "test", "n_val": None, "workload": None, "label_noise": 0.0, "model_kwargs": {}}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Suite:
-    """Datasets with their budgets, selectors and the number of seeds."""
+    """Datasets with their budgets, selectors and the number of seeds.
+
+    ``tune`` > 0 makes it a tuned suite (:mod:`loop.bench.tuning`): every
+    selector gets ``tune`` quasirandom trials per study, and ``seeds`` is the
+    number of studies.
+    """
 
     name: str
     budgets: tuple
     selectors: tuple = DEFAULT_SELECTORS
     seeds: int = 3
     description: str = ""
+    tune: int = 0
 
 
 DEFAULT = Suite(
@@ -161,4 +251,66 @@ FULL = Suite(
     ),
 )
 
-SUITES = {suite.name: suite for suite in (DEFAULT, SEEDS, FULL)}
+#: The selectors of the workload variants: the large datasets' three, SelectiveBackprop's control and RS2, the
+#: random-subset baseline a batch selector must beat.
+VARIANT_SELECTORS = LARGE_SELECTORS + ("random_drop", "rs2")
+
+#: Workload variants, each a workload of its own (stored and tabled under its name), so that a method tuned to one
+#: setup shows it: MNIST with 20% of its training labels redrawn uniformly among the 10 classes (validation and test
+#: labels clean), and Fashion-MNIST with its reference CNN at half width.  They validate on a split held out of the
+#: training set (``validation="split"``; the test set is reported only), at the full suite's learning rates and
+#: epoch caps, without fixed targets yet: the tables infer them from Shuffle's validation accuracy until a pilot on
+#: the validation split (``benchmarks/full_pilot.py --validation split``) fixes them.
+VARIANTS = Suite(
+    name="variants",
+    description="workload variants on validation splits: MNIST with 20% noisy training labels, Fashion-MNIST with a "
+                "half-width CNN; not yet run",
+    selectors=VARIANT_SELECTORS,
+    seeds=5,
+    budgets=(
+        Budget(dataset="mnist", workload="mnist_noisy20", label_noise=0.2, validation="split", epochs=16,
+               learning_rate=0.005),
+        Budget(dataset="fashion_mnist", workload="fashion_mnist_half_width", model_kwargs={"width": 0.5},
+               validation="split", epochs=16, learning_rate=0.002),
+    ),
+)
+
+#: The tuned suite's selectors.  ``rs2`` comes with the validation-split work; until it is registered the benchmark
+#: names it as unknown and leaves it out (``loop.bench.tuning.available``).  RhoLoss runs on the small datasets only.
+TUNED_SELECTORS = ("shuffle", "rs2", "selective_backprop", "infobatch", "random_drop", "rho_loss")
+_TUNED_LARGE = ("shuffle", "rs2", "selective_backprop", "infobatch", "random_drop")
+
+
+def _tuned(budget, selectors, note):
+    """A full-suite budget for the tuned suite: the same epoch cap and target, the learning rate left to tuning."""
+    return dataclasses.replace(budget, learning_rate=None, selectors=selectors, note=note)
+
+
+_FULL_BUDGETS = {b.dataset: b for b in FULL.budgets}
+
+#: The tuned suite's workloads: the full suite's epoch caps (twice the pilot's slowest Shuffle seed,
+#: results/full-pilot) and fixed targets.  Extend this list with more workloads (e.g. the noisy-label MNIST and
+#: the wider Fashion-MNIST model of the validation-split work); ``TUNED`` is built from it.
+TUNED_BUDGETS = [
+    _tuned(_FULL_BUDGETS["spirals"], TUNED_SELECTORS, "every tuned selector"),
+    _tuned(_FULL_BUDGETS["music_genre"], TUNED_SELECTORS, "every tuned selector"),
+    _tuned(_FULL_BUDGETS["mnist"], _TUNED_LARGE, "RhoLoss left out on the large datasets"),
+    _tuned(_FULL_BUDGETS["fashion_mnist"], _TUNED_LARGE, "RhoLoss left out on the large datasets"),
+]
+
+#: Equal tuning for every method (AlgoPerf's rule): K=6 quasirandom trials of learning rate, schedule, horizon,
+#: warm-up and the method's own knobs per study, 3 studies, exact pruning (docs/bench.md, "The tuned suite").
+TUNED = Suite(
+    name="tuned",
+    description="every selector tuned alike: 6 quasirandom trials per study (learning rate around a range test's, "
+                "schedule shape, horizon, warm-up, the method's knobs), a study's score its fastest trial to the "
+                "full suite's target; 3 studies",
+    selectors=TUNED_SELECTORS,
+    seeds=3,
+    tune=6,
+    budgets=tuple(TUNED_BUDGETS),
+)
+
+#: By name.  The command line's ``--datasets`` takes a dataset's budget from the last suite here that has it (the
+#: chosen suite's own first), so ``full`` comes after ``tuned``: ``--datasets mnist`` keeps the full suite's budget.
+SUITES = {suite.name: suite for suite in (DEFAULT, SEEDS, TUNED, VARIANTS, FULL)}

@@ -26,7 +26,16 @@ Definitions (also in ``docs/bench.md``):
   speedup (``verdict``) and the backpropagated-samples saving
   (``backprop_verdict``).
 * **Best** train and test metric and loss: per run the best value over
-  evaluations, then the median over seeds.
+  evaluations, then the median over seeds.  The test columns read the
+  ``test_*`` columns of runs that validate on a split held out of the
+  training set (``Budget(validation="split")``), else the ``val_*`` columns
+  (there the validation data is the test set).
+* **Test at target / at end** (``test_at_target``, ``test_at_end``): runs that
+  validate on a split also evaluate the test set at every evaluation; these
+  are its metric at the first evaluation that meets the (validation) target,
+  and at the run's last evaluation, medians over the seeds that have one
+  (a run that misses the target has none at target).  NaN for runs without
+  ``test_*`` columns.
 * **Selection share**: selection seconds / training-plus-selection seconds of
   the whole run, median over seeds.
 """
@@ -236,6 +245,26 @@ def time_to_target(record, target):
     return float(row["train_time_s"]), float(row["epoch"])
 
 
+def test_metric(record, metric):
+    """The column of a run's history that holds the test set's ``metric``: ``test_<metric>`` when the run validated
+    on a split of the training set (then ``val_`` is that split), else ``val_<metric>`` (the test set)."""
+    return "test_" + metric if "test_" + metric in record["frame"].columns else "val_" + metric
+
+
+def test_at(record, metric, target):
+    """``(at_target, at_end)``: the run's ``test_<metric>`` at the first evaluation that meets ``target`` (NaN when
+    it never does) and at its last evaluation; both NaN when the run has no ``test_`` column."""
+    column = "test_" + metric
+    frame = record["frame"]
+    if frame.empty or column not in frame.columns:
+        return math.nan, math.nan
+    at_end = float(frame[column].iloc[-1])
+    if not target or any(m not in frame.columns for m in target):
+        return math.nan, at_end
+    row = history_lib.first_reached(frame, target)
+    return (math.nan if row is None else float(row[column])), at_end
+
+
 def _median(values):
     values = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
     return float(np.median(values)) if values else math.nan
@@ -294,6 +323,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
             share = [r["frame"]["selection_time_s"].iloc[-1] / r["frame"]["train_time_s"].iloc[-1]
                      for r in runs if not r["frame"].empty and r["frame"]["train_time_s"].iloc[-1] > 0]
             last = [r["frame"].iloc[-1] for r in runs if not r["frame"].empty]
+            test_at_target, test_at_end = zip(*[test_at(r, metric, target) for r in runs]) if runs else ((), ())
             rows.append({
                 "dataset": dataset, "selector": label, "seeds": len(runs),
                 "failed": sum(r["status"] != "ok" for r in runs),
@@ -309,9 +339,11 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "train_gflops_to_target": _median(gflops),
                 "metric": metric,
                 "best_train": _median([best(r["frame"], metric) for r in runs]),
-                "best_test": _median([best(r["frame"], "val_" + metric) for r in runs]),
+                "best_test": _median([best(r["frame"], test_metric(r, metric)) for r in runs]),
                 "best_train_loss": _median([best(r["frame"], "loss") for r in runs]),
-                "best_test_loss": _median([best(r["frame"], "val_loss") for r in runs]),
+                "best_test_loss": _median([best(r["frame"], test_metric(r, "loss")) for r in runs]),
+                "test_at_target": _median(list(test_at_target)),
+                "test_at_end": _median(list(test_at_end)),
                 "selection_share": _median(share),
                 "train_time_s": _median([row["train_time_s"] for row in last]),
                 "setup_time_s": _median([float(row.get("setup_time_s", 0.0)) for row in last]),
@@ -329,8 +361,9 @@ def seed000(records, selectors=SEED000_SELECTORS, seed=0):
             continue
         metric = r["metrics"][0] if r["metrics"] else "loss"
         rows.append({"dataset": r["dataset"], "selector": r["selector"], "status": r["status"], "metric": metric,
-                     "best_train": best(r["frame"], metric), "best_test": best(r["frame"], "val_" + metric),
-                     "best_train_loss": best(r["frame"], "loss"), "best_test_loss": best(r["frame"], "val_loss")})
+                     "best_train": best(r["frame"], metric), "best_test": best(r["frame"], test_metric(r, metric)),
+                     "best_train_loss": best(r["frame"], "loss"),
+                     "best_test_loss": best(r["frame"], test_metric(r, "loss"))})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -384,6 +417,9 @@ def display(table):
                                            for v in table["train_gflops_to_target"]]
     for col in ("best_train", "best_test"):
         shown[col] = [_cell(v) for v in table[col]]
+    for col, title in (("test_at_target", "test at target"), ("test_at_end", "test at end")):
+        if col in table and table[col].notna().any():  # runs that validated on a split of the training set
+            shown[title] = [_cell(v) for v in table[col]]
     shown["best train loss"] = [_cell(v) for v in table["best_train_loss"]]
     shown["best test loss"] = [_cell(v) for v in table["best_test_loss"]]
     shown["selection share"] = [_cell(100 * v, 2) + "%" if math.isfinite(v) else "–" for v in table["selection_share"]]

@@ -34,9 +34,10 @@ picks its defaults (printed as 0 in the ``threads:`` line).
 
 ``--streaming`` times the streaming path instead (``loop.streaming``): the
 same Loop + Shuffle from a memmap read by index against the data on the
-device; ``--memory`` runs the streaming memory test (one epoch over a memmap 4x
-larger than the process may allocate, under ``RLIMIT_DATA``, at two sizes).
-Both are in :mod:`loop.bench.streaming`.
+device; ``--memory`` runs the memory test (one epoch over real, random memmaps,
+streamed at two batch sizes and resident, each in a subprocess whose sampled
+``RssAnon`` and ``VmRSS`` peaks it prints; ``--memory-gib``, ``--resident-gib``,
+``--memory-batch-sizes``, ``--staging-mib``).  Both are in :mod:`loop.bench.streaming`.
 
 FLOPs are counted analytically from the layers (2 multiply-adds per weight use
 in Conv2D and Dense), and a train step is taken as 3x the forward pass
@@ -140,10 +141,17 @@ def parse_args(argv=None):
                         help="time Loop streaming from a memmap against the same data on the device, instead of "
                              "Loop against model.fit")
     parser.add_argument("--memory", action="store_true",
-                        help="run the streaming memory test: one epoch over memmaps of 1x and 4x --memory-limit-gib "
-                             "under RLIMIT_DATA of that size, printing each run's peak RSS")
-    parser.add_argument("--memory-limit-gib", type=float, default=1.0,
-                        help="the memory test's RLIMIT_DATA in GiB (default 1)")
+                        help="run the memory test on real (random, non-sparse) memmaps: one epoch streamed at each "
+                             "--memory-batch-sizes, then one resident, each in a subprocess whose RssAnon and VmRSS "
+                             "a thread samples; prints each run's peak and baseline")
+    parser.add_argument("--memory-gib", type=float, default=1.0,
+                        help="the memory test's streamed memmap in GiB (default 1; streamed at any size)")
+    parser.add_argument("--resident-gib", type=float, default=0.5,
+                        help="the memory test's resident memmap in GiB (default 0.5; 0 skips the resident run)")
+    parser.add_argument("--memory-batch-sizes", default="32,256",
+                        help="the memory test's batch sizes, comma-separated (default 32,256)")
+    parser.add_argument("--staging-mib", type=float, default=None,
+                        help="Loop(staging_bytes=...) in MiB for the memory test (default: Loop's, 512)")
     parser.add_argument("--model", choices=sorted(MODELS), default="fashion_cnn",
                         help="the Fashion-MNIST CNN (default) or the CIFAR ResNet-20, on random data of its shape")
     from loop.bench.runner import add_precision_argument, parse_precision
@@ -159,8 +167,19 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.streaming and args.memory:
         parser.error("--streaming and --memory are two separate runs; pass one of them")
-    if args.memory_limit_gib <= 0:
-        parser.error(f"--memory-limit-gib must be positive, got {args.memory_limit_gib}")
+    if args.memory_gib <= 0:
+        parser.error(f"--memory-gib must be positive, got {args.memory_gib}")
+    if args.resident_gib < 0:
+        parser.error(f"--resident-gib must be 0 (skip) or positive, got {args.resident_gib}")
+    if args.staging_mib is not None and args.staging_mib <= 0:
+        parser.error(f"--staging-mib must be positive, got {args.staging_mib}")
+    try:
+        args.memory_batch_sizes = [int(b) for b in str(args.memory_batch_sizes).split(",")]
+    except ValueError:
+        args.memory_batch_sizes = []
+    if not args.memory_batch_sizes or min(args.memory_batch_sizes) < 1:
+        parser.error(f"--memory-batch-sizes must be positive integers separated by commas, e.g. 32,256; got "
+                     f"{args.memory_batch_sizes!r}")
     if args.samples < args.batch_size:
         parser.error(f"--samples ({args.samples}) must be at least --batch-size ({args.batch_size})")
     if args.seed < 0:
@@ -318,7 +337,8 @@ def main(argv=None):
     if args.memory:
         from loop.bench.streaming import memory_test
 
-        memory_test(int(args.memory_limit_gib * 2 ** 30))
+        memory_test(args.memory_gib, args.resident_gib, args.memory_batch_sizes, args.steps_per_execution,
+                    None if args.staging_mib is None else int(args.staging_mib * 2 ** 20))
     elif args.streaming:
         from loop.bench.streaming import streaming_throughput
 

@@ -5,6 +5,7 @@
     ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.num_classes, ds.task
     model = ds.model()              # fresh, uncompiled reference model
     datasets.available()            # pandas DataFrame of every dataset
+    ds = datasets.validation_split(ds)   # x_val, y_val held out of the training set
 
     ds = datasets.load("cifar10", streaming=True)   # random-access sources
     Loop(ds.model(), ...).fit(ds.train, validation_data=ds.test, epochs=5)
@@ -14,7 +15,9 @@ registry of names; `sources` owns files, hashes, downloads and caches;
 `images` (MNIST, Fashion-MNIST, CIFAR) and `loaders` (the other datasets)
 own reading and preprocessing; `models` owns reference models; `streaming`
 owns ``load(..., streaming=True)``: tfds ArrayRecord copies and the memmap
-cache.
+cache; `splits` owns the validation split held out of the training set
+(`validation_split`, sizes in ``VALIDATION_SIZES``) and label-noise variants
+(`with_label_noise`).
 
 Offline use: pass ``data_dir=`` to `load` or set ``$LOOP_DATA_DIR`` to a
 directory holding the original files in this layout::
@@ -54,6 +57,7 @@ from loop.datasets.sources import (
     DatasetNotFoundError,
 )
 from loop.datasets.spirals import make_spirals
+from loop.datasets.splits import VALIDATION_SIZES, validation_split, with_label_noise
 
 __all__ = [
     "Benchmark",
@@ -62,10 +66,13 @@ __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "StreamingDataset",
+    "VALIDATION_SIZES",
     "available",
     "load",
     "make_spirals",
     "names",
+    "validation_split",
+    "with_label_noise",
 ]
 
 # name: (loader, task, classes, train, test, input shape, source keys, origin)

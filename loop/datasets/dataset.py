@@ -96,6 +96,9 @@ class Dataset(Benchmark):
     Attributes:
         x_train, y_train, x_test, y_test: NumPy arrays. Labels are int32
             class ids for classification, float32 targets for regression.
+        x_val, y_val: the validation split held out of the training set by
+            `loop.datasets.validation_split` (then ``x_train`` lacks those
+            rows), or None (the default: ``load`` holds nothing out).
         (and every `Benchmark` attribute: name, task, num_classes, source,
         info, models, default_model, loss, metrics, batch_size, optimizer,
         learning_rate, target_metric, class_names, extras)
@@ -105,6 +108,8 @@ class Dataset(Benchmark):
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -113,7 +118,9 @@ class Dataset(Benchmark):
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}, task={self.task!r}, "
-            f"x_train={self.x_train.shape}, x_test={self.x_test.shape}, "
+            f"x_train={self.x_train.shape}, "
+            + (f"x_val={self.x_val.shape}, " if self.x_val is not None else "")
+            + f"x_test={self.x_test.shape}, "
             f"num_classes={self.num_classes}, source={self.source!r})"
         )
 
@@ -132,6 +139,9 @@ class StreamingDataset(Benchmark):
         train, test: `loop.streaming.RandomAccess` sources giving the same
             preprocessed samples (dtype, scaling, shape, int32 labels) as the
             in-memory `Dataset`'s arrays; ``train.labels`` holds every target.
+        val: the validation rows held out of ``train`` by
+            `loop.datasets.validation_split` (both are index views of the
+            original training source), or None.
         streamed_from: ``"tfds"`` (a tfds ArrayRecord copy, decoded per
             record) or ``"memmap"`` (``.npy`` memmaps in the loop cache); see
             `loop.datasets.streaming`.
@@ -143,6 +153,7 @@ class StreamingDataset(Benchmark):
     train: Any
     test: Any
     streamed_from: str
+    val: Any = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -153,6 +164,7 @@ class StreamingDataset(Benchmark):
         return (
             f"StreamingDataset({self.name!r}, task={self.task!r}, "
             f"train={len(self.train)} x {self.input_shape}, "
-            f"test={len(self.test)}, num_classes={self.num_classes}, "
+            + (f"val={len(self.val)}, " if self.val is not None else "")
+            + f"test={len(self.test)}, num_classes={self.num_classes}, "
             f"streamed_from={self.streamed_from!r})"
         )

@@ -39,23 +39,36 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, name="mnist_cnn"):
 
 
 def fashion_mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *,
-                      name="fashion_mnist_cnn"):
+                      width=1.0, name="fashion_mnist_cnn"):
     """The Fashion-MNIST CNN of the original batch-selection experiments.
 
     Three 2x2 convolutions (64, 128, 64 filters) with PReLU, each followed by
     2x2 max-pooling (``padding="same"`` keeps 28 -> 14 -> 7 -> 4); a 256-unit
     PReLU layer with dropout 0.5, and a 10-way softmax.
+
+    Args:
+        width: multiplies every layer's filters and units (rounded, at least
+            1); 1.0 is the original model, 0.5 has half the filters.
+
+    Raises:
+        ValueError: ``width`` not a positive number.
     """
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"width={width!r} must be a positive number (1.0: the original model)")
+
+    def scaled(units):
+        return max(1, int(round(units * width)))
+
     model_layers = [keras.Input(input_shape)]
     for filters in (64, 128, 64):
         model_layers += [
-            layers.Conv2D(filters, 2, padding="same"),
+            layers.Conv2D(scaled(filters), 2, padding="same"),
             layers.PReLU(shared_axes=[1, 2]),
             layers.MaxPooling2D(2, padding="same"),
         ]
     model_layers += [
         layers.Flatten(),
-        layers.Dense(256),
+        layers.Dense(scaled(256)),
         layers.PReLU(),
         layers.Dropout(0.5),
         layers.Dense(num_classes, activation="softmax"),

@@ -7,11 +7,11 @@ One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
 :mod:`~loop.selectors.dynamic` (batch-size schedules around any selector),
 :mod:`~loop.selectors.dybat`, :mod:`~loop.selectors.infobatch`,
 :mod:`~loop.selectors.importance`, :mod:`~loop.selectors.selective_backprop`,
-:mod:`~loop.selectors.stale_selective_backprop`, :mod:`~loop.selectors.ordered_sgd` and
-:mod:`~loop.selectors.rho_loss` (published methods), and :mod:`~loop.selectors.random_drop` (their uniform
-control).  Your own selector joins them by name with :func:`register`, by import path
-(``from_string("my_module:MySelector:beta=2")``) or, from an installed package, through the ``loop.selectors``
-entry-point group (:mod:`~loop.selectors.plugins`).
+:mod:`~loop.selectors.stale_selective_backprop`, :mod:`~loop.selectors.ordered_sgd`,
+:mod:`~loop.selectors.rho_loss` and :mod:`~loop.selectors.rs2` (published methods), and
+:mod:`~loop.selectors.random_drop` (their uniform control).  Your own selector joins them by name with
+:func:`register`, by import path (``from_string("my_module:MySelector:beta=2")``) or, from an installed package,
+through the ``loop.selectors`` entry-point group (:mod:`~loop.selectors.plugins`).
 """
 
 from loop.selectors.base import Selector, describe, from_string, register, registered
@@ -25,6 +25,7 @@ from loop.selectors.loss_based import Curriculum, LossSorted, OnlineBatchSelecti
 from loop.selectors.ordered_sgd import OrderedSGD
 from loop.selectors.random_drop import RandomDrop
 from loop.selectors.rho_loss import RhoLoss
+from loop.selectors.rs2 import RS2
 from loop.selectors.sampling import WeightedRandom, weighted_permutation
 from loop.selectors.selective_backprop import SelectiveBackprop
 from loop.selectors.stale_selective_backprop import StaleSelectiveBackprop
@@ -33,5 +34,5 @@ __all__ = [
     "Selector", "Shuffle", "Freeze", "chunk", "describe", "from_string", "register", "registered",
     "Homogeneous", "Heterogeneous", "LossSorted", "Curriculum", "OnlineBatchSelection", "WeightedRandom",
     "weighted_permutation", "DynamicBatchSize", "DyBAT", "ImportanceSampling", "SelectiveBackprop",
-    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop", "RhoLoss",
+    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop", "RhoLoss", "RS2",
 ]

@@ -141,6 +141,17 @@ class DyBAT(Selector):
         rounds = 1 + math.ceil(max(0, budget - own) / m)
         return math.ceil(rounds / self.rounds_per_call)
 
+    def expected_steps(self, epochs, num_samples, batch_size):
+        """Optimizer steps of ``epochs`` loop epochs (exact): ``N // b`` in round 0, ``m`` in every later round."""
+        epochs = check_number("DyBAT.expected_steps", "epochs", epochs, low=0, integer=True)
+        num_samples = check_number("DyBAT.expected_steps", "num_samples", num_samples, low=1, integer=True)
+        batch_size = check_number("DyBAT.expected_steps", "batch_size", batch_size, low=1, integer=True)
+        own = num_samples // min(batch_size, num_samples)
+        if self.rounds_per_call is None or epochs == 0:
+            return epochs * own
+        rounds = epochs * self.rounds_per_call
+        return own + (rounds - 1) * max(1, int(self.delta * own))
+
     def __call__(self, state):
         if self.batches_ is None or self.batches_.max() >= state.num_samples:
             self._form(state)

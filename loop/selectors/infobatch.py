@@ -1,5 +1,7 @@
 """InfoBatch: unbiased random pruning of well-learned samples with loss rescaling."""
 
+import math
+
 import numpy as np
 
 from loop.selectors._common import check_choice, check_number
@@ -76,6 +78,10 @@ class InfoBatch(Selector):
             or an unknown ``pruning``.
     """
 
+    #: The tunable knob for ``--tune``: the reference's default r = 0.5, give or take 0.2 (above 0.9 the keep ratio's
+    #: floor of 0.1 makes r inert).
+    tune_space = {"prune_ratio": ("uniform", 0.3, 0.7)}
+
     def __init__(self, prune_ratio=0.5, delta=0.875, pruning="exact"):
         self.prune_ratio = check_number("InfoBatch", "prune_ratio", prune_ratio, low=0, high=1, high_open=True)
         self.delta = check_number("InfoBatch", "delta", delta, low=0, high=1)
@@ -89,6 +95,27 @@ class InfoBatch(Selector):
     def prunes(self, epoch, epochs):
         """Whether ``epoch`` (0-based) of ``epochs`` prunes: ``epoch + 1 <= delta * epochs``."""
         return epoch + 1 <= self.delta * epochs
+
+    def expected_steps(self, epochs, num_samples, batch_size):
+        """Optimizer steps of ``epochs`` loop epochs, estimated (for a schedule's horizon).
+
+        An epoch that does not prune, and epoch 0 (no loss is known yet, so
+        nothing is well-learned), makes ``ceil(N / b)`` steps.  A later pruning
+        epoch drops ``|W| - int(keep_ratio * |W|)`` samples; the estimate takes
+        ``|W| = N / 2`` (the loss median splits the samples in halves; losses
+        skewed to the right put more than half below their mean, so a real
+        run may step somewhat less and reach a schedule's end value a little
+        before its last step).
+        """
+        owner = "InfoBatch.expected_steps"
+        epochs = check_number(owner, "epochs", epochs, low=0, integer=True)
+        num_samples = check_number(owner, "num_samples", num_samples, low=1, integer=True)
+        batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
+        well_learned = num_samples // 2
+        pruned_epoch = math.ceil((num_samples - well_learned + int(self.keep_ratio * well_learned)) / batch_size)
+        full_epoch = math.ceil(num_samples / batch_size)
+        return sum(pruned_epoch if epoch > 0 and self.prunes(epoch, epochs) else full_epoch
+                   for epoch in range(epochs))
 
     def well_learned(self, losses):
         """The mask of samples whose last-seen loss is below the mean of the seen losses."""

@@ -38,6 +38,10 @@ class RandomDrop(PrimedFilter):
 
     filter_mode = "accumulate"
 
+    #: The tunable knob for ``--tune``: 0.25-0.5, SelectiveBackprop's keep rates ``1 / (β + 1)`` over its tuned range
+    #: β in [1, 3], so the control is tuned over the rates the method it controls for can reach (was 0.2-0.5).
+    tune_space = {"keep": ("uniform", 0.25, 0.5)}
+
     def __init__(self, keep=0.25, exact=False, prime_epochs=1):
         self.keep = check_number("RandomDrop", "keep", keep, low=0, high=1, low_open=True)
         self.exact = bool(exact)

@@ -155,6 +155,15 @@ class RhoLoss(Selector):
         own = math.ceil(train / min(train, self.presample_size(batch_size)))
         return math.ceil(baseline_epochs * math.ceil(num_samples / batch_size) / own)
 
+    def expected_steps(self, epochs, num_samples, batch_size):
+        """Optimizer steps of ``epochs`` loop epochs (exact): one per candidate batch of B over the non-holdout rows."""
+        epochs = check_number("RhoLoss.expected_steps", "epochs", epochs, low=0, integer=True)
+        num_samples = check_number("RhoLoss.expected_steps", "num_samples", num_samples, low=2, integer=True)
+        batch_size = min(check_number("RhoLoss.expected_steps", "batch_size", batch_size, low=1, integer=True),
+                         num_samples)
+        train = num_samples - self.holdout_size(num_samples)
+        return epochs * math.ceil(train / min(train, self.presample_size(batch_size)))
+
     # ----------------------------------------------------------------- set-up
     def on_train_begin(self, state):
         self._batch_size = int(state.batch_size)

@@ -64,6 +64,26 @@ class PrimedFilter(Selector):
         steps = (baseline_epochs - primed) * math.ceil(num_samples / batch_size)
         return primed + math.ceil(steps * batch_size / (num_samples * self.expected_keep_rate()) - 1e-9)
 
+    def expected_steps(self, epochs, num_samples, batch_size):
+        """Optimizer steps, in expectation, of ``epochs`` loop epochs (for a schedule's horizon).
+
+        A priming epoch steps once per candidate batch, ``ceil(N / b)``; once
+        primed, the kept samples (``N * rate`` an epoch, :meth:`expected_keep_rate`)
+        queue across epochs and train in batches of exactly ``b``, so the rest
+        make ``floor((epochs - prime) * N * rate / b)`` steps.  Without
+        accumulation (``"compact"``) every candidate batch is a step.
+        """
+        owner = f"{type(self).__name__}.expected_steps"
+        epochs = check_number(owner, "epochs", epochs, low=0, integer=True)
+        num_samples = check_number(owner, "num_samples", num_samples, low=1, integer=True)
+        batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
+        per_epoch = math.ceil(num_samples / batch_size)
+        primed = min(epochs, self.prime_epochs)
+        if self.filter_mode != "accumulate":
+            return epochs * per_epoch
+        kept = (epochs - primed) * num_samples * self.expected_keep_rate()
+        return primed * per_epoch + int(math.floor(kept / batch_size + 1e-9))
+
     def _uniform(self, n, batch):
         """``n`` stateless uniforms, seeded by the run's seed and the candidate batch's number.
 
@@ -127,6 +147,9 @@ class SelectiveBackprop(PrimedFilter):
     Raises:
         ValueError: ``beta`` < 0, ``history`` < 1 or ``prime_epochs`` < 0.
     """
+
+    #: The tunable knob for ``--tune``: the paper runs β = 1, 2 and 3 (keeping about 1/2, 1/3 and 1/4 of the samples).
+    tune_space = {"beta": ("uniform", 1.0, 3.0)}
 
     def __init__(self, beta=3.0, history=1024, accumulate=True, prime_epochs=1):
         self.beta = check_number("SelectiveBackprop", "beta", beta, low=0)

@@ -1,5 +1,7 @@
 """Stale selective backprop (StaleSB): an epoch's keep decisions made at its start from cached losses."""
 
+import math
+
 import numpy as np
 
 from loop.selectors._common import check_number
@@ -112,6 +114,21 @@ class StaleSelectiveBackprop(Selector):
         self.history = None if history is None else check_number(owner, "history", history, low=1, integer=True)
         self.prime_epochs = check_number(owner, "prime_epochs", prime_epochs, low=0, integer=True)
         self.window_ = None   # the last ``history`` candidate losses, carried over between epochs
+
+    def expected_steps(self, epochs, num_samples, batch_size):
+        """Optimizer steps of ``epochs`` loop epochs, in expectation (for a schedule's horizon).
+
+        ``ceil(N / b)`` per priming epoch; after it an epoch's kept samples,
+        about ``N / (beta + 1)`` (the mean of ``percentile ** beta`` for
+        uniform percentiles), are cut into ``ceil(N / ((beta + 1) b))`` batches.
+        """
+        owner = "StaleSelectiveBackprop.expected_steps"
+        epochs = check_number(owner, "epochs", epochs, low=0, integer=True)
+        num_samples = check_number(owner, "num_samples", num_samples, low=1, integer=True)
+        batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
+        primed = min(epochs, self.prime_epochs)
+        kept = max(1, math.ceil(num_samples / ((self.beta + 1.0) * batch_size)))
+        return primed * math.ceil(num_samples / batch_size) + (epochs - primed) * kept
 
     def refreshes(self, epoch):
         """Whether every sample is re-scored at the start of ``epoch``."""

@@ -349,3 +349,87 @@ def test_the_full_suite_budgets_are_the_committed_pilot_results():
         assert budget.target == {pilot["metric"]: pilot["target"]}, budget.dataset
         assert budget.epochs == pilot["epoch_cap"], budget.dataset
         assert budget.model in (None, pilot["model"]), budget.dataset
+
+
+def test_a_validation_split_budget_validates_on_the_split_and_reports_the_test_set(tmp_path, tiny_budget):
+    out = str(tmp_path / "out")
+    budget = dataclasses.replace(tiny_budget, epochs=30, validation="split", target={"val_accuracy": 0.3},
+                                 stop_at_target=True)
+    ds, train, test = runner.prepare_dataset(budget)
+    plain, plain_train, plain_test = runner.prepare_dataset(tiny_budget)
+    assert len(ds.y_val) == 48 and len(train[1]) == 192 and len(plain_train[1]) == 240  # 20% of spirals' 240
+    assert np.array_equal(test[1], plain_test[1])  # the test set is untouched
+    runner.run_suite([budget], ["shuffle"], 1, out, progress=False)
+    (record,) = tables.load_runs(out)
+    frame = record["frame"]
+    assert record["n_val"] == 48 and record["n_test"] == len(test[1]) and record["n_train"] == 192
+    assert record["validation"] == "split" and record["budget"]["validation"] == "split"
+    assert {"test_loss", "test_accuracy", "val_accuracy"} <= set(frame.columns)
+    assert frame["val_accuracy"].iloc[-1] >= 0.3 and (frame["val_accuracy"].iloc[:-1] < 0.3).all()
+    table = tables.summarize([record], n_boot=10)
+    assert table["test_at_target"].iloc[0] == pytest.approx(frame["test_accuracy"].iloc[-1])
+    assert table["test_at_end"].iloc[0] == pytest.approx(frame["test_accuracy"].iloc[-1])
+    assert table["best_test"].iloc[0] == pytest.approx(frame["test_accuracy"].max())
+    assert "test at target" in tables.display(table).columns
+
+
+def test_new_budget_fields_leave_the_older_identity_alone():
+    old = Budget(dataset="spirals", epochs=2)
+    assert set(old.config()) == {"dataset", "epochs", "n_train", "n_test", "model", "batch_size", "learning_rate",
+                                 "load_options", "target", "stop_at_target"}
+    split = Budget(dataset="spirals", epochs=2, validation="split", n_val=0.25)
+    assert split.config()["validation"] == "split" and split.config()["n_val"] == 0.25
+    assert split.config() != old.config() and split.name == "spirals"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(validation="holdout"), "validation='holdout'"),
+    (dict(n_val=100), "n_val=100 needs validation='split'"),
+    (dict(label_noise=1.5, workload="noisy"), "label_noise=1.5"),
+    (dict(label_noise=0.2), "give it a name"),
+    (dict(workload="not a name"), "workload='not a name'"),
+])
+def test_budget_refuses_bad_validation_and_workload_fields(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Budget(dataset="spirals", epochs=2, **kwargs)
+
+
+def test_a_noisy_label_workload_is_stored_under_its_name_with_clean_validation_labels(tmp_path, monkeypatch):
+    out = str(tmp_path / "out")
+    budget = Budget(dataset="iris", epochs=2, validation="split", workload="iris_noisy20", label_noise=0.2)
+    ds, train, _ = runner.prepare_dataset(budget)
+    clean = datasets.validation_split(datasets.load("iris"))
+    assert np.array_equal(ds.y_val, clean.y_val) and np.array_equal(ds.x_train, clean.x_train)
+    assert ds.extras["label_noise"]["replaced"] == round(0.2 * 96) and not np.array_equal(train[1], clean.y_train)
+    runner.run_suite([budget], ["shuffle"], 1, out, progress=False)
+    assert os.path.exists(runner.run_path(out, "iris_noisy20", "Shuffle()", 0))
+    (record,) = tables.load_runs(out)
+    assert record["dataset"] == "iris_noisy20" and record["source_dataset"] == "iris"
+    assert record["label_noise"]["fraction"] == 0.2 and record["label_noise"]["replaced"] == 19
+    assert tables.summarize([record], n_boot=10)["dataset"].iloc[0] == "iris_noisy20"
+
+
+def test_the_variant_workloads_are_workloads_of_their_own():
+    from loop.bench.suites import FULL, SUITES, VARIANTS
+    from loop.selectors import from_string
+
+    assert SUITES["variants"] is VARIANTS
+    by_name = {b.name: b for b in VARIANTS.budgets}
+    assert set(by_name) == {"mnist_noisy20", "fashion_mnist_half_width"}
+    assert not set(by_name) & {b.name for b in FULL.budgets}
+    noisy, narrow = by_name["mnist_noisy20"], by_name["fashion_mnist_half_width"]
+    assert noisy.dataset == "mnist" and noisy.label_noise == 0.2 and noisy.config()["workload"] == "mnist_noisy20"
+    assert narrow.dataset == "fashion_mnist" and narrow.model_kwargs == {"width": 0.5}
+    assert all(b.validation == "split" for b in VARIANTS.budgets)
+    for spec in VARIANTS.selectors:
+        from_string(spec)
+
+
+def test_model_kwargs_reach_the_reference_model(tmp_path, tiny_budget):
+    out = str(tmp_path / "out")
+    budget = dataclasses.replace(tiny_budget, workload="spirals_narrow", model_kwargs={"hidden": [8]})
+    runner.run_suite([budget, tiny_budget], ["shuffle"], 1, out, progress=False)
+    narrow, plain = sorted(tables.load_runs(out), key=lambda r: r["dataset"] != "spirals_narrow")
+    assert narrow["status"] == plain["status"] == "ok" and narrow["dataset"] == "spirals_narrow"
+    assert narrow["budget"]["model_kwargs"] == {"hidden": [8]} and "model_kwargs" not in plain["budget"]
+    assert narrow["flops_per_sample"] < plain["flops_per_sample"]  # one hidden layer of 8 units, not 64 and 64

@@ -47,7 +47,10 @@ def test_report_times_both_ways_and_exits_0(capsys):
     (["--intra-op-threads", "0"], "--intra-op-threads must be at least 1, got 0"),
     (["--inter-op-threads", "-2"], "--inter-op-threads must be at least 1, got -2"),
     (["--streaming", "--memory"], "--streaming and --memory are two separate runs"),
-    (["--memory", "--memory-limit-gib", "0"], "--memory-limit-gib must be positive, got 0.0"),
+    (["--memory", "--memory-gib", "0"], "--memory-gib must be positive, got 0.0"),
+    (["--memory", "--resident-gib", "-1"], "--resident-gib must be 0 (skip) or positive, got -1.0"),
+    (["--memory", "--staging-mib", "0"], "--staging-mib must be positive, got 0.0"),
+    (["--memory", "--memory-batch-sizes", "32,x"], "--memory-batch-sizes must be positive integers"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     assert main(["throughput"] + args) == 2

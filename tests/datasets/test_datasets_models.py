@@ -209,3 +209,15 @@ def test_resnet20_uses_the_fused_batch_norm_and_saves_and_loads(tmp_path):
     loaded = keras.models.load_model(path)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_fashion_mnist_cnn_width_scales_filters_and_units():
+    from loop.datasets import models
+
+    half, full = models.fashion_mnist_cnn(width=0.5), models.fashion_mnist_cnn()
+    conv = [layer.filters for layer in half.layers if hasattr(layer, "filters")]
+    assert conv == [32, 64, 32] and [layer.filters for layer in full.layers if hasattr(layer, "filters")] == [64, 128,
+                                                                                                            64]
+    assert [layer.units for layer in half.layers if hasattr(layer, "units")] == [128, 10]
+    with pytest.raises(ValueError, match="width=0"):
+        models.fashion_mnist_cnn(width=0)

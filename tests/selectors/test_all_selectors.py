@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from loop.selectors import (Curriculum, DyBAT, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
-                            InfoBatch, LossSorted, OnlineBatchSelection, OrderedSGD, SelectiveBackprop,
+                            InfoBatch, LossSorted, OnlineBatchSelection, OrderedSGD, RS2, SelectiveBackprop,
                             StaleSelectiveBackprop, WeightedRandom, from_string)
 from helpers import flatten
 
@@ -15,7 +15,7 @@ SELECTORS = [
     WeightedRandom(replacement=True), DynamicBatchSize("heterogeneous", k0=8, k1=64, schedule="geometric"),
     DyBAT(delta=0.25), ImportanceSampling(presample=2.0, score="loss"), SelectiveBackprop(beta=1.0, history=64),
     StaleSelectiveBackprop(beta=2.0, staleness=None, history=64), InfoBatch(prune_ratio=0.3, delta=0.5),
-    OrderedSGD(q=4),
+    OrderedSGD(q=4), RS2(ratio=0.3),
 ]
 SPECS = [
     ("homogeneous", "Homogeneous()"),
@@ -35,6 +35,7 @@ SPECS = [
      "StaleSelectiveBackprop(beta=2.0, staleness=None, history=64)"),
     ("infobatch:prune_ratio=0.3,delta=0.5", "InfoBatch(prune_ratio=0.3, delta=0.5)"),
     ("ordered_sgd:q=4", "OrderedSGD(q=4)"),
+    ("rs2:ratio=0.3", "RS2(ratio=0.3)"),
 ]
 
 
@@ -72,6 +73,8 @@ def test_from_string_and_repr_round_trip(spec, text):
     (lambda: StaleSelectiveBackprop(prime_epochs=-1), "prime_epochs=-1"),
     (lambda: InfoBatch(delta=1.5), "delta=1.5"),
     (lambda: OrderedSGD(q=-3), "q=-3"),
+    (lambda: RS2(ratio=0), "ratio=0"),
+    (lambda: RS2(ratio=1.5), "ratio=1.5"),
 ])
 def test_bad_hyper_parameters_name_the_value(build, match):
     with pytest.raises(ValueError, match=match.replace("(", r"\(")):

@@ -1,0 +1,220 @@
+"""Learning-rate schedules with a decay horizon in optimizer steps, and a method's own step budget.
+
+Who owns what: :class:`WarmupDecay` is a
+``keras.optimizers.schedules.LearningRateSchedule`` (serializable with
+``get_config``/``from_config`` and ``keras.optimizers.schedules.serialize``)
+that the optimizer evaluates at its ``iterations`` inside the loop's compiled
+step; :func:`make_schedule` builds one from a shape name and fractions;
+:func:`step_budget` counts the optimizer steps a selector makes in an epoch cap,
+so that every method's schedule decays within its own steps.
+
+The rate of the update at optimizer step ``t`` (0-based, the optimizer's
+``iterations`` before the update), for a peak rate ``lr``, a horizon of ``H``
+steps and ``W`` warm-up steps (``W < H``):
+
+* **warm-up** (``t < W``): ``lr * (t + 1) / W``, linear from ``lr / W`` up to
+  ``lr`` at step ``W - 1``; no step trains at rate 0.
+* **decay** (``W <= t < H``), with ``p = (t - W) / (H - W)`` going from 0 to
+  just under 1 and the final rate ``end = alpha * lr``:
+
+  * ``constant``: ``lr``;
+  * ``cosine``: ``end + (lr - end) * (1 + cos(pi * p)) / 2``;
+  * ``linear``: ``lr - (lr - end) * p``.
+
+* **after the horizon** (``t >= H``): the final value, ``end`` for ``cosine``
+  and ``linear`` and ``lr`` for ``constant``.
+
+The default ``alpha = 0`` decays fully, to 0 at the horizon, as the budget-aware
+baselines of Kaddour et al., "No Train No Gain: Revisiting Efficient Training
+Algorithms for Transformer-based Language Models" (NeurIPS 2023) do: their
+finding is that data-selection gains vanish against a baseline whose rate
+decays to its end within the budget.  A run that outlives its horizon trains
+at ``end`` (0 by default: those steps change nothing), so the horizon should be
+at most the run's step budget.  Warm-up counts inside the horizon.
+
+A method's step budget (:func:`step_budget`): the epoch cap, turned into the
+method's own loop epochs by ``selector.epochs_for_budget(E, n, b)`` when the
+selector has it (as ``loop.bench.runner`` does), then counted in the method's
+own optimizer steps by ``selector.expected_steps(epochs, n, b)`` when it has
+it, else ``epochs * ceil(n / b)``.  A selector that steps less often per epoch
+(SelectiveBackprop and RandomDrop accumulating kept samples, InfoBatch
+pruning, DyBAT's rounds, RhoLoss's presampled batches) declares
+``expected_steps``, so its horizon ``fraction * budget`` ends within its run.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+__all__ = ["SHAPES", "WarmupDecay", "make_schedule", "step_budget", "describe_schedule"]
+
+#: The schedule shapes: ``constant`` (after an optional warm-up), ``cosine`` and ``linear`` decay.
+SHAPES = ("constant", "cosine", "linear")
+
+
+def _fraction(name, value, low=0.0, high=1.0, low_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(value) and (value > low if low_open else value >= low) and value <= high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_shape(shape, name="schedule"):
+    """Returns ``shape`` if it is one of :data:`SHAPES`.
+
+    Raises:
+        ValueError: another value, naming it and the choices.
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"{name} {shape!r} is not a schedule shape; choose {', '.join(SHAPES[:-1])} or "
+                         f"{SHAPES[-1]}")
+    return shape
+
+
+@keras.saving.register_keras_serializable(package="loop")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A linear warm-up, then ``constant``, ``cosine`` or ``linear`` decay to ``alpha * learning_rate`` at ``horizon``.
+
+    See :mod:`loop.schedules` for the formula.  Steps are the optimizer's
+    ``iterations``, so a fit resumed from a checkpoint (which restores them)
+    continues the schedule where it stopped.
+
+    Args:
+        learning_rate: the peak rate, > 0.
+        horizon: ``H``, the step at which the decay ends, >= 1.
+        shape: ``"constant"``, ``"cosine"`` or ``"linear"``.
+        warmup: ``W``, warm-up steps, ``0 <= W < H``.
+        alpha: the final rate as a fraction of ``learning_rate``, in [0, 1].
+
+    Raises:
+        ValueError: an argument out of range, naming it.
+    """
+
+    def __init__(self, learning_rate, horizon, shape="cosine", warmup=0, alpha=0.0):
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) or not (
+                math.isfinite(learning_rate) and learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        for name, value, low in (("horizon", horizon, 1), ("warmup", warmup, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer number of optimizer steps >= {low}, got {value!r}")
+        if warmup >= horizon:
+            raise ValueError(f"warmup={warmup} steps must be fewer than horizon={horizon} steps; shorten the "
+                             "warm-up or lengthen the horizon")
+        self.learning_rate = float(learning_rate)
+        self.horizon, self.warmup = int(horizon), int(warmup)
+        self.shape = check_shape(shape, "shape")
+        self.alpha = _fraction("alpha", alpha)
+
+    @property
+    def final(self):
+        """The rate after the horizon: ``alpha * learning_rate`` (``learning_rate`` for ``constant``)."""
+        return self.learning_rate if self.shape == "constant" else self.alpha * self.learning_rate
+
+    def __call__(self, step):
+        ops = keras.ops
+        t = ops.cast(step, "float32")
+        lr, end = self.learning_rate, self.final
+        warm = float(max(self.warmup, 1))
+        ramp = ops.minimum((t + 1.0) / warm, 1.0) if self.warmup else 1.0
+        progress = ops.clip((t - float(self.warmup)) / float(self.horizon - self.warmup), 0.0, 1.0)
+        if self.shape == "cosine":
+            decayed = end + (lr - end) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        elif self.shape == "linear":
+            decayed = lr - (lr - end) * progress
+        else:
+            decayed = ops.full_like(t, lr)
+        return ops.where(t < float(self.warmup), lr * ramp, decayed)
+
+    def values(self, steps):
+        """The rates of the steps ``steps`` (an int: ``0 .. steps - 1``; or an array of steps), in float64."""
+        t = np.arange(steps, dtype=np.float64) if np.ndim(steps) == 0 else np.asarray(steps, np.float64)
+        lr, end = self.learning_rate, self.final
+        progress = np.clip((t - self.warmup) / (self.horizon - self.warmup), 0.0, 1.0)
+        if self.shape == "cosine":
+            decayed = end + (lr - end) * 0.5 * (1.0 + np.cos(np.pi * progress))
+        elif self.shape == "linear":
+            decayed = lr - (lr - end) * progress
+        else:
+            decayed = np.full_like(t, lr)
+        ramp = np.minimum((t + 1.0) / max(self.warmup, 1), 1.0)
+        return np.where(t < self.warmup, lr * ramp, decayed)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "horizon": self.horizon, "shape": self.shape,
+                "warmup": self.warmup, "alpha": self.alpha}
+
+    def __repr__(self):
+        return (f"WarmupDecay(learning_rate={self.learning_rate:g}, horizon={self.horizon}, shape={self.shape!r}, "
+                f"warmup={self.warmup}, alpha={self.alpha:g})")
+
+
+def make_schedule(learning_rate, shape, budget_steps, *, horizon=1.0, warmup=0.0, alpha=0.0):
+    """The learning rate of a run: a float for a constant rate without warm-up, else a :class:`WarmupDecay`.
+
+    Args:
+        learning_rate: the peak rate.
+        shape: one of :data:`SHAPES`.
+        budget_steps: the run's step budget (:func:`step_budget`), >= 1.
+        horizon: the decay horizon as a fraction of ``budget_steps``, in (0, 1]:
+            ``H = max(1, round(horizon * budget_steps))``.
+        warmup: the warm-up as a fraction of the horizon, in [0, 1):
+            ``W = round(warmup * H)`` (clipped to ``H - 1``).
+        alpha: the final rate as a fraction of the peak (cosine and linear).
+
+    Returns:
+        ``float(learning_rate)`` when ``shape == "constant"`` and there is no
+        warm-up step (the optimizer then keeps a plain rate, as before
+        schedules existed), else a :class:`WarmupDecay`.
+
+    Raises:
+        ValueError: an argument out of range, naming it.
+    """
+    check_shape(shape)
+    horizon = _fraction("horizon", horizon, low_open=True)
+    warmup = _fraction("warmup", warmup)
+    if warmup >= 1.0:
+        raise ValueError(f"warmup must be a fraction of the horizon below 1, got {warmup!r}")
+    if isinstance(budget_steps, bool) or not isinstance(budget_steps, (int, np.integer)) or budget_steps < 1:
+        raise ValueError(f"budget_steps must be a positive integer, got {budget_steps!r}")
+    steps = max(1, int(round(horizon * budget_steps)))
+    warm = min(int(round(warmup * steps)), steps - 1)
+    if shape == "constant" and warm == 0:
+        return float(learning_rate)
+    return WarmupDecay(learning_rate, steps, shape, warm, alpha)
+
+
+def describe_schedule(rate):
+    """A JSON-ready description of a run's learning rate: ``{"shape": "constant", "learning_rate": x}`` for a float,
+    else the schedule's config with its class name."""
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        return {"class_name": type(rate).__name__, **rate.get_config()}
+    return {"shape": "constant", "learning_rate": float(rate)}
+
+
+def step_budget(selector, epochs, num_samples, batch_size):
+    """The optimizer steps ``selector`` makes within an epoch cap of ``epochs`` (baseline) epochs.
+
+    First the cap in the method's own loop epochs (``selector.epochs_for_budget``
+    when it has it), then those epochs in its own optimizer steps
+    (``selector.expected_steps`` when it has it, else ``epochs * ceil(n / b)``
+    with ``b = min(batch_size, num_samples)``).
+
+    Returns:
+        ``(loop_epochs, steps)``, both integers; ``steps`` is at least 1.
+
+    Raises:
+        ValueError: ``epochs``, ``num_samples`` or ``batch_size`` not a positive integer.
+    """
+    for name, value in (("epochs", epochs), ("num_samples", num_samples), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"step_budget: {name} must be a positive integer, got {value!r}")
+    loop_epochs = int(epochs)
+    if hasattr(selector, "epochs_for_budget"):
+        loop_epochs = int(selector.epochs_for_budget(int(epochs), int(num_samples), int(batch_size)))
+    if hasattr(selector, "expected_steps"):
+        steps = int(selector.expected_steps(loop_epochs, int(num_samples), int(batch_size)))
+    else:
+        steps = loop_epochs * math.ceil(num_samples / min(batch_size, num_samples))
+    return loop_epochs, max(1, steps)

@@ -1,0 +1,104 @@
+"""RS2: repeated random sampling without replacement, a fresh random subset of the data every epoch."""
+
+import math
+
+import numpy as np
+
+from loop.selectors._common import check_number
+from loop.selectors.base import Selector, register
+from loop.selectors.baselines import chunk
+
+
+@register("rs2")
+class RS2(Selector):
+    """Each epoch trains on the next ``ceil(ratio * n)`` samples of a seeded permutation, redrawn when it runs out.
+
+    Definition: the selector keeps one random permutation of the ``n``
+    training samples and a position in it.  Every loop epoch (an RS2
+    "round") takes the next ``k = ceil(ratio * n)`` samples of the
+    permutation, in permutation order, and cuts them into mini-batches of
+    ``batch_size``.  When fewer than ``k`` samples remain, the round takes
+    them all and fills up with samples of a fresh permutation, skipping
+    those it already holds (they stay in the fresh permutation's queue for
+    the next rounds).  So every sample is trained exactly once per pass
+    through a permutation, no sample twice in one round, and when ``k``
+    divides ``n`` every sample is seen exactly once in each block of
+    ``n / k`` consecutive epochs.  Permutations come from ``state.rng``
+    (the loop's seed and the epoch), so runs repeat by seed.  Trained on
+    ``ratio`` of the data per epoch, an RS2 run gets the baseline's number
+    of optimizer steps from :meth:`epochs_for_budget`.
+
+    Reference: Okanovic, Waleffe, Mageirakos, Nikolakakis, Karbasi, Kalogerias,
+    Gürel, Rekatsinas, "Repeated Random Sampling for Minimizing the
+    Time-to-Accuracy of Learning", ICLR 2024 (arXiv 2305.18424), RS2 without
+    replacement; code ``PatrikOkanovic/RS2``,
+    ``src/DeepCore/deepcore/methods/uniform_no_replacement.py``
+    (``UniformNoReplacement``).  Names: the paper's selection ratio ``r`` and
+    the code's ``fraction`` are ``ratio``; its per-round subset size
+    (``coreset_size``) is ``k``; its round is our epoch; its shuffled
+    ``all_index`` with ``start``/``end`` are ``order_`` and ``position_``.
+
+    Deviations:
+
+    * The permutation's end.  The reference's round at the end of a
+      permutation takes the remainder plus the head of the SAME permutation
+      (``end = (end + k) % (n + 1)``, which also makes that round one sample
+      short) and reshuffles at the next round, so a few samples are seen
+      twice in a pass; here the round fills up from the NEXT permutation
+      (skipping samples already in the round), so every round has exactly
+      ``k`` distinct samples and every pass sees each sample once.
+    * Randomness: the reference shuffles with the global NumPy generator
+      seeded once; here each permutation is drawn from ``state.rng``.
+    * The paper pairs RS2 with a learning-rate schedule over the total
+      number of rounds; the schedule is the loop's optimizer's business,
+      not the selector's.
+
+    Args:
+        ratio: the fraction of the training set per epoch, in (0, 1].
+
+    Raises:
+        ValueError: ``ratio`` outside (0, 1].
+    """
+
+    #: The tunable knob for ``--tune``: the authors' time-to-accuracy scripts sweep r from 0.01 to 0.9
+    #: (``scripts/run_timeToAcc_cifar10.sh``); below 0.1 a round of our small datasets is about one batch, and above
+    #: 0.5 a round saves little over Shuffle's epoch.
+    tune_space = {"ratio": ("uniform", 0.1, 0.5)}
+
+    def __init__(self, ratio=0.1):
+        self.ratio = check_number("RS2", "ratio", ratio, low=0, high=1, low_open=True)
+        self.order_ = None     # the current permutation of the training samples
+        self.position_ = 0     # how many of its samples earlier rounds took
+
+    def round_size(self, num_samples):
+        """``k = ceil(ratio * num_samples)``, the samples of one round (at least 1)."""
+        return max(1, math.ceil(self.ratio * num_samples - 1e-9))
+
+    def __call__(self, state):
+        n = state.num_samples
+        k = self.round_size(n)
+        if self.order_ is None or len(self.order_) != n:
+            self.order_, self.position_ = state.rng.permutation(n), 0
+        taken = self.order_[self.position_:self.position_ + k]
+        self.position_ += len(taken)
+        if len(taken) < k:  # the permutation ran out: fill up from a fresh one, skipping what this round holds
+            fresh = state.rng.permutation(n)
+            fill = fresh[~np.isin(fresh, taken)][:k - len(taken)]
+            self.order_ = np.concatenate([fill, fresh[~np.isin(fresh, fill)]])  # the fill first: it is taken
+            self.position_ = len(fill)
+            taken = np.concatenate([taken, fill])
+        return chunk(taken, state.batch_size)
+
+    def epochs_for_budget(self, baseline_epochs, num_samples, batch_size):
+        """Loop epochs that make at least the baseline's ``baseline_epochs * ceil(n / b)`` optimizer steps.
+
+        A round makes ``ceil(k / b)`` steps, so the count is
+        ``ceil(E * ceil(n / b) / ceil(k / b))``: ``ceil(E / ratio)`` when ``b``
+        divides ``n`` and ``k``.
+        """
+        owner = "RS2.epochs_for_budget"
+        baseline_epochs = check_number(owner, "baseline_epochs", baseline_epochs, low=0, integer=True)
+        num_samples = check_number(owner, "num_samples", num_samples, low=1, integer=True)
+        batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
+        steps = baseline_epochs * math.ceil(num_samples / batch_size)
+        return math.ceil(steps / math.ceil(self.round_size(num_samples) / batch_size))
