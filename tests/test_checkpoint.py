@@ -286,7 +286,7 @@ def test_checkpoint_without_the_candidate_counter_restores_past_its_steps(tmp_pa
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     identity = {"selector": "SelectiveBackprop()", "seed": 0, "batch_size": 2, "num_samples": 4, "loss": "mse",
-                "replicas": 1}
+                "replicas": 1, "sample_weight": None}
 
     def checkpointer(directory, tables):
         return Checkpointer(directory, model=model, optimizer=optimizer, metrics=[], tables=tables,

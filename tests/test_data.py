@@ -40,6 +40,28 @@ def test_the_same_arrays_keep_their_data_and_others_get_new():
     assert _data(x.copy(), y, None, previous=first) is not first
 
 
+def test_sample_weights_belong_to_the_data_and_weight_each_plan():
+    x, y = make_data(n=6)
+    name, loss_fn = objective.per_sample_loss("sparse_categorical_crossentropy")
+    model = make_model()
+
+    def data(previous=None, **weights):
+        return training_data(x, y, loss_name=name, loss_fn=loss_fn, model=model, resident_limit_bytes=None,
+                             previous=previous, **weights)
+
+    plain = data()
+    plan = FlatPlan(np.array([5, 0, 5], np.int32), np.array([1.0, 0.5, 2.0], np.float32), np.array([0, 3], np.int32))
+    assert plain.sample_weight is None and plain.plan_weights(plan) is plan.weights
+    weights = np.arange(6, dtype=np.float32)
+    weighted = data(plain, sample_weight=weights)
+    assert weighted is not plain and weighted.x is plain.x  # only the weights differ: the device tensors are shared
+    np.testing.assert_array_equal(weighted.plan_weights(plan), [5.0, 0.0, 10.0])
+    np.testing.assert_array_equal(weighted.device_sample_weight.numpy(), weights)
+    assert data(weighted, sample_weight=weights.copy()) is weighted  # equal weights: kept
+    by_class = data(weighted, class_weight={0: 3.0})
+    np.testing.assert_array_equal(by_class.sample_weight, np.where(y == 0, 3.0, 1.0))
+
+
 def test_feeders_stage_the_rows_the_step_gathers():
     x, y = make_data(n=30)
     indices = np.array([3, 17, 29, 0], np.int32)

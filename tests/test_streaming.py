@@ -249,7 +249,7 @@ def test_a_chunk_is_staged_in_pieces_that_fit_the_budget(tmp_path, monkeypatch):
     history = loop.fit(_memmap(tmp_path, x), y, epochs=1, verbose=0)
     assert CountingFeeder.pieces_seen == [(0, 6), (6, 8), (8, 10)]
     assert CountingFeeder.capacity == 6 * 16
-    assert loop.data.capacity == 0  # freed at the end of the fit
+    assert loop.data.staged.capacity == 0  # freed at the end of the fit
     pd.testing.assert_frame_equal(_frame(history), _frame(resident))
 
 
