@@ -4,10 +4,11 @@ Who owns what: :class:`RandomAccess` owns reading: it turns a source (a NumPy
 array or memmap, a ``tfds.data_source(...)``, a ``grain``
 ``RandomAccessDataSource``, or anything with ``__len__`` and ``__getitem__``)
 and an optional per-record ``decode`` function into batches of NumPy rows,
-read by index.  :class:`StagedData` and :class:`Feeder` own the streaming
-path of ``Loop.fit``: the plan's indices drive a ``tf.data`` pipeline (a
-parallel map over the mini-batches' index slices, prefetched) whose rows are
-staged on the device one piece at a time, while the previous piece trains.
+read by index.  :class:`StagedData` and :class:`Feeder` are the machinery of
+the streaming path of ``Loop.fit``, which :class:`loop.data.StreamedData`
+composes: the plan's indices drive a ``tf.data`` pipeline (a parallel map over
+the mini-batches' index slices, prefetched) whose rows are staged on the
+device one piece at a time, while the previous piece trains.
 
 Memory is bounded in bytes: ``Loop(staging_bytes=...)`` (default
 :data:`DEFAULT_STAGING_BYTES`) covers the staging buffer and the read-ahead
@@ -33,9 +34,10 @@ training set: one number per sample.  So plans, weights, in-step filters,
 ``state.score``, checkpoints and ``tf.distribute`` work as on the resident path,
 and for the same seed the history is the same.
 
-Which path ``fit`` takes: data whose bytes exceed ``Loop(resident_limit_bytes=...)``
-(default :data:`DEFAULT_RESIDENT_LIMIT_BYTES`) streams; smaller data is read
-once onto the device.  A ``tf.data.Dataset`` is refused: it cannot be read by
+Which path ``fit`` takes (decided once, in :func:`loop.data.training_data`):
+data whose bytes exceed ``Loop(resident_limit_bytes=...)`` (default
+:data:`DEFAULT_RESIDENT_LIMIT_BYTES`) streams; smaller data is read once onto
+the device.  A ``tf.data.Dataset`` is refused: it cannot be read by
 index.
 """
 
