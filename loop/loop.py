@@ -224,7 +224,8 @@ class Loop:
 
         As Keras' ``make_train_function``: the functions are cached until the
         training data or the selector changes (or ``force``).  The optimizer and
-        metrics are built once; the tables are sized to the data.
+        metrics are built once; each build sizes fresh per-sample tables to the
+        data (the step counters carry on).
 
         Args:
             force: build again even when the cached functions are current.
