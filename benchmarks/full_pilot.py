@@ -44,6 +44,14 @@ PILOT = {
     "cifar10": (15, "simple_cnn"),
 }
 
+#: Workload variants (``loop.bench.suites.VARIANTS``): the budget fields that make each one, on its dataset's pilot
+#: cap and model.  They exist only on a validation split (``--validation split``).
+VARIANTS = {
+    "mnist_noisy20": {"dataset": "mnist", "workload": "mnist_noisy20", "label_noise": 0.2},
+    "fashion_mnist_half_width": {"dataset": "fashion_mnist", "workload": "fashion_mnist_half_width",
+                                 "model_kwargs": {"width": 0.5}},
+}
+
 #: Round-number grids: accuracies in steps of 0.01, an error in steps of 0.1.
 STEP = {"max": 0.01, "min": 0.1}
 
@@ -80,7 +88,10 @@ def pilot(name, cap, model, seeds, data_dir, validation="test"):
     from loop.bench.suites import Budget
     from loop.selectors import Shuffle
 
-    budget = Budget(dataset=name, epochs=cap, model=model, validation=validation)
+    fields = VARIANTS.get(name, {"dataset": name})
+    if name in VARIANTS and validation != "split":
+        raise ValueError(f"{name} is a workload variant; pilot it with --validation split")
+    budget = Budget(**fields, epochs=cap, model=model, validation=validation)
     ds, train, test = runner.prepare_dataset(budget, data_dir)
     n_val = len(ds.y_val) if validation == "split" else len(test[1])  # the rows the targets are read on
     metric = ds.target_metric
@@ -89,13 +100,14 @@ def pilot(name, cap, model, seeds, data_dir, validation="test"):
     batch = ds.batch_size
     steps = max(100, math.ceil(len(train[1]) / batch))
     start = time.perf_counter()
-    sweep = loop.lr_range_test(ds.model(model), train[0], train[1], loss=ds.loss, optimizer=ds.optimizer,
+    sweep = loop.lr_range_test(ds.model(model, **budget.model_kwargs), train[0], train[1], loss=ds.loss, optimizer=ds.optimizer,
                                batch_size=batch, num_steps=steps, seed=0)
     lr = float(f"{sweep.conservative_lr:.0e}")
     sweep_s = time.perf_counter() - start
-    budget = Budget(dataset=name, epochs=cap, model=model, learning_rate=lr, validation=validation)
+    budget = Budget(**fields, epochs=cap, model=model, learning_rate=lr, validation=validation)
+    base = fields["dataset"]
     runs = [runner.train_one(ds, train, test, budget, "shuffle", Shuffle, seed)
-            for seed in range(LARGE.get(name, seeds))]
+            for seed in range(LARGE.get(base, seeds))]
     bests = []
     for run in runs:
         if run["status"] != "ok":
@@ -103,13 +115,13 @@ def pilot(name, cap, model, seeds, data_dir, validation="test"):
         values = [row[metric] for row in run["frame"]]
         bests.append(max(values) if mode == "max" else min(values))
     worst = min(bests) if mode == "max" else max(bests)
-    target = FIXED.get(name, round(round_target(worst, mode, n_val), 4))
+    target = FIXED.get(name, round(round_target(worst, mode, n_val), 4))  # a variant's target is its own
     needed = [first_epoch(run["frame"], metric, target, mode) for run in runs]
     if any(n is None for n in needed):
         raise RuntimeError(f"{name}: a pilot seed never met the target {target} within {cap} epochs "
                            f"(best per seed {bests}); raise the pilot cap")
     cap_full = max(5, int(math.ceil(2 * max(needed))))
-    result = {"dataset": name, "validation": validation, "n_val": n_val, "n_test": len(test[1]),
+    result = {"dataset": name, "budget_fields": fields, "validation": validation, "n_val": n_val, "n_test": len(test[1]),
               "model": runs[0].get("model"), "metric": metric, "mode": mode,
               "suggested_lr": sweep.suggested_lr, "conservative_lr": sweep.conservative_lr, "learning_rate": lr,
               "default_learning_rate": ds.learning_rate, "batch_size": batch, "range_test_steps": steps,
@@ -132,9 +144,12 @@ def main(argv=None):
                              "held out of the training set (the test set is then only reported)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PILOT]
+    unknown = [n for n in names if n not in PILOT and n not in VARIANTS]
     if unknown:
-        parser.error(f"unknown dataset(s) {unknown}; choose from {', '.join(PILOT)}")
+        parser.error(f"unknown dataset(s) {unknown}; choose from {', '.join([*PILOT, *VARIANTS])}")
+    if args.validation != "split" and any(n in VARIANTS for n in names):
+        parser.error(f"the workload variants {', '.join(VARIANTS)} exist only on a validation split: add "
+                     "--validation split")
     os.makedirs(args.out, exist_ok=True)
     from loop.bench.runner import write_json_atomic
 
@@ -143,7 +158,7 @@ def main(argv=None):
         if os.path.exists(path):
             result = json.load(open(path))
         else:
-            cap, model = PILOT[name]
+            cap, model = PILOT[VARIANTS.get(name, {"dataset": name})["dataset"]]
             result = pilot(name, cap, model, args.seeds, args.data_dir, args.validation)
             write_json_atomic(path, result)
         print(f"{name}: lr {result['learning_rate']:g} (range test {result['suggested_lr']:.3g}, default "

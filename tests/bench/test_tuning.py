@@ -206,11 +206,20 @@ def test_tuning_needs_a_target_and_at_least_one_trial(tmp_path, workload):
         tuning.run_tuned([workload], ["shuffle"], 1, str(tmp_path), 1, progress=False)
 
 
-def test_the_tuned_suite_keeps_the_full_suites_caps_and_targets_and_names_unknown_selectors(capsys):
-    tuned, full = SUITES["tuned"], {b.dataset: b for b in SUITES["full"].budgets}
+def test_the_tuned_suite_validates_on_splits_at_the_split_pilots_targets_and_names_unknown_selectors(capsys):
+    """Each tuned workload reads a validation split, with the target and cap the committed split pilot chose."""
+    tuned = SUITES["tuned"]
     assert tuned.tune == 6 and tuned.seeds == 3
+    pilot_dir = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "results", "split-pilot")
     for budget in tuned.budgets:
-        assert (budget.epochs, budget.target) == (full[budget.dataset].epochs, full[budget.dataset].target)
+        assert budget.validation == "split" and budget.stop_at_target and budget.learning_rate is None
+        assert budget.schedule == "constant"  # the schedule is a tuned dimension, not the budget's
+        with open(os.path.join(pilot_dir, f"{budget.name}.json")) as f:
+            pilot = json.load(f)
+        assert pilot["validation"] == "split", budget.name
+        assert budget.target == {pilot["metric"]: pilot["target"]}, budget.name
+        assert budget.epochs == pilot["epoch_cap"], budget.name
+        assert {"shuffle", "rs2", "selective_backprop", "infobatch", "random_drop"} <= set(budget.selectors)
     kept = tuning.available(["shuffle", "no_such_selector", "infobatch:prune_ratio=0.3"])
     assert kept == ["shuffle", "infobatch:prune_ratio=0.3"]
     assert "'no_such_selector' is not a registered selector" in capsys.readouterr().err
@@ -283,7 +292,9 @@ def test_a_dataset_named_on_the_command_line_keeps_the_full_suites_budget():
                               schedule=None, warmup=None, horizon=None)
     full = {b.dataset: b for b in SUITES["full"].budgets}
     assert _budgets(args, SUITES["default"]) == [full["mnist"], SUITES["default"].budgets[0]]
-    tuned = {b.dataset: b for b in SUITES["tuned"].budgets}
-    assert _budgets(args, SUITES["tuned"]) == [tuned["mnist"], tuned["spirals"]]
+    tuned = {b.name: b for b in SUITES["tuned"].budgets}
+    args.datasets = "music_genre,spirals"
+    assert _budgets(args, SUITES["tuned"]) == [tuned["music_genre"], tuned["spirals"]]
+    args.datasets = "mnist,spirals"
     args.schedule, args.horizon = "cosine", 0.5
     assert {(b.schedule, b.horizon) for b in _budgets(args, SUITES["default"])} == {("cosine", 0.5)}
