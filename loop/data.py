@@ -213,7 +213,7 @@ class TrainingData:
             steps_per_execution: mini-batches per compiled call (the largest piece).
             batch_size: the loop's batch size (an accumulating filter carries fewer queued rows).
         """
-        return _Resident()
+        raise NotImplementedError
 
     def evaluation_set(self, data, what):
         """``fit``'s ``validation_data`` (or an extra evaluation): ``(x, y)``, ``(x, y, sample_weight)`` or a source.
@@ -297,6 +297,9 @@ class ResidentData(TrainingData):
 
     def head(self, n=1):
         return tf.nest.map_structure(lambda t: t[:n], self.x)
+
+    def feeder(self, tables, *, carry_queue=False, worker=None, steps_per_execution=None, batch_size=None):
+        return _Resident()
 
     def rows(self, indices):
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), self.x), tf.gather(self.y, indices)
