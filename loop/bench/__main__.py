@@ -333,7 +333,10 @@ def _budgets(args, suite):
 
 
 def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None, full_table=False, width=120):
-    """Writes table.csv, table.md, seed000.csv and plots/ under ``out`` and prints the tables.
+    """Writes table.csv, table.md, seed000.csv, plots/ and analysis/ under ``out`` and prints the tables.
+
+    ``analysis/`` holds the speedup across thresholds and the performance
+    profiles over the datasets (:func:`loop.bench.analysis.write_analysis`).
 
     Args:
         out: a results directory holding stored runs.
@@ -392,6 +395,13 @@ def report(out, *, targets=None, plots=True, n_boot=10_000, stream=None, full_ta
         print(f"plots: {len(paths)} figures in {os.path.join(out, 'plots')}", file=stream)
     print(f"tables: {os.path.join(out, 'table.csv')}, {os.path.join(out, 'table.md')}, "
           f"{os.path.join(out, 'seed000.csv')}", file=stream)
+    if records:
+        from loop.bench import analysis
+
+        where = os.path.join(out, "analysis")
+        analysis.write_analysis(records, where, targets, n_boot=n_boot, plots=plots)
+        print(f"speedup across thresholds and performance profiles: {os.path.join(where, 'analysis.md')}",
+              file=stream)
     return table
 
 
@@ -423,7 +433,7 @@ def main(argv=None):
         from loop.bench import tables, tuning
 
         if tuning.load_trials(plan.out):  # a tuned results directory
-            tuning.report(plan.out, n_boot=args.bootstrap)
+            tuning.report(plan.out, n_boot=args.bootstrap, plots=not args.no_plots)
         if tables.load_runs(plan.out):
             report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
                    full_table=args.full_table)
@@ -440,7 +450,7 @@ def main(argv=None):
                                    retry_failed=args.retry_failed, precision=plan.precision)
         print(f"loop.bench: ran {summary['ran']} trials ({summary['pruned']} pruned), skipped {summary['skipped']} "
               f"already stored, {summary['failed']} failed", file=sys.stderr)
-        tuning.report(out, n_boot=args.bootstrap)
+        tuning.report(out, n_boot=args.bootstrap, plots=not args.no_plots)
         for dataset, message in summary["unloadable"]:
             print(f"python -m loop.bench: could not load {dataset}: {message}", file=sys.stderr)
         return 1 if summary["unloadable"] else 0

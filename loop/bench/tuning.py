@@ -596,41 +596,62 @@ def costs(out_or_trials):
     return pd.DataFrame(rows)
 
 
-def report(out, *, n_boot=10_000, stream=None):
-    """Prints and writes (``tuned_table.csv``, ``tuned.md``) the tuned results of ``out``, per workload.
+def report(out, *, n_boot=10_000, stream=None, plots=True, width=120):
+    """Prints and writes the tuned results of ``out``, per workload, and their analysis across workloads.
 
-    For each workload: the studies' best times with speedups over tuned
-    Shuffle (:func:`loop.bench.tables.summarize` on :func:`study_bests`), the
-    tuning cost and pruning savings (:func:`costs`) and the winning
-    hyper-parameters (:func:`winners`).
+    Files: ``tuned_table.csv`` and ``tuned.md`` (for each workload the
+    studies' best times with speedups over tuned Shuffle,
+    :func:`loop.bench.tables.summarize` on :func:`study_bests`, every
+    column; the tuning cost and pruning savings, :func:`costs`; the winning
+    hyper-parameters, :func:`winners`), and ``analysis/``: the speedup
+    across thresholds and the performance profiles over the workloads,
+    computed on the studies' winning trials
+    (:func:`loop.bench.analysis.write_analysis`).  The terminal gets the
+    compact table (:func:`loop.bench.tables.compact`) and the costs.
+
+    Args:
+        out: a results directory of tuning trials.
+        n_boot: bootstrap resamples per interval.
+        stream: where to print (default: stdout).
+        plots: also draw the analysis figures.
+        width: the widest line of the compact table.
 
     Returns:
         The summary ``pandas.DataFrame`` (empty when ``out`` holds no trial).
     """
     import pandas as pd
 
-    from loop.bench import tables
+    from loop.bench import analysis, tables
 
     stream = stream or sys.stdout
     trials = load_trials(out)
     bests = [r for r in study_bests(trials) if r["status"] != NOT_APPLICABLE]
     table = tables.summarize(bests, n_boot=n_boot) if bests else pd.DataFrame()
     cost, won = costs(trials), winners(trials)
-    text = []
+    text, printed = [], []
     for workload in sorted({r["dataset"] for r in bests}):
         rows = table[table["dataset"] == workload]
-        text += [f"## {workload}: studies' best times (tuned, {int(rows['seeds'].max())} studies)", "",
-                 tables.to_markdown(tables.display(rows)), "", "Tuning cost and pruning:", "",
-                 tables.to_markdown(cost[cost["workload"] == workload].round(1)), "", "Winning hyper-parameters:",
-                 "", tables.to_markdown(won[won["workload"] == workload]), ""]
+        heading = f"## {workload}: studies' best times (tuned, {int(rows['seeds'].max())} studies)"
+        cost_md = tables.to_markdown(cost[cost["workload"] == workload].round(1))
+        text += [heading, "", tables.to_markdown(tables.display(rows)), "", "Tuning cost and pruning:", "",
+                 cost_md, "", "Winning hyper-parameters:", "", tables.to_markdown(won[won["workload"] == workload]),
+                 ""]
+        printed += [heading, "", tables.compact(rows, width=width), "", "Tuning cost and pruning:", "",
+                    tables.to_text(cost[cost["workload"] == workload].round(1)), ""]
     if not text:
-        text = [f"no tuning trials in {out!r}", ""]
+        text = printed = [f"no tuning trials in {out!r}", ""]
     os.makedirs(out, exist_ok=True)
     table.to_csv(os.path.join(out, "tuned_table.csv"), index=False)
     with open(os.path.join(out, "tuned.md"), "w") as f:
         f.write("\n".join(text))
-    print("\n".join(text), file=stream)
-    print(f"tables: {os.path.join(out, 'tuned_table.csv')}, {os.path.join(out, 'tuned.md')}", file=stream)
+    print("\n".join(printed), file=stream)
+    print(f"tables (every column, and the winning hyper-parameters): {os.path.join(out, 'tuned_table.csv')}, "
+          f"{os.path.join(out, 'tuned.md')}", file=stream)
+    if bests:
+        where = os.path.join(out, "analysis")
+        analysis.write_analysis(bests, where, n_boot=n_boot, plots=plots)
+        print(f"speedup across thresholds and performance profiles: {os.path.join(where, 'analysis.md')}",
+              file=stream)
     return table
 
 

@@ -221,7 +221,8 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
     shuffle = next(line.split() for line in lines if line.split()[:1] == ["Shuffle()"])
     assert shuffle[1] in ("1/2", "2/2") and shuffle[-3:] == ["1", "(reference)", "–"]
     assert any(line.split()[:1] == ["Heterogeneous()"] for line in lines)
-    table_lines = [line for line in lines if not line.startswith(("plots: ", "tables: "))]  # these name tmp paths
+    paths = ("plots: ", "tables: ", "speedup across")  # these lines name tmp paths
+    table_lines = [line for line in lines if not line.startswith(paths)]
     assert max(len(line) for line in table_lines) <= 120 and "| spirals |" not in printed
     assert tables.SEED000_CAPTION in printed  # the seed 000 table says what it shows and why
     for name in ("table.csv", "table.md", "seed000.csv", os.path.join("plots", "spirals.png"),

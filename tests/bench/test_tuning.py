@@ -260,7 +260,11 @@ def test_tuned_cli_run_prints_the_study_table_and_resumes(tmp_path, capsys):
             "--bootstrap", "10"]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "## spirals: studies' best times (tuned, 1 studies)" in captured.out and "| Shuffle() |" in captured.out
+    assert "## spirals: studies' best times (tuned, 1 studies)" in captured.out and "Shuffle()" in captured.out
+    assert max(len(line) for line in captured.out.splitlines() if out not in line) <= 120  # every column: tuned.md
+    with open(os.path.join(out, "tuned.md")) as f:
+        assert "| Shuffle() |" in f.read()
+    assert os.path.exists(os.path.join(out, "analysis", "analysis.md"))
     assert "ran 2 trials" in captured.err
     assert main(args) == 0
     assert "ran 0 trials (0 pruned), skipped 2 already stored" in capsys.readouterr().err
