@@ -1,6 +1,7 @@
 """loop.tables: what one step records, and that a checkpoint saves and restores the module whole."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from loop.tables import Tables
@@ -50,3 +51,21 @@ def test_next_candidate_numbers_candidate_batches_from_zero():
     tables = Tables(3)
     assert [int(tables.next_candidate().numpy()) for _ in range(3)] == [0, 1, 2]
     assert int(tables.candidates.numpy()) == 3 and tables.counts()["step"] == 0  # no optimizer step counted
+
+
+def test_the_nonfinite_step_and_the_position_losses_are_read_through_methods():
+    tables = Tables(4, positions=True)
+    assert tables.nonfinite_step() is None
+    tables.account(tf.constant([0, 1]), tf.constant([0, 1]), tf.constant([1.0, 2.0]))
+    tables.account(tf.constant([2]), tf.constant([2]), tf.constant([np.inf]))
+    assert tables.nonfinite_step() == 1  # the step that saw it
+    tables.clear_nonfinite()
+    assert tables.nonfinite_step() is None
+    tables.reset_positions(3)
+    tables.positions[1:3].assign([0.5, 0.25])
+    np.testing.assert_array_equal(tables.position_losses(), [0.0, 0.5, 0.25])
+    np.testing.assert_array_equal(tables.position_losses(1, 2), [0.5])
+    plain = Tables(4)
+    plain.reset_positions(3)  # no positions kept: nothing to reset
+    with pytest.raises(RuntimeError, match="no per-position losses"):
+        plain.position_losses()
