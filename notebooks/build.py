@@ -2,9 +2,15 @@
 
     python notebooks/build.py                 # write the .ipynb files (no outputs)
     LOOP_DATA_DIR=/path/to/data LOOP_BENCH_OUT=results/<suite> python notebooks/build.py --execute
+    PYTHONPATH=. LOOP_TUNED_OUT=results/tuned python notebooks/build.py --execute 06_tuned_verdict.ipynb
 
 Every notebook reads LOOP_NOTEBOOK_TINY=1 (tiny sizes, for the tests) and falls
-back to generated spirals when the real data is absent.
+back to generated spirals when the real data is absent.  Notebooks 02 and 04
+read the full suite's committed runs (results/full, or LOOP_BENCH_OUT) and 06
+the tuned suite's trials (results/tuned, or LOOP_TUNED_OUT); 06 runs a small
+tuned suite first where there are none.  The kernel runs in notebooks/ and
+imports the installed ``loop``: set PYTHONPATH to a checkout to use its code and
+its results/.
 """
 
 import argparse
@@ -51,6 +57,68 @@ import loop
 # The committed full-suite runs next to the package (a clone of the repository), or LOOP_BENCH_OUT.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
 OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
+'''
+
+
+# The analysis across thresholds and workloads, shared by notebooks 04 and 06: both define `records` (run-shaped
+# records, runs or the tuned studies' best trials) and N_BOOT before these cells.
+THRESHOLDS_MD = (
+    "## Speedup across thresholds\n\n"
+    "The table above answers one question per dataset: who reaches *the* target sooner. This section asks it at "
+    "several thresholds of the same metric, from an easy level (the median of Shuffle's first evaluation) up to "
+    "the target (`loop.bench.thresholds.speedup_by_threshold`): each panel is one dataset, the x axis the "
+    "threshold (the target on the right), the y axis the paired speedup against Shuffle on a log scale with its "
+    "95% bootstrap interval as a vertical bar. Shuffle is the solid line at 1. A bar wholly above 1 is a win at "
+    "that level, wholly below a loss, across 1 no difference; a triangle at the bottom edge means the selector's "
+    "median run never met the level, one at the top edge that Shuffle's did not. A selector whose points fall "
+    "from left to right gains early and loses its edge as the threshold tightens.")
+THRESHOLDS_CODE = '''\
+from loop.bench import analysis, profiles, thresholds
+
+analysed = tempfile.mkdtemp(prefix="analysis-")
+found = analysis.write_analysis(records, analysed, n_boot=N_BOOT, plots=False)  # the tables report writes
+by_threshold = found["thresholds"]
+fig = thresholds.plot_speedup_by_threshold(by_threshold)
+'''
+TRENDS_MD = (
+    "### The trend per selector\n\n"
+    "One line per dataset and selector (`loop.bench.thresholds.trends`): the speedup at the easiest level and at "
+    "the target, their ratio (above 1: the advantage grows as the threshold rises; below 1: it shrinks), the "
+    "Spearman correlation of speedup with level, and the verdicts from the easiest level to the target. The "
+    "second table is the same for backpropagated samples instead of seconds. The table behind the plot, every "
+    "level, is `thresholds.display(by_threshold)`; `python -m loop.bench report` writes it to "
+    "`analysis/thresholds.csv` and `analysis/analysis.md`.")
+TRENDS_CODE = '''\
+pd.set_option("display.max_rows", 500)
+pd.set_option("display.max_colwidth", 200)
+columns = ["dataset", "selector", "levels", "first", "last", "ratio", "spearman", "trend", "verdicts"]
+display(found["trends"][[c for c in columns if c in found["trends"]]].round(3))
+display(found["backprop_trends"][[c for c in columns if c in found["backprop_trends"]]].round(3))
+'''
+PROFILES_MD = (
+    "## Performance profiles across workloads\n\n"
+    "A profile (Dolan & Moré 2002; AlgoPerf scores submissions this way, `loop.bench.profiles`) puts all "
+    "workloads on one plot. Per workload, each selector's cost (median time to target, or median samples "
+    "backpropagated to it) is divided by the best selector's cost on that workload; rho(tau) is the fraction of "
+    "workloads on which a selector is within a factor tau of the best. Read a curve from the left: its height "
+    "at tau = 1 is the share of workloads it was fastest on, how soon it reaches the top shows how far behind the "
+    "best it ever falls, and a curve that never reaches 1 missed some workloads (a miss counts as infinitely "
+    "slow, so it is never within any tau). The score in the legend and the table is the area under the curve "
+    "from 1 to tau_max, divided by tau_max - 1: 1 means fastest everywhere, 0 never within tau_max.")
+PROFILES_CODE = '''\
+ratios = {measure: profiles.performance_ratios(found[f"costs_{measure}"])
+          for measure in profiles.MEASURES if found[f"costs_{measure}"] is not None}
+fig = profiles.plot_profiles(ratios)
+'''
+PROFILE_TABLE_CODE = '''\
+# the profile table: rho(tau) at a few tau, the area score, the workloads each selector was fastest on or missed,
+# for time to target and for samples backpropagated to it; then the costs t[m, w] both came from
+profile = pd.concat([found[f"profile_{m}"] for m in profiles.MEASURES if found[f"profile_{m}"] is not None])
+display(profile.round(3).reset_index(drop=True))
+for measure, unit in (("time", "median seconds to target"), ("backprop", "median samples backpropagated")):
+    if found[f"costs_{measure}"] is not None:
+        print(f"{measure}: {unit} (inf: missed)")
+        display(found[f"costs_{measure}"].round(2 if measure == "time" else 0))
 '''
 
 
@@ -186,6 +254,7 @@ if not os.path.isdir(os.path.join(OUT, "runs")):
                [Budget(dataset="spirals", epochs=25), Budget(dataset="iris", epochs=40)])
     bench.run_suite(budgets, ["shuffle", "heterogeneous", "dybat"], 2 if TINY else 3, OUT, progress=False)
 records = tables.load_runs(OUT)
+N_BOOT = 1000 if TINY else 10_000  # bootstrap resamples per interval in the analysis below (report's default)
 if not os.path.exists(os.path.join(OUT, "table.csv")):
     tables.summarize([r for r in records if r["status"] != tables.NOT_APPLICABLE]).to_csv(
         os.path.join(OUT, "table.csv"), index=False)
@@ -234,6 +303,20 @@ fig.tight_layout()
 reached = table.pivot(index="selector", columns="dataset", values="reached")
 reached.style.format("{:.0%}", na_rep="").background_gradient(cmap="RdYlGn", vmin=0, vmax=1)
 '''),
+        new_markdown_cell(THRESHOLDS_MD + "\n\nThe full suite is the older constant-rate protocol: its runs "
+                          "validated on the **test** set, so every threshold, the target included, was read on "
+                          "the test set. The tuned suite (notebook 06) is the one whose targets read a "
+                          "validation split held out of the training set."),
+        new_code_cell(THRESHOLDS_CODE),
+        new_markdown_cell(TRENDS_MD),
+        new_code_cell(TRENDS_CODE),
+        new_markdown_cell(PROFILES_MD + " Here the workloads are the full suite's datasets, each with its fixed "
+                          "target (read on the test set), and a selector's cost is the median over its seeds; "
+                          "a selector the suite did not run on a dataset (it ran only Shuffle and a few methods on "
+                          "the image datasets) misses that dataset, so the profiles favour the selectors run "
+                          "everywhere."),
+        new_code_cell(PROFILES_CODE),
+        new_code_cell(PROFILE_TABLE_CODE),
     ]
 
 
@@ -314,8 +397,120 @@ for _, row in table[table["selector"] != tables.BASELINE].iterrows():
     ]
 
 
+def tuned_verdict():
+    return [
+        new_markdown_cell("# The tuned verdict: every method tuned alike, scored on a validation split\n\n"
+                          "Reads the trials that `python -m loop.bench --suite tuned --out results/tuned` stored "
+                          "(`results/tuned/runs/<workload>/<selector>/study_<s>/trial_<k>.json`; "
+                          "`LOOP_TUNED_OUT` reads another directory). The protocol is AlgoPerf's "
+                          "(`loop.bench.tuning`): on each workload every selector gets the same number of "
+                          "quasirandom trials per study over the same shared search space (learning rate, schedule, "
+                          "warm-up, horizon) plus its own hyper-parameters; a study's score is its fastest trial "
+                          "to the workload's fixed target; the studies play the part that seeds play in the full "
+                          "suite. The targets are read on a **validation split** held out of the training set, so "
+                          "the test set only reports the accuracy the winners reached. Nothing is retrained when "
+                          "the trials are stored; where there are none (or in tiny mode) the notebook first runs "
+                          "a small tuned suite (generated spirals and scikit-learn's wine), so what follows shows "
+                          "the form of the verdict, not its result."),
+        new_code_cell(PARAMS), new_code_cell(SETUP),
+        new_code_cell('''\
+import loop
+from loop.bench import tuning
+
+# The committed tuned trials next to the package (a clone of the repository), or LOOP_TUNED_OUT.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
+OUT = os.environ.get("LOOP_TUNED_OUT") or os.path.join(REPO, "results", "tuned")
+N_BOOT = 1000 if TINY else 10_000  # bootstrap resamples per interval (report's default)
+trials = tuning.load_trials(OUT) if os.path.isdir(OUT) and not TINY else []
+if not trials:
+    print(f"no tuning trials in {os.path.relpath(OUT, REPO)}" + (" read (tiny mode)" if TINY else "")
+          + ": running a small tuned suite first (a demonstration of the form, not a result)")
+    OUT = tempfile.mkdtemp(prefix="tuned-")
+    if TINY:
+        budgets = [Budget(dataset="spirals", epochs=3, load_options={"n_samples": 300}, validation="split",
+                          target={"val_accuracy": 0.6}, stop_at_target=True)]
+    else:  # two small offline workloads, about a minute on 2 CPU cores
+        budgets = [Budget(dataset="spirals", epochs=15, load_options={"n_samples": 1000}, validation="split",
+                          target={"val_accuracy": 0.85}, stop_at_target=True),
+                   Budget(dataset="wine", epochs=30, validation="split", target={"val_accuracy": 0.95},
+                          stop_at_target=True)]
+    tuning.run_tuned(budgets, tuning.available(["shuffle", "rs2", "infobatch"]), 2 if TINY else 3, OUT,
+                     2 if TINY else 3, data_dir=DATA_DIR, progress=False)
+    trials = tuning.load_trials(OUT)
+bests = [r for r in tuning.study_bests(trials) if r["status"] != tables.NOT_APPLICABLE]
+table = tables.summarize(bests, n_boot=N_BOOT)
+workloads = sorted({r["dataset"] for r in bests})
+print(f"{len(trials)} trials, {len(bests)} studies' best trials, workloads: {', '.join(workloads)}")
+'''),
+        new_markdown_cell("## Per workload: the studies' best times against tuned Shuffle\n\n"
+                          "`tables.summarize` on the studies' winning trials (`tuning.study_bests`): per selector, "
+                          "the studies whose best trial reached the target (k/n), the median time to it, and the "
+                          "speedup over *tuned* Shuffle paired by study, with its 95% bootstrap interval and "
+                          "verdict. `test at target` is the test accuracy at the evaluation that first met the "
+                          "validation target, `test at end` at the trial's last evaluation: a selector that wins "
+                          "on the validation split but loses there has fitted the split, not the task."),
+        new_code_cell('''\
+shown = tables.display(table)
+columns = list(tables.COMPACT_COLUMNS) + [c for c in ("test at target", "test at end") if c in shown]
+for workload in workloads:
+    rows = shown[table["dataset"] == workload]
+    print(f"{workload}: target {rows['target'].iloc[0]}, {int(table.loc[rows.index, 'seeds'].max())} studies")
+    display(rows[columns].reset_index(drop=True))
+'''),
+        new_markdown_cell("## What the tuning cost, and what pruning saved\n\n"
+                          "`tuning.costs`: per workload and selector, the trials run, finished (`ok`), pruned and "
+                          "failed; `tuning_s` is the wall time of every trial (training, evaluation, set-up), "
+                          "`pruned_s` the training seconds the pruned trials ran before they were stopped, "
+                          "`pruned_full_s` what they would have run to their epoch cap, and `saved_s` the difference "
+                          "(an upper bound: a trial that would have met the target later stops there). A trial is "
+                          "pruned only once its training clock passes its study's best time to target so far, "
+                          "when it can no longer win, so pruning never changes a study's score."),
+        new_code_cell("tuning.costs(trials).round(2)"),
+        new_markdown_cell("## The winning hyper-parameters\n\n"
+                          "`tuning.winners`: per study, the trial that reached the target first (`inf`: no trial "
+                          "did, the study is a miss) and its hyper-parameters. Winners that agree across studies "
+                          "suggest the search space holds a clear optimum; scattered ones that the trials were too "
+                          "few or the workload is flat in that dimension."),
+        new_code_cell("tuning.winners(trials).round(4)"),
+        new_markdown_cell(THRESHOLDS_MD.replace("per dataset", "per workload").replace("each panel is one dataset",
+                                                                                      "each panel is one workload")
+                          + " Here the runs are the studies' winning trials, so the thresholds too are read on "
+                          "the validation split, and the speedups are over tuned Shuffle."),
+        new_code_cell(THRESHOLDS_CODE.replace("records", "bests")),
+        new_markdown_cell("The same for samples backpropagated instead of seconds: a selector that skips the "
+                          "backward pass of some samples can save samples without saving time."),
+        new_code_cell("fig = thresholds.plot_speedup_by_threshold(by_threshold, column='backprop_speedup')"),
+        new_markdown_cell(TRENDS_MD),
+        new_code_cell(TRENDS_CODE),
+        new_code_cell("thresholds.display(by_threshold)"),
+        new_markdown_cell(PROFILES_MD + " Here a selector's cost on a workload is the median over its studies' best "
+                          "trials, and a workload a selector did not run counts as a miss."),
+        new_code_cell(PROFILES_CODE),
+        new_code_cell(PROFILE_TABLE_CODE),
+        new_markdown_cell("## How to read the verdict\n\n"
+                          "* **Per workload** the verdict is the 95% bootstrap interval of the paired speedup over "
+                          "tuned Shuffle: a **win** when the whole interval lies above 1, a **loss** when it lies "
+                          "below 1, **no difference** when it contains 1. With few studies the intervals are wide, "
+                          "and no difference is the honest answer, not a tie.\n"
+                          "* A study whose trials all missed the target scores as a miss: its speedup is 0 in the "
+                          "per-workload table and its cost infinite in the profile, where it is never within any "
+                          "tau. A selector's median cost is infinite when half or more of its studies missed.\n"
+                          "* **Across workloads** the profile answers what one table cannot: a selector that is "
+                          "fastest on a few workloads but misses others rises quickly and stops below 1; one that "
+                          "is never fastest but always close rises late and reaches 1. Compare the score for time "
+                          "with the score for backpropagated samples: a selector ahead on samples but behind on "
+                          "time spends its savings on selection.\n"
+                          "* Check the test accuracy at the target before counting a win: the targets were read on "
+                          "the validation split, and a win with a lower test accuracy at the target is a win on "
+                          "the split alone.\n"
+                          "* Before crediting a win, check the tuning cost: every selector had the same number of "
+                          "trials, but not the same wall time to spend on them."),
+    ]
+
+
 NOTEBOOKS = {"01_quickstart.ipynb": quickstart, "02_seed000.ipynb": seed000, "03_dybat_sweep.ipynb": dybat_sweep,
-             "04_time_to_accuracy.ipynb": time_to_accuracy, "05_your_selector.ipynb": your_selector}
+             "04_time_to_accuracy.ipynb": time_to_accuracy, "05_your_selector.ipynb": your_selector,
+             "06_tuned_verdict.ipynb": tuned_verdict}
 
 
 def build(name):
