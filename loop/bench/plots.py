@@ -149,6 +149,15 @@ def plot_all(records, directory, *, targets=None, baseline=None):
     return paths
 
 
+def legend_below(fig, handles, *, top=0.95, columns=5):
+    """Lays ``fig`` out and puts one legend of ``handles`` (``{label: artist}``) below its panels, off the curves."""
+    ncol = max(1, min(len(handles), columns))
+    legend_rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, (0.3 + 0.22 * legend_rows) / fig.get_figheight(), 1, top))
+    return fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8,
+                      frameon=False)
+
+
 def plot_wallclock(records, path=None, *, targets=None, baseline=None, columns=3, dpi=80):
     """One panel per dataset: the target metric against training seconds, median over seeds, min-max band.
 
@@ -213,10 +222,7 @@ def plot_wallclock(records, path=None, *, targets=None, baseline=None, columns=3
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(by_dataset):]:
         ax.set_visible(False)
-    ncol = min(len(drawn), 5)
-    legend_rows = -(-len(drawn) // ncol)
-    fig.tight_layout(rect=(0, (0.3 + 0.22 * legend_rows) / fig.get_figheight(), 1, 0.96))
-    fig.legend(list(drawn.values()), list(drawn), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    legend_below(fig, drawn, top=0.96)
     fig.suptitle("median over seeds, band = min-max; dashed: the target", fontsize=11)
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -195,14 +195,19 @@ def _jsonable(value):
     return str(value)
 
 
-def read_run(path):
-    """The stored run at ``path``, or None when it is missing or unreadable."""
+def read_record(path, key="format", version=RUN_FORMAT):
+    """The JSON record at ``path`` whose ``key`` is ``version``, or None when it is missing, unreadable or another."""
     try:
         with open(path) as f:
             record = json.load(f)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("format") == RUN_FORMAT else None
+    return record if isinstance(record, dict) and record.get(key) == version else None
+
+
+def read_run(path):
+    """The stored run at ``path``, or None when it is missing or unreadable."""
+    return read_record(path)
 
 
 def prepare_dataset(budget, data_dir=None):

@@ -32,7 +32,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from loop.bench import tables
+from loop.bench import plots, tables
 
 #: Thresholds per dataset unless ``count=`` says otherwise.
 DEFAULT_COUNT = 5
@@ -375,10 +375,7 @@ def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, col
         ax.grid(alpha=0.3, which="both")
     for ax in list(axes.flat)[len(datasets):]:
         ax.set_visible(False)
-    ncol = min(len(handles), 5)
-    legend_rows = -(-len(handles) // ncol)
-    fig.tight_layout(rect=(0, (0.3 + 0.22 * legend_rows) / fig.get_figheight(), 1, 0.95))
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    plots.legend_below(fig, handles, top=0.95)
     what = "wall-clock speedup" if column == "speedup" else "backpropagated-samples saving"
     fig.suptitle(f"paired {what} by threshold, median over seeds, bars = 95% bootstrap interval; "
                  "triangles: 0 or inf at the edge", fontsize=10)

@@ -268,12 +268,7 @@ def trial_path(out, workload, label, study, trial):
 
 def read_trial(path):
     """The stored trial at ``path``, or None when it is missing or unreadable."""
-    try:
-        with open(path) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("trial_format") == TRIAL_FORMAT else None
+    return runner.read_record(path, "trial_format", TRIAL_FORMAT)
 
 
 def _frame(record):
