@@ -1,10 +1,11 @@
 """A compute estimate of the ``tuned`` suite from stored runs (docs/bench.md, "The tuned suite").
 
-    python benchmarks/tuned_estimate.py [--full results/full] [--pilot results/tuned-pilot]
+    python benchmarks/tuned_estimate.py [--full results/full] [--pilot results/tuned]
 
-Model, per workload and selector, from the full suite's stored runs of that pair (which stop at the same target,
-at the full suite's learning rate): ``hit`` = median wall seconds of a run, ``epoch`` = median wall seconds per
-epoch, ``cap`` = ``epoch`` times the run's epoch cap.  A study of K trials costs at least about
+Model, per workload and selector, from the full suite's stored runs of that pair on the workload's dataset (at
+the full suite's learning rate and test-set target, a stand-in for the tuned target): ``hit`` = median wall
+seconds of a run, ``epoch`` = median wall seconds per epoch, ``cap`` = ``epoch`` times the run's loop epochs,
+scaled to the tuned workload's epoch cap.  A study of K trials costs at least about
 ``K * hit + (K - 1) * epoch`` (the first trial to hit sets the best; exact pruning stops every later trial within
 an evaluation of it) and at most ``K * cap`` (no trial hits, so nothing is pruned).  A pair without full-suite
 runs is costed as its stand-in (:data:`STAND_IN`): RS2 as Shuffle, RandomDrop (Fashion-MNIST) as SelectiveBackprop,
@@ -58,6 +59,7 @@ def main(argv=None):
 
     suite = SUITES["tuned"]
     times = _full_times(args.full)
+    full_caps = {b.dataset: b.epochs for b in SUITES["full"].budgets}
     k, studies = suite.tune, suite.seeds
     total_low = total_high = 0.0
     print("| workload | selector | hit s | epoch s | cap s | study low s | study high s |")
@@ -66,15 +68,17 @@ def main(argv=None):
         for spec in budget.selectors:
             label = _costed(budget.dataset, spec, times, registered())
             if label is None:
-                print(f"| {budget.dataset} | {spec} | no full-suite runs to cost it from |||||")
+                print(f"| {budget.name} | {spec} | no full-suite runs to cost it from |||||")
                 continue
             hit, epoch, cap = times[(budget.dataset, label)]
-            low, high = k * hit + (k - 1) * epoch, k * cap
+            cap *= budget.epochs / full_caps[budget.dataset]  # the tuned workload's own cap
+            high = k * cap
+            low = min(k * min(hit, cap) + (k - 1) * epoch, high)  # pruning never costs more than no pruning
             total_low += studies * low
             total_high += studies * high
             own = spec in registered() and runner.selector_key(spec)[0] == label
             shown = label if own else f"{spec} (as {label})"
-            print(f"| {budget.dataset} | {shown} | {hit:.1f} | {epoch:.2f} | {cap:.1f} | {low:.0f} | {high:.0f} |")
+            print(f"| {budget.name} | {shown} | {hit:.1f} | {epoch:.2f} | {cap:.1f} | {low:.0f} | {high:.0f} |")
     print(f"\ntuned suite ({k} trials x {studies} studies): {total_low / 3600:.1f} h to {total_high / 3600:.1f} h "
           "of trials at the full suite's per-run speed, plus one range test per workload")
     if args.pilot:
@@ -90,12 +94,14 @@ def main(argv=None):
         print(cost.round(1).to_string(index=False))
         for workload in sorted(set(cost["workload"])):
             low = high = 0.0
-            for spec in [s for b in suite.budgets if b.dataset == workload for s in b.selectors]:
+            budget = next(b for b in suite.budgets if b.name == workload)
+            for spec in budget.selectors:
                 if spec not in registered():
                     continue
-                label = _costed(workload, spec, times, registered())
+                label = _costed(budget.dataset, spec, times, registered())
                 if label is not None:
-                    hit, epoch, cap = times[(workload, label)]
+                    hit, epoch, cap = times[(budget.dataset, label)]
+                    cap *= budget.epochs / full_caps[budget.dataset]
                     low += studies * (k * hit + (k - 1) * epoch)
                     high += studies * k * cap
             print(f"{workload}: model {low:.0f} s to {high:.0f} s for the registered selectors; measured "
