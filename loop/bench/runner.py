@@ -144,7 +144,22 @@ def selector_key(selector):
         return spec_label(selector, from_string(selector)), lambda: from_string(selector)
     if not callable(selector):
         raise ValueError(f"a selector must be a string such as 'dybat:delta=0.5' or a callable, got {selector!r}")
-    return describe(selector), lambda: copy.deepcopy(selector)
+    label = describe(selector)
+    if re.search(r" at 0x[0-9A-Fa-f]+", label):  # Python's default repr: a memory address that changes every run
+        label = object_label(selector)
+    return label, lambda: copy.deepcopy(selector)
+
+
+def object_label(selector):
+    """A label for an object whose repr is Python's default: its class and a digest of its attributes.
+
+    Stable across processes (a resumed suite finds the stored runs), and two
+    objects of one class with other attribute values get other labels:
+    ``my_module.Sampler(#1a2b3c4d)``.
+    """
+    cls = type(selector)
+    state = repr(sorted((k, repr(v)) for k, v in vars(selector).items())) if hasattr(selector, "__dict__") else ""
+    return f"{cls.__module__}.{cls.__qualname__}(#{hashlib.sha1(state.encode()).hexdigest()[:8]})"
 
 
 def spec_label(spec, selector):

@@ -433,3 +433,21 @@ def test_model_kwargs_reach_the_reference_model(tmp_path, tiny_budget):
     assert narrow["status"] == plain["status"] == "ok" and narrow["dataset"] == "spirals_narrow"
     assert narrow["budget"]["model_kwargs"] == {"hidden": [8]} and "model_kwargs" not in plain["budget"]
     assert narrow["flops_per_sample"] < plain["flops_per_sample"]  # one hidden layer of 8 units, not 64 and 64
+
+
+class _PlainSampler:
+    """A selector object without a repr of its own (Python's default repr holds a memory address)."""
+
+    def __init__(self, power):
+        self.power = power
+
+    def __call__(self, state):
+        return [np.arange(state.num_samples)]
+
+
+def test_an_object_with_the_default_repr_gets_a_stable_label_so_resumed_runs_are_found():
+    label, factory = runner.selector_key(_PlainSampler(2))
+    assert " at 0x" not in label and label.endswith(")") and "_PlainSampler(#" in label
+    assert runner.selector_key(_PlainSampler(2))[0] == label  # another object, the same attributes: the same label
+    assert runner.selector_key(_PlainSampler(3))[0] != label  # other attributes: another label
+    assert isinstance(factory(), _PlainSampler) and factory().power == 2
