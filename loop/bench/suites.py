@@ -304,6 +304,7 @@ TUNED_BUDGETS = [
            "20% noisy training labels, where the RHO-LOSS paper predicts a win: every tuned selector",
            workload="mnist_noisy20", label_noise=0.2),
     _tuned("mnist", 8, {"val_accuracy": 0.985}, _TUNED_LARGE, _NO_RHO),
+    _tuned("fashion_mnist", 18, {"val_accuracy": 0.92}, _TUNED_LARGE, _NO_RHO),
 ]
 
 #: Equal tuning for every method (AlgoPerf's rule): K=6 quasirandom trials of learning rate, schedule, horizon,
