@@ -159,3 +159,9 @@ def test_a_schedule_continues_where_it_stopped_after_a_checkpoint_resume(tmp_pat
     assert float(resumed.optimizer.learning_rate) < 0.05 * 0.1  # near the end of the cosine, not restarted
     for got, want in zip(resumed.model.get_weights(), reference.model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_benchmarks_shape_list_is_the_schedules_own():
+    from loop.bench.suites import SCHEDULE_SHAPES
+
+    assert SCHEDULE_SHAPES == schedules.SHAPES

@@ -20,6 +20,10 @@ DEFAULT_SELECTORS = ("shuffle", "freeze", "homogeneous", "heterogeneous", "loss_
 #: What a budget's ``val_*`` columns read: the test set (the older suites) or a split of the training set.
 VALIDATIONS = ("test", "split")
 
+#: The learning-rate schedule shapes (``loop.schedules.SHAPES``, repeated here so that the command line's help
+#: need not import Keras; a test keeps the two equal).
+SCHEDULE_SHAPES = ("constant", "cosine", "linear")
+
 #: The schedule fields of :class:`Budget` and their defaults (left out of :meth:`Budget.config` at these values).
 _SCHEDULE_FIELDS = {"schedule": "constant", "warmup": 0.0, "horizon": 1.0}
 
@@ -118,13 +122,14 @@ class Budget:
                 history.parse_target(self.target)
             except ValueError as err:
                 raise ValueError(f"{self.dataset}: {err}") from None
-        from loop import schedules
-
-        try:
-            schedules.check_shape(self.schedule)
-            schedules.make_schedule(1.0, self.schedule, 1000, horizon=self.horizon, warmup=self.warmup)
-        except ValueError as err:
-            raise ValueError(f"{self.dataset}: {err}") from None
+        if any(getattr(self, name) != default for name, default in _SCHEDULE_FIELDS.items()):
+            from loop import schedules  # imports Keras: only for a schedule other than the default, so that
+                                        # `python -m loop.bench --help` stays free of TensorFlow
+            try:
+                schedules.check_shape(self.schedule)
+                schedules.make_schedule(1.0, self.schedule, 1000, horizon=self.horizon, warmup=self.warmup)
+            except ValueError as err:
+                raise ValueError(f"{self.dataset}: {err}") from None
         if self.stop_at_target and not self.target:
             raise ValueError(f"{self.dataset}: stop_at_target=True needs a target, e.g. "
                              "target={'val_accuracy': 0.99}")

@@ -653,7 +653,7 @@ def report(out, *, n_boot=10_000, stream=None, plots=True, width=120):
 # -------------------------------------------------------------------------------------------- command line
 def add_arguments(parser):
     """Adds ``--tune``, ``--schedule``, ``--warmup`` and ``--horizon`` to the benchmark's command line."""
-    from loop.schedules import SHAPES
+    from loop.bench.suites import SCHEDULE_SHAPES as SHAPES
 
     group = parser.add_argument_group("schedules and tuning")
     group.add_argument("--tune", type=int, metavar="K",

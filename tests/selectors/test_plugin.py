@@ -383,8 +383,10 @@ def test_the_cli_runs_a_user_module_and_exits_2_on_a_wrong_path(user_module, cap
             "--seeds", "1", "--epochs", "1", "--n-train", "50", "--n-test", "20", "--no-plots", "--bootstrap", "10",
             "--out", str(tmp_path / "out")]
     assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert re.search(r"\| spirals \| HardestFirst\(power=2\) \|", printed) and "| spirals | Shuffle() |" in printed
+    printed = capsys.readouterr().out  # the compact table: one line per selector
+    assert re.search(r"^\s*HardestFirst\(power=2\)\s", printed, re.M) and re.search(r"^\s*Shuffle\(\)\s", printed, re.M)
+    with open(tmp_path / "out" / "table.md") as f:  # every column
+        assert "| spirals | HardestFirst(power=2) |" in f.read()
 
 
 # ------------------------------------------------------------------------------------------------ docs/methods.md
