@@ -82,10 +82,10 @@ def main(argv=None):
     print(f"\ntuned suite ({k} trials x {studies} studies): {total_low / 3600:.1f} h to {total_high / 3600:.1f} h "
           "of trials at the full suite's per-run speed, plus one range test per workload")
     if args.pilot:
-        from loop.bench import tuning
+        from loop.bench import tuned_report, tuning
 
         trials = tuning.load_trials(args.pilot)
-        cost = tuning.costs(trials)
+        cost = tuned_report.costs(trials)
         ranges = glob.glob(os.path.join(args.pilot, "lr_range", "*.json"))
         range_s = sum(json.load(open(p))["wall_s"] for p in ranges)
         print(f"\nmeasured in {args.pilot}: {len(trials)} trials, {cost['tuning_s'].sum():.0f} s of trials "

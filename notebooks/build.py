@@ -415,7 +415,7 @@ def tuned_verdict():
         new_code_cell(PARAMS), new_code_cell(SETUP),
         new_code_cell('''\
 import loop
-from loop.bench import tuning
+from loop.bench import tuned_report, tuning
 
 # The committed tuned trials next to the package (a clone of the repository), or LOOP_TUNED_OUT.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
@@ -437,13 +437,13 @@ if not trials:
     tuning.run_tuned(budgets, tuning.available(["shuffle", "rs2", "infobatch"]), 2 if TINY else 3, OUT,
                      2 if TINY else 3, data_dir=DATA_DIR, progress=False)
     trials = tuning.load_trials(OUT)
-bests = [r for r in tuning.study_bests(trials) if r["status"] != tables.NOT_APPLICABLE]
+bests = [r for r in tuned_report.study_bests(trials) if r["status"] != tables.NOT_APPLICABLE]
 table = tables.summarize(bests, n_boot=N_BOOT)
 workloads = sorted({r["dataset"] for r in bests})
 print(f"{len(trials)} trials, {len(bests)} studies' best trials, workloads: {', '.join(workloads)}")
 '''),
         new_markdown_cell("## Per workload: the studies' best times against tuned Shuffle\n\n"
-                          "`tables.summarize` on the studies' winning trials (`tuning.study_bests`): per selector, "
+                          "`tables.summarize` on the studies' winning trials (`tuned_report.study_bests`): per selector, "
                           "the studies whose best trial reached the target (k/n), the median time to it, and the "
                           "speedup over *tuned* Shuffle paired by study, with its 95% bootstrap interval and "
                           "verdict. `test at target` is the test accuracy at the evaluation that first met the "
@@ -458,20 +458,20 @@ for workload in workloads:
     display(rows[columns].reset_index(drop=True))
 '''),
         new_markdown_cell("## What the tuning cost, and what pruning saved\n\n"
-                          "`tuning.costs`: per workload and selector, the trials run, finished (`ok`), pruned and "
+                          "`tuned_report.costs`: per workload and selector, the trials run, finished (`ok`), pruned and "
                           "failed; `tuning_s` is the wall time of every trial (training, evaluation, set-up), "
                           "`pruned_s` the training seconds the pruned trials ran before they were stopped, "
                           "`pruned_full_s` what they would have run to their epoch cap, and `saved_s` the difference "
                           "(an upper bound: a trial that would have met the target later stops there). A trial is "
                           "pruned only once its training clock passes its study's best time to target so far, "
                           "when it can no longer win, so pruning never changes a study's score."),
-        new_code_cell("tuning.costs(trials).round(2)"),
+        new_code_cell("tuned_report.costs(trials).round(2)"),
         new_markdown_cell("## The winning hyper-parameters\n\n"
-                          "`tuning.winners`: per study, the trial that reached the target first (`inf`: no trial "
+                          "`tuned_report.winners`: per study, the trial that reached the target first (`inf`: no trial "
                           "did, the study is a miss) and its hyper-parameters. Winners that agree across studies "
                           "suggest the search space holds a clear optimum; scattered ones that the trials were too "
                           "few or the workload is flat in that dimension."),
-        new_code_cell("tuning.winners(trials).round(4)"),
+        new_code_cell("tuned_report.winners(trials).round(4)"),
         new_markdown_cell(THRESHOLDS_MD.replace("per dataset", "per workload").replace("each panel is one dataset",
                                                                                       "each panel is one workload")
                           + " Here the runs are the studies' winning trials, so the thresholds too are read on "

@@ -4,7 +4,8 @@ Who owns what: :mod:`~loop.bench.suites` the named suites and per-dataset
 budgets; :mod:`~loop.bench.runner` training and storing each run;
 :mod:`~loop.bench.auto_seeds` adding seeds where a verdict is open;
 :mod:`~loop.bench.tuning` equal tuning of every selector (``--tune K``, the
-``tuned`` suite: quasirandom trials per study, exact pruning, study-best runs);
+``tuned`` suite: quasirandom trials per study, exact pruning) and
+:mod:`~loop.bench.tuned_report` its results (study-best runs, winners, costs);
 :mod:`~loop.bench.tables` targets, time-to-target, paired speedups and their
 bootstrap intervals, and the compact terminal table; :mod:`~loop.bench.plots`
 the learning-curve figures; :mod:`~loop.bench.thresholds` (speedup across

@@ -430,16 +430,16 @@ def main(argv=None):
     except SystemExit as exit_:  # parser.error has printed the usage and the message
         return exit_.code
     if command == "report":
-        from loop.bench import tables, tuning
+        from loop.bench import tables, tuned_report, tuning
 
         if tuning.load_trials(plan.out):  # a tuned results directory
-            tuning.report(plan.out, n_boot=args.bootstrap, plots=not args.no_plots)
+            tuned_report.report(plan.out, n_boot=args.bootstrap, plots=not args.no_plots)
         if tables.load_runs(plan.out):
             report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
                    full_table=args.full_table)
         return 0
 
-    from loop.bench import auto_seeds, runner, tuning
+    from loop.bench import auto_seeds, runner, tuned_report, tuning
 
     out = plan.out
     if plan.trials:
@@ -450,7 +450,7 @@ def main(argv=None):
                                    retry_failed=args.retry_failed, precision=plan.precision)
         print(f"loop.bench: ran {summary['ran']} trials ({summary['pruned']} pruned), skipped {summary['skipped']} "
               f"already stored, {summary['failed']} failed", file=sys.stderr)
-        tuning.report(out, n_boot=args.bootstrap, plots=not args.no_plots)
+        tuned_report.report(out, n_boot=args.bootstrap, plots=not args.no_plots)
         for dataset, message in summary["unloadable"]:
             print(f"python -m loop.bench: could not load {dataset}: {message}", file=sys.stderr)
         return 1 if summary["unloadable"] else 0

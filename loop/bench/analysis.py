@@ -18,7 +18,7 @@ FILES = ("thresholds.csv", "threshold_trends.csv", "profiles.csv", "profile_cost
 
 def write_analysis(records, out_dir, targets=None, *, baseline=tables.BASELINE, levels=None,
                    count=thresholds_lib.DEFAULT_COUNT, taus=profiles_lib.TAUS, tau_max=profiles_lib.TAU_MAX,
-                   unrun="miss", n_boot=10_000, plots=True):
+                   unrun="miss", n_boot=10_000, plots=True, unit="seeds"):
     """Writes the threshold and profile tables (CSV and one Markdown file) and their figures under ``out_dir``.
 
     Files: ``thresholds.csv`` (:func:`loop.bench.thresholds.speedup_by_threshold`), ``threshold_trends.csv``
@@ -36,6 +36,8 @@ def write_analysis(records, out_dir, targets=None, *, baseline=tables.BASELINE, 
         taus, tau_max, unrun: the profiles (:func:`loop.bench.profiles.profile_table`).
         n_boot: bootstrap resamples per interval.
         plots: also draw the PNGs.
+        unit: what one paired value is, for the text and titles: ``"seeds"``, or ``"studies"`` when
+            ``records`` are tuned winners (one per study).
 
     Returns:
         ``{"thresholds", "trends", "backprop_trends", "profile_time", "profile_backprop", "costs_time",
@@ -82,8 +84,8 @@ def write_analysis(records, out_dir, targets=None, *, baseline=tables.BASELINE, 
     text += ["### Trend (backpropagated samples)", ""]
     text += [f"- {line}" for line in (backprop_trend["summary"] if not backprop_trend.empty else [])] + [""]
     text += ["## Performance profiles", "",
-             f"Cost per selector and workload: median over seeds (a miss is infinite; infinite when half or more "
-             f"of the seeds missed); selectors without runs on a workload: {unrun}. Score: area under the profile "
+             f"Cost per selector and workload: median over {unit} (a miss is infinite; infinite when half or more "
+             f"of the {unit} missed); selectors without runs on a workload: {unrun}. Score: area under the profile "
              f"from 1 to {tau_max:g}, divided by {tau_max - 1:g}.", ""]
     for measure in profiles_lib.MEASURES:
         table = found[f"profile_{measure}"]
@@ -96,7 +98,7 @@ def write_analysis(records, out_dir, targets=None, *, baseline=tables.BASELINE, 
             for column, name in (("speedup", "speedup_by_threshold.png"),
                                  ("backprop_speedup", "backprop_by_threshold.png")):
                 thresholds_lib.plot_speedup_by_threshold(by_threshold, os.path.join(out_dir, name),
-                                                         baseline=baseline, column=column)
+                                                         baseline=baseline, column=column, unit=unit)
         if ratio_frames:
             profiles_lib.plot_profiles(ratio_frames, os.path.join(out_dir, "profiles.png"), tau_max=tau_max)
     return found

@@ -85,18 +85,23 @@ def not_applicable(records):
     return found
 
 
-def bootstrap_ci(values, statistic=np.median, *, level=0.95, n_boot=10_000, seed=0):
+def bootstrap_ci(values, statistic=np.median, *, level=0.95, n_boot=10_000, seed=0, min_values=2):
     """A percentile bootstrap confidence interval of ``statistic(values)``.
 
     Resamples ``values`` with replacement ``n_boot`` times with a seeded NumPy
     generator.  Values may be ``inf``; the bounds are order statistics of the
     resampled statistics (no interpolation), so infinities stay meaningful.
 
+    A single value has no spread to resample: its "interval" would be the
+    value itself, and :func:`verdict` would call one paired seed a win or a
+    loss.  Below ``min_values`` values there is therefore no interval.
+
     Returns:
-        ``(low, high)``; ``(nan, nan)`` for no values.
+        ``(low, high)``; ``(nan, nan)`` for fewer than ``min_values`` values
+        (so the verdict is "n/a").
     """
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
+    if values.size == 0 or values.size < min_values:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     samples = values[rng.integers(0, values.size, size=(n_boot, values.size))]

@@ -296,7 +296,8 @@ def display(table):
     return shown
 
 
-def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, column="speedup", columns=3, dpi=80):
+def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, column="speedup", columns=3, dpi=80,
+                              unit="seeds"):
     """One panel per dataset: the paired speedup against the threshold, with its 95% bootstrap interval.
 
     The y axis is logarithmic with a solid line at 1 (the baseline, named in the legend).  Speedups of 0 (the
@@ -312,6 +313,7 @@ def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, col
         column: ``"speedup"`` (wall-clock) or ``"backprop_speedup"`` (backpropagated samples).
         columns: panels per row.
         dpi: resolution of the PNG.
+        unit: what one paired value is, for the titles: ``"seeds"``, or ``"studies"`` for tuned winners.
 
     Returns:
         The ``matplotlib`` figure (closed after writing when ``path`` is given).
@@ -369,7 +371,7 @@ def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, col
         if mode == "min":
             ax.invert_xaxis()
         seeds = int(part["seeds"].max())
-        ax.set_title(f"{dataset} (up to {seeds} seeds)", fontsize=10)
+        ax.set_title(f"{dataset} (up to {seeds} {unit})", fontsize=10)
         ax.set_xlabel(f"threshold: {metric} {'>=' if mode == 'max' else '<='} x (target on the right)")
         ax.set_ylabel(("speedup" if column == "speedup" else "backprop saving") + f" vs {baseline}")
         ax.grid(alpha=0.3, which="both")
@@ -377,7 +379,7 @@ def plot_speedup_by_threshold(table, path=None, *, baseline=tables.BASELINE, col
         ax.set_visible(False)
     plots.legend_below(fig, handles, top=0.95)
     what = "wall-clock speedup" if column == "speedup" else "backpropagated-samples saving"
-    fig.suptitle(f"paired {what} by threshold, median over seeds, bars = 95% bootstrap interval; "
+    fig.suptitle(f"paired {what} by threshold, median over {unit}, bars = 95% bootstrap interval; "
                  "triangles: 0 or inf at the edge", fontsize=10)
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

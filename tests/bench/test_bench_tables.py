@@ -195,6 +195,19 @@ def test_a_row_without_pairs_has_no_verdict():
     assert table.loc["Other()", "verdict"] == "n/a" and table.loc["Other()", "backprop_verdict"] == "n/a"
 
 
+def test_one_paired_seed_is_no_verdict():
+    """One pair has no spread: its 'interval' would be the value itself, and a 3x ratio would read as a win."""
+    assert all(math.isnan(v) for v in tables.bootstrap_ci([3.0]))
+    assert tables.bootstrap_ci([3.0], min_values=1) == (3.0, 3.0)
+    records = [_counted("Shuffle()", 0, [0.5, 0.7, 0.9], 100, 100), _counted("Fast()", 0, [0.9, 0.9, 0.9], 200, 50)]
+    table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
+    assert table.loc["Fast()", "speedup"] == 3.0  # the point estimate stays
+    assert table.loc["Fast()", "verdict"] == "n/a" and table.loc["Fast()", "backprop_verdict"] == "n/a"
+    records += [_counted("Shuffle()", 1, [0.5, 0.7, 0.9], 100, 100), _counted("Fast()", 1, [0.9, 0.9, 0.9], 200, 50)]
+    table = tables.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
+    assert table.loc["Fast()", "verdict"] == "win"
+
+
 def test_full_tables_prints_one_table_per_dataset_in_the_suites_order(tmp_path, capsys):
     import importlib.util
     import os

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from loop.bench import runner, tables, tuning
+from loop.bench import runner, tables, tuned_report, tuning
 from loop.bench.suites import SUITES, Budget
 from loop.selectors import Shuffle
 
@@ -118,7 +118,7 @@ def test_tuning_stores_trials_resumes_and_feeds_the_tables(tmp_path, workload):
     assert again["ran"] == 1 and again["skipped"] == 7
     assert all(os.stat(f).st_mtime_ns == before[f] for f in files[1:])
     # Study-best records are run records: the tables pair them by study and measure speedups over tuned Shuffle.
-    trials, bests = tuning.load_trials(out), tuning.study_bests(out)
+    trials, bests = tuning.load_trials(out), tuned_report.study_bests(out)
     assert sorted((r["selector"], r["seed"]) for r in bests) == [("Knobbed()", 0), ("Knobbed()", 1),
                                                                  ("Shuffle()", 0), ("Shuffle()", 1)]
     for r in bests:
@@ -133,9 +133,9 @@ def test_tuning_stores_trials_resumes_and_feeds_the_tables(tmp_path, workload):
     shuffle_row = table[table["selector"] == "Shuffle()"].iloc[0]
     if shuffle_row["reached"] == 1.0:
         assert shuffle_row["speedup"] == pytest.approx(1.0)
-    won = tuning.winners(out)
+    won = tuned_report.winners(out)
     assert set(won.columns) >= {"workload", "selector", "study", "trial", "learning_rate", "schedule", "ratio"}
-    cost = tuning.costs(out)
+    cost = tuned_report.costs(out)
     assert list(cost["trials"]) == [4, 4] and (cost["tuning_s"] > 0).all()
 
 
@@ -166,11 +166,11 @@ def test_pruning_stops_a_trial_that_can_no_longer_win_and_stores_it_as_pruned(tm
     trials = {r["trial"]: r for r in tuning.load_trials(slow_out)}
     assert trials[0]["status"] == "ok" and trials[1]["status"] == runner.PRUNED
     assert trials[1]["time_limit_s"] == pytest.approx(tuning.time_to_target(trials[0], target.target))
-    cost = tuning.costs(slow_out).iloc[0]
+    cost = tuned_report.costs(slow_out).iloc[0]
     assert cost["pruned"] == 1 and cost["pruned_s"] > 0 and cost["saved_s"] > 0
     assert cost["pruned_full_s"] == pytest.approx(cost["pruned_s"] + cost["saved_s"])
     # The pruned trial never wins, and on resume nothing reruns.
-    assert tuning.study_bests(slow_out)[0]["winner"] == 0
+    assert tuned_report.study_bests(slow_out)[0]["winner"] == 0
     assert tuning.run_tuned([target], [spec], 1, slow_out, 2, progress=False)["skipped"] == 2
 
 
@@ -187,7 +187,7 @@ def test_a_study_without_a_hit_scores_as_a_miss(tmp_path, workload):
     out = str(tmp_path / "out")
     never = dataclasses.replace(workload, epochs=1, target={"val_accuracy": 0.9999})
     tuning.run_tuned([never], ["shuffle"], 1, out, 2, progress=False)
-    bests = tuning.study_bests(out)
+    bests = tuned_report.study_bests(out)
     assert len(bests) == 1 and bests[0]["trials"] == 2
     table = tables.summarize(bests, n_boot=100)
     assert table["reached"].iloc[0] == 0.0 and math.isinf(table["time_to_target_s"].iloc[0])
