@@ -56,6 +56,10 @@ def sentence(workload, raw, baseline="Shuffle()"):
         text += "; fewer backpropagated samples: " + ", ".join(
             f"{_label(r['selector'])} {r['backprop_speedup']:.2f}×{_interval(r, 'backprop_speedup')}"
             for _, r in saving.sort_values("backprop_speedup", ascending=False).iterrows())
+    fewest = int(raw["seeds"].min())
+    if fewest < 3:
+        return text + (f" (provisional: {fewest} to {studies} studies per selector; an interval from two "
+                       "studies spans their two ratios, and one study gives none).")
     return text + f" ({studies} studies)."
 
 
