@@ -101,7 +101,7 @@ def bootstrap_ci(values, statistic=np.median, *, level=0.95, n_boot=10_000, seed
         (so the verdict is "n/a").
     """
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0 or values.size < min_values:
+    if values.size < max(min_values, 1):
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     samples = values[rng.integers(0, values.size, size=(n_boot, values.size))]
