@@ -39,10 +39,12 @@ outputs are cast to float32 (:func:`loop.objective.float32`) before the
 losses, the metrics and an in-step filter see them.
 """
 
+import contextlib
 import time
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from loop.objective import float32
 from loop.protocol import StepBatch
@@ -223,6 +225,35 @@ class TrainStep:
         self.metrics.update_state(losses, y, y_pred, self.metric_weights(indices))
 
 
+@contextlib.contextmanager
+def releasing_custom_gradients():
+    """Unregisters the gradient functions that ``tf.custom_gradient`` registers while the block traces.
+
+    In graph mode ``tf.custom_gradient`` registers each call's gradient function
+    under a fresh name (``CustomGradient-<uid>``) in TensorFlow's global gradient
+    registry, which nothing ever clears; the function's closure holds the traced
+    graph and, through it, every tensor the graph captured.  Keras' optimizers
+    all-reduce the gradients through such a wrapper even on one device
+    (``ReplicaContext.all_reduce``), so every traced train step pinned its
+    training data for the life of the process: about 156 MB per ``fit`` on
+    MNIST, which ``keras.backend.clear_session()`` did not release (TensorFlow
+    issues #27492 and #97697; keras-team/tf-keras PR #898 purges the same
+    entries in ``clear_session``).  The chunk function differentiates inside
+    its own trace, so nothing looks these gradients up once tracing ends; the
+    registrations made inside the block are dropped on the way out.  Entries
+    registered before the block, and every other gradient, are left alone.
+    Without TensorFlow's private registry the block does nothing.
+    """
+    registry = getattr(getattr(tf_ops, "gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name in [name for name in registry if name not in before and name.startswith("CustomGradient-")]:
+                del registry[name]
+
+
 class Functions:
     """The compiled chunk, score and evaluation functions of one step, built once and cached.
 
@@ -277,7 +308,8 @@ class Functions:
         if self._run_eagerly or self.trace_count:
             return
         start = time.perf_counter()
-        self.train_chunk.get_concrete_function()
+        with releasing_custom_gradients():
+            self.train_chunk.get_concrete_function()
         self.trace_time_s = time.perf_counter() - start
 
     def _score_batch(self, indices):

@@ -97,3 +97,29 @@ def test_chunk_function_traces_once_for_any_batch_sizes():
         indices = np.arange(bounds[-1], dtype=np.int32)
         functions.train_chunk(indices, np.ones(len(indices), np.float32), bounds, 0, len(sizes))
     assert functions.trace_count == 1 and step.tables.counts()["step"] == 7
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "mixed"])
+def test_a_finished_fit_releases_its_training_data(optimizer):
+    """Nothing keeps the traced step's captured data alive after the fit.
+
+    ``tf.custom_gradient`` (used by Keras' optimizers to all-reduce gradients, and
+    by the loss-scale optimizer's) registers gradient functions globally, and
+    they hold the traced graph with its captures (see
+    :func:`loop.step.releasing_custom_gradients`).
+    """
+    import gc
+    import weakref
+
+    from loop import Loop
+    from loop.selectors import Shuffle
+
+    x, y = make_data(n=64)
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()) if optimizer == "mixed" else optimizer
+    loop = Loop(make_model(hidden=0), optimizer=optimizer, loss="sparse_categorical_crossentropy", selector=Shuffle(),
+                batch_size=16, seed=0)
+    loop.fit(x, y, epochs=1, verbose=0)
+    captured = weakref.ref(loop.data.x)
+    del loop
+    gc.collect()
+    assert captured() is None
