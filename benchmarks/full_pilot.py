@@ -18,7 +18,7 @@ Usage::
     LOOP_DATA_DIR=/path/to/data python benchmarks/full_pilot.py --out results/full-pilot [--datasets mnist,...]
 
 ``--validation split`` reads a validation split held out of the training set instead of the test set
-(``loop.datasets.validation_split``, the dataset's documented size, the runner's ``Budget(validation="split")``):
+(``loop.datasets.validation_split``, the dataset's documented size, as ``Workload(validation="split")`` trains):
 the range test sweeps the remaining training rows, the targets and caps come from the split's accuracy (one
 validation sample instead of one test sample in step 3, no fixed MNIST target, and accuracies of 0.95 and more on a
 0.005 grid), and the test set is only reported (``test_*`` columns of
@@ -26,7 +26,9 @@ the stored histories).  The stored ``results/full-pilot`` was made before this o
 (``--validation test``, the default); write a split pilot to another ``--out``.
 
 Resumable: a dataset whose result file exists in ``--out`` is skipped.  Prints one line per dataset and writes
-``<out>/<dataset>.json`` with the range test's table, every pilot run's history and the chosen values.
+``<out>/<dataset>.json`` with the range test's table, every pilot run's history and the chosen values (the
+``Workload`` fields as ``workload_fields``; the pilots stored before ``loop.bench.workloads`` existed call them
+``budget_fields``, with ``workload`` for ``name``).
 """
 
 import argparse
@@ -45,11 +47,11 @@ PILOT = {
     "cifar10": (15, "simple_cnn"),
 }
 
-#: Workload variants (``loop.bench.suites.VARIANTS``): the budget fields that make each one, on its dataset's pilot
-#: cap and model.  They exist only on a validation split (``--validation split``).
+#: Workload variants (``loop.bench.suites.VARIANTS``): the ``Workload`` fields that make each one, on its dataset's
+#: pilot cap and model.  They exist only on a validation split (``--validation split``).
 VARIANTS = {
-    "mnist_noisy20": {"dataset": "mnist", "workload": "mnist_noisy20", "label_noise": 0.2},
-    "fashion_mnist_half_width": {"dataset": "fashion_mnist", "workload": "fashion_mnist_half_width",
+    "mnist_noisy20": {"dataset": "mnist", "name": "mnist_noisy20", "label_noise": 0.2},
+    "fashion_mnist_half_width": {"dataset": "fashion_mnist", "name": "fashion_mnist_half_width",
                                  "model_kwargs": {"width": 0.5}},
 }
 
@@ -95,15 +97,15 @@ def pilot(name, cap, model, seeds, data_dir, validation="test"):
 
     import loop
     from loop import history
-    from loop.bench import runner
-    from loop.bench.suites import Budget
+    from loop.bench import records, training
+    from loop.bench.workloads import Hyperparameters, Workload
     from loop.selectors import Shuffle
 
     fields = VARIANTS.get(name, {"dataset": name})
     if name in VARIANTS and validation != "split":
         raise ValueError(f"{name} is a workload variant; pilot it with --validation split")
-    budget = Budget(**fields, epochs=cap, model=model, validation=validation)
-    ds, train, test = runner.prepare_dataset(budget, data_dir)
+    workload = Workload(**fields, epochs=cap, model=model, validation=validation)
+    ds, train, test = training.prepare_dataset(workload, data_dir)
     n_val = len(ds.y_val) if validation == "split" else len(test[1])  # the rows the targets are read on
     metric = ds.target_metric
     mode = history.infer_mode(metric)
@@ -111,13 +113,14 @@ def pilot(name, cap, model, seeds, data_dir, validation="test"):
     batch = ds.batch_size
     steps = max(100, math.ceil(len(train[1]) / batch))
     start = time.perf_counter()
-    sweep = loop.lr_range_test(ds.model(model, **budget.model_kwargs), train[0], train[1], loss=ds.loss, optimizer=ds.optimizer,
-                               batch_size=batch, num_steps=steps, seed=0)
+    sweep = loop.lr_range_test(ds.model(model, **workload.model_kwargs), train[0], train[1], loss=ds.loss,
+                               optimizer=ds.optimizer, batch_size=batch, num_steps=steps, seed=0)
     lr = float(f"{sweep.conservative_lr:.0e}")
     sweep_s = time.perf_counter() - start
-    budget = Budget(**fields, epochs=cap, model=model, learning_rate=lr, validation=validation)
+    hyperparameters = Hyperparameters(learning_rate=lr)
     base = fields["dataset"]
-    runs = [runner.train_one(ds, train, test, budget, "shuffle", Shuffle, seed)
+    runs = [training.train_one(ds, train, test, workload, hyperparameters,
+                               records.new(workload, hyperparameters, selector="Shuffle()", study=seed), Shuffle)
             for seed in range(LARGE.get(base, seeds))]
     bests = []
     for run in runs:
@@ -134,15 +137,15 @@ def pilot(name, cap, model, seeds, data_dir, validation="test"):
         raise RuntimeError(f"{name}: a pilot seed never met the target {target} within {cap} epochs "
                            f"(best per seed {bests}); raise the pilot cap")
     cap_full = max(5, int(math.ceil(2 * max(needed))))
-    result = {"dataset": name, "budget_fields": fields, "validation": validation, "n_val": n_val, "n_test": len(test[1]),
-              "model": runs[0].get("model"), "metric": metric, "mode": mode,
+    result = {"dataset": name, "workload_fields": fields, "validation": validation, "n_val": n_val,
+              "n_test": len(test[1]), "model": runs[0].get("model"), "metric": metric, "mode": mode,
               "suggested_lr": sweep.suggested_lr, "conservative_lr": sweep.conservative_lr, "learning_rate": lr,
               "default_learning_rate": ds.learning_rate, "batch_size": batch, "range_test_steps": steps,
               "range_test_s": sweep_s, "range_test": sweep.frame.to_dict(orient="list"), "pilot_cap": cap,
               "best_per_seed": bests, "target": target, "epochs_needed": needed, "epoch_cap": cap_full,
               "train_s_per_run": [run["frame"][-1]["train_time_s"] for run in runs],
               "epochs_per_run": [run["frame"][-1]["epoch"] for run in runs],
-              "runs": [{"seed": run["seed"], "frame": run["frame"]} for run in runs]}
+              "runs": [{"seed": run["study"], "frame": run["frame"]} for run in runs]}
     return result
 
 
@@ -164,7 +167,7 @@ def main(argv=None):
         parser.error(f"the workload variants {', '.join(VARIANTS)} exist only on a validation split: add "
                      "--validation split")
     os.makedirs(args.out, exist_ok=True)
-    from loop.bench.runner import write_json_atomic
+    from loop.bench.store import write_json_atomic
 
     for name in names:
         path = os.path.join(args.out, f"{name}.json")

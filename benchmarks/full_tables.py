@@ -23,15 +23,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", help="a results directory with table.csv (python -m loop.bench report --out ...)")
     args = parser.parse_args(argv)
-    from loop.bench import tables
+    from loop.bench.reporting import formatting
     from loop.bench.suites import FULL
 
     path = os.path.join(args.out, "table.csv")
     if not os.path.exists(path):
         parser.error(f"{path} does not exist; run python -m loop.bench report --out {args.out} first")
     table = pd.read_csv(path)
-    shown = tables.display(table)
-    order = [b.dataset for b in FULL.budgets]
+    shown = formatting.display(table)
+    order = [entry.name for entry in FULL.entries]
     for dataset in sorted(set(shown["dataset"]), key=lambda d: order.index(d) if d in order else len(order)):
         rows = shown[shown["dataset"] == dataset]
         raw = table[table["dataset"] == dataset]
@@ -41,7 +41,7 @@ def main(argv=None):
         low, high = int(raw["seeds"].min()), int(raw["seeds"].max())
         seeds = f"{high} seeds" if low == high else f"{low}–{high} seeds per selector"
         print(f"### {dataset}: {raw['target'].iloc[0]}, {seeds}\n")
-        print(tables.to_markdown(frame.reset_index(drop=True)))
+        print(formatting.to_markdown(frame.reset_index(drop=True)))
         print()
     return 0
 

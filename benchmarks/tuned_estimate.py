@@ -27,25 +27,26 @@ STAND_IN = {"rs2": "shuffle", "random_drop": "selective_backprop"}
 
 
 def _full_times(full):
+    from loop.bench import store
+
     times = {}
-    for path in glob.glob(os.path.join(full, "runs", "*", "*", "seed_*.json")):
-        with open(path) as f:
-            run = json.load(f)
-        if run["status"] != "ok" or not run["frame"]:
+    for run in store.load(full):
+        if run["status"] != "ok" or run["frame"].empty:
             continue
-        epochs = run["frame"][-1]["epoch"]
+        epochs = run["frame"]["epoch"].iloc[-1]
+        wall = run["costs"]["wall_s"]
         times.setdefault((run["dataset"], run["selector"]), []).append(
-            (run["wall_s"], run["wall_s"] / epochs, run["wall_s"] / epochs * run["loop_epochs"]))
+            (wall, wall / epochs, wall / epochs * run["loop_epochs"]))
     return {key: tuple(statistics.median(v[i] for v in values) for i in range(3)) for key, values in times.items()}
 
 
 def _costed(dataset, spec, times, names):
     """The label whose full-suite runs cost ``spec`` on ``dataset``: its own, else its stand-in's, else None."""
-    from loop.bench import runner
+    from loop.bench.labels import selector_key
 
     for name in (spec, STAND_IN.get(spec)):
-        if name in names and (dataset, runner.selector_key(name)[0]) in times:
-            return runner.selector_key(name)[0]
+        if name in names and (dataset, selector_key(name)[0]) in times:
+            return selector_key(name)[0]
     return None
 
 
@@ -54,38 +55,40 @@ def main(argv=None):
     parser.add_argument("--full", default="results/full")
     parser.add_argument("--pilot", help="a tuned results directory whose measured cost to print")
     args = parser.parse_args(argv)
-    from loop.bench import runner
+    from loop.bench.labels import selector_key
     from loop.selectors import registered
 
     suite = SUITES["tuned"]
     times = _full_times(args.full)
-    full_caps = {b.dataset: b.epochs for b in SUITES["full"].budgets}
-    k, studies = suite.tune, suite.seeds
+    full_caps = {e.workload.dataset: e.workload.epochs for e in SUITES["full"].entries}
+    k, studies = suite.tune, suite.studies
     total_low = total_high = 0.0
     print("| workload | selector | hit s | epoch s | cap s | study low s | study high s |")
     print("|---|---|---|---|---|---|---|")
-    for budget in suite.budgets:
-        for spec in budget.selectors:
-            label = _costed(budget.dataset, spec, times, registered())
+    for entry in suite.entries:
+        workload = entry.workload
+        for spec in entry.selectors or suite.selectors:
+            label = _costed(workload.dataset, spec, times, registered())
             if label is None:
-                print(f"| {budget.name} | {spec} | no full-suite runs to cost it from |||||")
+                print(f"| {entry.name} | {spec} | no full-suite runs to cost it from |||||")
                 continue
-            hit, epoch, cap = times[(budget.dataset, label)]
-            cap *= budget.epochs / full_caps[budget.dataset]  # the tuned workload's own cap
+            hit, epoch, cap = times[(workload.dataset, label)]
+            cap *= workload.epochs / full_caps[workload.dataset]  # the tuned workload's own cap
             high = k * cap
             low = min(k * min(hit, cap) + (k - 1) * epoch, high)  # pruning never costs more than no pruning
             total_low += studies * low
             total_high += studies * high
-            own = spec in registered() and runner.selector_key(spec)[0] == label
+            own = spec in registered() and selector_key(spec)[0] == label
             shown = label if own else f"{spec} (as {label})"
-            print(f"| {budget.name} | {shown} | {hit:.1f} | {epoch:.2f} | {cap:.1f} | {low:.0f} | {high:.0f} |")
+            print(f"| {entry.name} | {shown} | {hit:.1f} | {epoch:.2f} | {cap:.1f} | {low:.0f} | {high:.0f} |")
     print(f"\ntuned suite ({k} trials x {studies} studies): {total_low / 3600:.1f} h to {total_high / 3600:.1f} h "
           "of trials at the full suite's per-run speed, plus one range test per workload")
     if args.pilot:
-        from loop.bench import tuned_report, tuning
+        from loop.bench import store
+        from loop.bench.scoring import costs
 
-        trials = tuning.load_trials(args.pilot)
-        cost = tuned_report.costs(trials)
+        trials = store.load(args.pilot)
+        cost = costs(trials)
         ranges = glob.glob(os.path.join(args.pilot, "lr_range", "*.json"))
         range_s = sum(json.load(open(p))["wall_s"] for p in ranges)
         print(f"\nmeasured in {args.pilot}: {len(trials)} trials, {cost['tuning_s'].sum():.0f} s of trials "
@@ -94,14 +97,14 @@ def main(argv=None):
         print(cost.round(1).to_string(index=False))
         for workload in sorted(set(cost["workload"])):
             low = high = 0.0
-            budget = next(b for b in suite.budgets if b.name == workload)
-            for spec in budget.selectors:
+            entry = next(e for e in suite.entries if e.name == workload)
+            for spec in entry.selectors or suite.selectors:
                 if spec not in registered():
                     continue
-                label = _costed(budget.dataset, spec, times, registered())
+                label = _costed(entry.workload.dataset, spec, times, registered())
                 if label is not None:
-                    hit, epoch, cap = times[(budget.dataset, label)]
-                    cap *= budget.epochs / full_caps[budget.dataset]
+                    hit, epoch, cap = times[(entry.workload.dataset, label)]
+                    cap *= entry.workload.epochs / full_caps[entry.workload.dataset]
                     low += studies * (k * hit + (k - 1) * epoch)
                     high += studies * k * cap
             print(f"{workload}: model {low:.0f} s to {high:.0f} s for the registered selectors; measured "

@@ -1,6 +1,6 @@
 """The tuned suite's table and per-workload verdicts for docs/results.md, from the stored report.
 
-    python -m loop.bench report --out results/tuned --bootstrap 2000   # writes results/tuned/tuned_table.csv
+    python -m loop.bench report --out results/tuned --bootstrap 2000   # writes results/tuned/table.csv
     python benchmarks/tuned_tables.py results/tuned > /tmp/tuned_tables.md
 
 Prints one Markdown table over the workloads, in the ``tuned`` suite's order: per selector the studies whose best
@@ -8,7 +8,8 @@ trial reached the validation target, the median time to it, the paired wall-cloc
 the backpropagated-samples saving with their 95% bootstrap intervals and verdicts, and the test accuracy at the
 evaluation that met the validation target.  Shuffle comes first, then the selectors by speedup.  After the table,
 one sentence per workload says whether any method beats tuned Shuffle, in wall-clock time and in backpropagated
-samples.  The complete table (every column) is ``results/tuned/tuned.md``.
+samples.  The complete table (every column, with the tuning costs and the winning hyper-parameters) is
+``results/tuned/table.md``.
 """
 
 import argparse
@@ -65,32 +66,33 @@ def sentence(workload, raw, baseline):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", help="a tuned results directory with tuned_table.csv "
+    parser.add_argument("out", help="a tuned results directory with table.csv "
                                     "(python -m loop.bench report --out ...)")
     args = parser.parse_args(argv)
-    from loop.bench import tables
+    from loop.bench.reporting import formatting
+    from loop.bench.scoring import BASELINE
     from loop.bench.suites import TUNED
 
-    path = os.path.join(args.out, "tuned_table.csv")
+    path = os.path.join(args.out, "table.csv")
     if not os.path.exists(path):
         parser.error(f"{path} does not exist; run python -m loop.bench report --out {args.out} first")
     table = pd.read_csv(path)
     if table.empty:
         parser.error(f"{path} has no rows: {args.out} holds no tuned trial yet")
-    order = [b.name for b in TUNED.budgets]
+    order = [entry.name for entry in TUNED.entries]
     workloads = sorted(set(table["dataset"]), key=lambda w: order.index(w) if w in order else len(order))
     frames, sentences = [], []
     for workload in workloads:
         raw = table[table["dataset"] == workload]
-        raw = pd.concat([raw[raw["selector"] == tables.BASELINE],
-                         raw[raw["selector"] != tables.BASELINE].sort_values("speedup", ascending=False)])
-        shown = tables.display(raw)[COLUMNS].copy()
+        raw = pd.concat([raw[raw["selector"] == BASELINE],
+                         raw[raw["selector"] != BASELINE].sort_values("speedup", ascending=False)])
+        shown = formatting.display(raw)[COLUMNS].copy()
         shown["selector"] = [_label(s) for s in shown["selector"]]
         shown.insert(0, "workload (target)", "")
         shown.iloc[0, 0] = f"{workload} ({raw['target'].iloc[0].replace('val_accuracy >= ', 'val ')})"
         frames.append(shown)
-        sentences.append(sentence(workload, raw, tables.BASELINE))
-    print(tables.to_markdown(pd.concat(frames).reset_index(drop=True)))
+        sentences.append(sentence(workload, raw, BASELINE))
+    print(formatting.to_markdown(pd.concat(frames).reset_index(drop=True)))
     print()
     print("\n".join(sentences))
     return 0

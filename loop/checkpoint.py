@@ -15,9 +15,10 @@ and becomes the latest as a whole, or not at all):
   the restored step count plus one, past every step that seeded the older
   code's draws, so no draw of the checkpointed run is repeated.
 * Python state, as one ``tf.train.experimental.PythonState`` blob (an in-memory
-  ``.npz`` of arrays plus JSON): the run's identity (selector, seed, batch
-  size, number of samples, the model's dtype policy and whether the loss is
-  scaled, and a digest of ``fit``'s sample weights), where the loop is (epoch and batch), the history rows, the timing
+  ``.npz`` of arrays plus JSON, packed by :mod:`loop.python_state`): the run's
+  identity (selector, seed, batch size, number of samples, the model's dtype
+  policy and whether the loss is scaled, and a digest of ``fit``'s sample
+  weights), where the loop is (epoch and batch), the history rows, the timing
   counters, the last logs, the selector's ``get_state()`` and, for a
   checkpoint taken mid-epoch, the epoch's plan.
 
@@ -53,7 +54,7 @@ skipped.
 """
 
 import glob
-import io
+import hashlib
 import json
 import os
 import re
@@ -64,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from loop.protocol import describe
+from loop.python_state import PythonBlob, pack, selector_state, unpack
 
 #: Keys of a checkpoint's identity; a resumed fit must match all of them.
 IDENTITY = ("selector", "seed", "batch_size", "num_samples", "loss", "replicas", "precision", "loss_scale",
@@ -87,6 +89,26 @@ def precision(model, optimizer):
 
     policy = getattr(getattr(model, "dtype_policy", None), "name", None) or "float32"
     return {"precision": str(policy), "loss_scale": isinstance(optimizer, keras.optimizers.LossScaleOptimizer)}
+
+
+def run_identity(*, selector, seed, batch_size, num_samples, loss, strategy, sample_weight):
+    """The values of :data:`IDENTITY` that a fit's arguments fix (the rest is :func:`precision`'s).
+
+    Args:
+        selector: the selector's name (``loop.protocol.describe``).
+        seed, batch_size, num_samples, loss: the loop's seed and batch size, the number of training samples and the
+            loss's name.
+        strategy: the ``tf.distribute`` strategy, or None (one replica).
+        sample_weight: the fit's per-sample weights, or None; a resumed fit must weight its samples alike, so a
+            digest of them is kept.
+
+    Returns:
+        ``{key: value}`` for those keys, to pass as ``Checkpointer(identity=...)``.
+    """
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    weights = None if sample_weight is None else hashlib.sha256(sample_weight.tobytes()).hexdigest()[:16]
+    return {"selector": selector, "seed": seed, "batch_size": batch_size, "num_samples": int(num_samples),
+            "loss": loss, "replicas": replicas, "sample_weight": weights}
 
 
 class Resume:
@@ -113,105 +135,6 @@ class Resume:
         self.logs = blob["logs"]
         self.last_val = blob["last_val"]
         self.stopped = bool(blob["stopped"])
-
-
-def pack(values):
-    """Serializes a dict of arrays, JSON values and nested dicts of them to bytes (an ``.npz`` with a JSON entry).
-
-    Raises:
-        TypeError: a value is neither an array, a NumPy scalar, a dict nor JSON-serializable, naming its key.
-    """
-    arrays, plain, kinds = {}, {}, {}
-    _flatten(values, (), arrays, plain, kinds)
-    buffer = io.BytesIO()
-    np.savez(buffer, __json__=np.frombuffer(json.dumps({"plain": plain, "kinds": kinds}).encode(), np.uint8),
-             **arrays)
-    return buffer.getvalue()
-
-
-def _flatten(values, path, arrays, plain, kinds):
-    """Walks nested dicts; arrays go to ``arrays`` under a numbered key, the rest to ``plain``, by JSON path."""
-    for key, value in values.items():
-        if not isinstance(key, str):
-            raise TypeError(f"state key {key!r} under {list(path)} is not a string; checkpoints need string keys")
-        where = json.dumps([*path, key])
-        if isinstance(value, dict) and value and not _is_json(value):
-            kinds[where] = "dict"
-            _flatten(value, (*path, key), arrays, plain, kinds)
-            continue
-        if not isinstance(value, (np.ndarray, np.generic)) and _is_json(value):
-            plain[where] = value
-            continue
-        if isinstance(value, np.generic):
-            array, kind = np.asarray(value), "scalar"
-        else:
-            try:
-                array, kind = np.asarray(value), "array"
-            except Exception:
-                array = None
-            if array is None or array.dtype == object:
-                raise TypeError(f"state[{'/'.join([*path, key])!r}] = {type(value).__name__} cannot be "
-                                "checkpointed; use arrays, numbers, strings, lists or dicts of them") from None
-        slot = f"a{len(arrays)}"
-        arrays[slot] = array
-        kinds[where] = [kind, slot]
-
-
-def _is_json(value):
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def unpack(data):
-    """Inverts :func:`pack`."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        meta = json.loads(npz["__json__"].tobytes().decode())
-        entries = dict(meta["plain"])
-        for where, kind in meta["kinds"].items():
-            if kind != "dict":
-                entries[where] = npz[kind[1]][()] if kind[0] == "scalar" else npz[kind[1]]
-            else:
-                entries[where] = None  # made a dict below
-    out = {}
-    for where in sorted(entries, key=lambda w: len(json.loads(w))):  # parents before their children
-        *parents, key = json.loads(where)
-        node = out
-        for parent in parents:
-            node = node[parent]
-        node[key] = {} if meta["kinds"].get(where) == "dict" else entries[where]
-    return out
-
-
-class _PythonBlob(tf.train.experimental.PythonState):
-    """The Python half of a checkpoint: one bytes value, set before saving and read after restoring."""
-
-    def __init__(self):
-        self.value = b""
-
-    def serialize(self):
-        return self.value
-
-    def deserialize(self, string_value):
-        self.value = bytes(string_value)
-
-
-def _selector_state(selector):
-    get_state = getattr(selector, "get_state", None)
-    if get_state is None:
-        return None
-    state = get_state()
-    if not isinstance(state, dict):
-        raise TypeError(f"selector {describe(selector)}: get_state() returned {type(state).__name__}; "
-                        "return a dict of arrays and numbers")
-    return _to_numpy(state)
-
-
-def _to_numpy(state):
-    return {k: _to_numpy(v) if isinstance(v, dict) else (v.numpy() if hasattr(v, "numpy") else v)
-            for k, v in state.items()}
 
 
 def _worker_directory(directory, strategy):
@@ -276,7 +199,7 @@ class Checkpointer:
         self._selector = selector
         self._tables = tables
         self._identity = {**precision(model, optimizer), **identity}
-        self._blob = _PythonBlob()
+        self._blob = PythonBlob()
         self._parts = {"model_variables": list(model.variables), "optimizer": optimizer,
                        "metric_variables": [v for m in metrics for v in m.variables], "tables": tables,
                        "python": self._blob}
@@ -392,12 +315,12 @@ class Checkpointer:
             self._tables.candidates.assign(self._tables.steps.read_value() + 1)
         state = blob.get("selector_state")
         if state is not None:
-            selector_state = unpack(state)
+            saved_state = unpack(state)
             selector = self._selector()
             if not hasattr(selector, "set_state"):
                 raise _DifferentRun(f"checkpoint {path} holds selector state but {describe(selector)} "
                                     "has no set_state()")
-            selector.set_state(selector_state)
+            selector.set_state(saved_state)
         plan = None
         if "plan_indices" in blob:
             plan = (blob["plan_indices"], blob["plan_weights"], blob["plan_bounds"])
@@ -414,7 +337,7 @@ class Checkpointer:
                 "progress": json.dumps({"epoch": int(epoch), "batch": int(batch), "rows": rows, "timer": timer,
                                         "logs": logs, "last_val": last_val, "stopped": bool(stopped),
                                         "start_step": None if start_step is None else int(start_step)})}
-        state = _selector_state(self._selector())
+        state = selector_state(self._selector())
         if state is not None:
             blob["selector_state"] = np.frombuffer(pack(state), np.uint8)
         if plan is not None:

@@ -22,16 +22,17 @@ talk only to the :class:`TrainingData` interface, which owns:
   :meth:`TrainingData.score_rows`, those the scoring pass gathers;
 * :meth:`TrainingData.score`, fresh losses of training rows in batches;
 * :meth:`TrainingData.feeder`, what the driver calls to have each chunk's rows
-  ready (a no-op on the device, a :class:`loop.streaming.Feeder` when streamed);
+  ready (a no-op on the device, a :class:`loop.staging.Feeder` when streamed);
 * :meth:`TrainingData.evaluation_data`: evaluation data checked against the
   training data (structure, per-sample shapes, labels) as an
   :class:`EvaluationData` (with its own optional sample weights), whose
   :meth:`EvaluationData.batches` are the same for validation data,
   ``Loop.evaluate`` and extra evaluations.
 
-Reading by index, the ``tf.data`` pipeline, the staging buffer and the feeder
-machinery stay in :mod:`loop.streaming`; this module composes them.  The checks
-themselves are :mod:`loop.validation`'s.
+Reading by index stays in :mod:`loop.streaming`; the ``tf.data`` pipeline, the
+staging buffer and the feeder machinery in :mod:`loop.staging` (whose names
+:mod:`loop.streaming` re-exports, and this module reads from there); this
+module composes them.  The checks themselves are :mod:`loop.validation`'s.
 """
 
 import copy
@@ -315,7 +316,7 @@ class StreamedData(TrainingData):
 
     The labels stay on the device for every sample; the inputs of the rows a
     chunk trains are staged by the feeder (:meth:`feeder`) in one
-    :class:`loop.streaming.StagedData`, and the rows :meth:`score` scores in
+    :class:`loop.staging.StagedData`, and the rows :meth:`score` scores in
     another, so scoring mid-epoch leaves the training buffer alone.  Both
     stay within ``staging_bytes`` with their read-ahead.
 

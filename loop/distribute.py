@@ -265,7 +265,7 @@ def _agree_on_finite(gradients):
 def worker_slice(strategy):
     """``(first_replica, local_replicas, replicas)`` of this worker under a multi-worker strategy, else None.
 
-    The streaming path (:class:`loop.streaming.Feeder`) reads on each worker only
+    The streaming path (:class:`loop.staging.Feeder`) reads on each worker only
     the rows of its own replicas' slices of every global mini-batch.  The
     worker's replica ids come from the strategy itself (one ``strategy.run``,
     no collective); they are consecutive.

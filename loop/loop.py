@@ -7,22 +7,20 @@ functions built for it (:meth:`Loop.make_functions`, cached until the data or
 the selector changes), and wires the parts:
 
 * :mod:`loop.protocol`: the selector protocol (``State``, plans, hooks);
-* :mod:`loop.validation`: every check of user input before training;
+* :mod:`loop.validation`: every check of user input before training (this
+  class's and ``fit``'s arguments too);
 * :mod:`loop.data`: the training data, resident or streamed, behind one
   interface (chosen once, in :func:`loop.data.training_data`), and the
   evaluation data checked against it;
-* :mod:`loop.objective`: per-sample losses, metrics and the task;
+* :mod:`loop.objective`: per-sample losses, metrics and the task (the
+  model's ``compile`` as their defaults);
 * :mod:`loop.tables`: the per-sample loss table and counters on the device;
 * :mod:`loop.step`: the train step and the compiled functions;
 * :mod:`loop.distribute`: the step under a ``tf.distribute`` strategy;
 * :mod:`loop.driver`: the eager epoch loop, timing and callbacks;
-* :mod:`loop.checkpoint`: checkpoints and resume;
+* :mod:`loop.checkpoint`: checkpoints, resume and a run's identity;
 * :mod:`loop.history`: the history and time-to-target arithmetic.
 """
-
-import hashlib
-import inspect
-import warnings
 
 import keras
 import numpy as np
@@ -40,23 +38,6 @@ from loop.protocol import State, check_indices, describe, in_step_filter
 from loop.selectors import Shuffle, from_string
 from loop.step import Functions, TrainStep
 from loop.tables import Tables
-
-
-def _instantiate(cls):
-    """``cls()`` for a selector class passed where an instance belongs, or a ``ValueError`` naming what it needs."""
-    try:
-        required = [p.name for p in inspect.signature(cls).parameters.values()
-                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    except (TypeError, ValueError):  # no signature to read (a builtin): try it as it is
-        required = []
-    if required:
-        raise ValueError(f"selector {cls.__name__} is a class whose constructor needs {', '.join(required)}; pass an "
-                         f"instance, e.g. selector={cls.__name__}({', '.join(f'{r}=...' for r in required)})")
-    instance = cls()
-    if not callable(instance):
-        raise ValueError(f"selector {cls.__name__} is a class whose instances are not callable; pass a function "
-                         "state -> plan, a loop.selectors object such as Shuffle(), or a name such as 'shuffle'")
-    return instance
 
 
 class Loop:
@@ -120,28 +101,16 @@ class Loop:
         self.batch_size = validation.positive_int("batch_size", batch_size)
         self.steps_per_execution = validation.positive_int("steps_per_execution", steps_per_execution)
         self.eval_batch_size = validation.positive_int("eval_batch_size", eval_batch_size)
-        if resident_limit_bytes is not None and (isinstance(resident_limit_bytes, bool) or not isinstance(
-                resident_limit_bytes, (int, np.integer)) or resident_limit_bytes < 0):
-            raise ValueError(f"resident_limit_bytes must be a non-negative integer (0: always stream) or None (never "
-                             f"stream), got {resident_limit_bytes!r}")
-        self.resident_limit_bytes = resident_limit_bytes
+        self.resident_limit_bytes = validation.resident_limit_bytes(resident_limit_bytes)
         self.staging_bytes = validation.positive_int("staging_bytes", staging_bytes)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        compiled_optimizer, compiled_loss, compiled_metrics = objective_lib.from_compiled(model)
-        if loss is None and compiled_loss is None:
-            raise ValueError("no loss: pass loss=... (e.g. 'sparse_categorical_crossentropy') or compile the model")
-        if compiled_optimizer is not None and optimizer is not None and optimizer is not compiled_optimizer:
-            warnings.warn("the model is compiled with another optimizer; the loop trains with optimizer=... and "
-                          "leaves your compile alone, so callbacks that read model.optimizer see yours",
-                          stacklevel=2)
+        seed = validation.seed(seed)
+        compiled_optimizer, self.loss, self.metric_specs = objective_lib.compiled_defaults(model, optimizer, loss,
+                                                                                           metrics)
         self.model, self.strategy = model, strategy
         with distribute_lib.scope(strategy):  # wrapped in a LossScaleOptimizer for float16, as Model.compile does
             self.optimizer = objective_lib.training_optimizer(optimizer, compiled_optimizer, model)
         distribute_lib.check(strategy, model, self.optimizer)
-        self.loss = compiled_loss if loss is None else loss
         self.loss_name, self.loss_fn = objective_lib.per_sample_loss(self.loss)
-        self.metric_specs = list(compiled_metrics or []) if metrics is None else list(metrics)
         self.metric_names = [objective_lib.metric_name(m) for m in self.metric_specs]
         self.seed, self.jit_compile = int(seed), bool(jit_compile)
         self.run_eagerly, self.deterministic = bool(run_eagerly), bool(deterministic)
@@ -159,13 +128,9 @@ class Loop:
 
     @selector.setter
     def selector(self, selector):
-        if isinstance(selector, type):
-            selector = _instantiate(selector)
+        selector = validation.selector(selector)  # a class instantiated; else None, a name or a callable
         if selector is None or isinstance(selector, str):
             selector = Shuffle() if selector is None else from_string(selector)
-        elif not callable(selector):
-            raise ValueError(f"selector {selector!r} is not callable; pass a function state -> plan, "
-                             "a loop.selectors object such as Shuffle(), or a name such as 'shuffle'")
         elif callable(getattr(selector, "clone", None)):
             selector = selector.clone()
         self._keep, self._filter_mode = in_step_filter(selector)
@@ -248,16 +213,9 @@ class Loop:
         """Builds the optimizer and metrics (once) and the data-sized tables and compiled functions."""
         head = data.head()
         y_pred = self.model(head, training=False)
-        if self.train_metrics is None:
-            if not self.model.compiled:  # lets Keras callbacks find the optimizer, loss and metric directions
-                self.model.compile(optimizer=self.optimizer, loss=self.loss, metrics=self.metric_specs or None,
-                                   jit_compile=False)
-            self.model.compute_metrics(head, data.y[:1], y_pred)  # builds the compiled metrics (directions)
-            self.model.reset_metrics()
-            self.optimizer.build(self.model.trainable_variables)
-            shapes = (data.y.shape, y_pred.shape)
-            self.train_metrics = objective_lib.MetricSet(self.metric_specs, *shapes)
-            self.val_metrics = objective_lib.MetricSet(self.metric_specs, *shapes)
+        if self.train_metrics is None:  # once: the model's compile (for Keras callbacks), metrics and optimizer
+            self.train_metrics, self.val_metrics = objective_lib.build_objective(
+                self.model, self.optimizer, self.loss, self.metric_specs, head, data.y, y_pred)
         positions = getattr(self.selector, "on_batch_end", None) is not None
         self.tables = (Tables(data.num_samples, positions=positions) if self.tables is None
                        else self.tables.with_samples(data.num_samples, positions=positions))
@@ -395,8 +353,10 @@ class Loop:
             ValueError: bad data, plan, target or argument, naming the value.
             FloatingPointError: a loss became NaN or Inf, naming the epoch and step.
         """
-        settings, extra = self._options(epochs, validation_data, target, stop_at_target, eval_every, verbose,
-                                        extra_evaluations)
+        settings, extra = validation.fit_options(
+            epochs=epochs, eval_every=eval_every, verbose=verbose, target=target, stop_at_target=stop_at_target,
+            extra=extra_evaluations, metric_names=self.metric_names, validated=validation_data is not None,
+            loss_name=self.loss_name, selector=self.selector, filter_mode=self._filter_mode)
         self._use_data(x, y, sample_weight, class_weight)
         data = self.data
         validation_set = None if validation_data is None else data.evaluation_set(validation_data, "validation_data")
@@ -413,7 +373,10 @@ class Loop:
             checkpointer = checkpoint_lib.Checkpointer(
                 checkpoint_dir, model=self.model, optimizer=self.optimizer, tables=self.tables,
                 metrics=self.train_metrics.objects + self.val_metrics.objects, selector=lambda: self.selector,
-                identity=self._identity(), strategy=self.strategy)
+                identity=checkpoint_lib.run_identity(
+                    selector=describe(self.selector), seed=self.seed, batch_size=self.batch_size,
+                    num_samples=data.num_samples, loss=self.loss_name, strategy=self.strategy,
+                    sample_weight=data.sample_weight), strategy=self.strategy)
             resume = checkpointer.restore()
         state = self.make_state(0, epochs, {})
         timer = Timer(resume.timer if resume else None)
@@ -453,24 +416,3 @@ class Loop:
         callbacks.on_train_begin()
         callbacks.on_train_end({})
         return self.history
-
-    def _options(self, epochs, validation_data, target, stop_at_target, eval_every, verbose, extra_evaluations):
-        """Checks ``fit``'s options (no data is read yet): the :class:`FitOptions` fields and the extra evaluations."""
-        tracked = ["loss"] + self.metric_names
-        tracked += ["val_" + t for t in tracked] if validation_data is not None else []
-        if eval_every is not None and self._filter_mode == "accumulate":
-            raise ValueError(f"eval_every={eval_every!r} counts optimizer steps, which the accumulating filter of "
-                             f"{describe(self.selector)} decouples from the plan's batches; leave eval_every=None "
-                             "to evaluate once per epoch")
-        settings = validation.fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
-                                           stop_at_target=stop_at_target, tracked=tracked, loss_name=self.loss_name)
-        return settings, validation.extra_evaluations(extra_evaluations)
-
-    def _identity(self):
-        replicas = 1 if self.strategy is None else self.strategy.num_replicas_in_sync
-        weights = None
-        if self.data.sample_weight is not None:  # a resumed fit must weight its samples alike
-            weights = hashlib.sha256(self.data.sample_weight.tobytes()).hexdigest()[:16]
-        return {"selector": describe(self.selector), "seed": self.seed, "batch_size": self.batch_size,
-                "num_samples": int(self.data.num_samples), "loss": self.loss_name, "replicas": replicas,
-                "sample_weight": weights}

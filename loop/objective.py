@@ -3,7 +3,9 @@
 Who owns what: this module turns the ``loss`` and ``metrics`` arguments of
 ``Loop`` (Keras names, objects or functions, or the model's own ``compile``)
 into a per-sample loss function, metric objects and the task
-("classification" or "regression").  It uses only public Keras API: a
+("classification" or "regression"), and builds them once
+(:func:`build_objective`: the model's ``compile`` when it has none, its
+metrics, the optimizer's variables).  It uses only public Keras API: a
 ``keras.losses.Loss`` is called through ``Loss.__call__`` with
 ``reduction=None``, and ``"accuracy"`` is resolved from the shapes of the
 targets and the model's outputs, as ``Model.compile`` does.
@@ -18,6 +20,7 @@ outputs first.  :func:`training_optimizer` wraps the optimizer in a
 """
 
 import copy
+import warnings
 
 import keras
 import numpy as np
@@ -131,6 +134,32 @@ def from_compiled(model):
     config = model.get_compile_config() or {}
     metrics = [m if isinstance(m, str) else keras.metrics.get(m) for m in (config.get("metrics") or [])]
     return model.optimizer, model.loss, metrics
+
+
+def compiled_defaults(model, optimizer, loss, metrics):
+    """``Loop``'s ``loss`` and ``metrics``, the model's own ``compile`` giving those left None, and its optimizer.
+
+    The loop never changes the user's ``compile``: an ``optimizer`` other than
+    the compiled one trains, with a warning (callbacks that read
+    ``model.optimizer`` see the compiled one).
+
+    Returns:
+        ``(compiled_optimizer, loss, metric_specs)``: the model's compiled
+        optimizer or None (:func:`training_optimizer` chooses), the loss and
+        the list of metric specs.
+
+    Raises:
+        ValueError: no ``loss`` and an uncompiled model.
+    """
+    compiled_optimizer, compiled_loss, compiled_metrics = from_compiled(model)
+    if loss is None and compiled_loss is None:
+        raise ValueError("no loss: pass loss=... (e.g. 'sparse_categorical_crossentropy') or compile the model")
+    if compiled_optimizer is not None and optimizer is not None and optimizer is not compiled_optimizer:
+        warnings.warn("the model is compiled with another optimizer; the loop trains with optimizer=... and "
+                      "leaves your compile alone, so callbacks that read model.optimizer see yours",
+                      stacklevel=3)  # Loop(...)'s caller
+    metric_specs = list(compiled_metrics or []) if metrics is None else list(metrics)
+    return compiled_optimizer, compiled_loss if loss is None else loss, metric_specs
 
 
 def infer_task(loss_name, y, model):
@@ -252,3 +281,25 @@ class MetricSet:
     def result(self, prefix=""):
         """``{prefix + name: value}`` as Python floats (a host read)."""
         return {prefix + m.name: float(m.result()) for m in self.objects}
+
+
+def build_objective(model, optimizer, loss, metric_specs, x, y, y_pred):
+    """Builds, once, what the loop optimizes and measures: the model's compile, its metrics and the optimizer.
+
+    An uncompiled model is compiled with the loop's optimizer, loss and
+    metrics (``jit_compile=False``; the loop never changes a user's
+    ``compile``), so that Keras callbacks find them and the metrics'
+    directions; the model's compiled metrics are built on the rows ``x``
+    (targets ``y[:1]``, outputs ``y_pred``) and reset, and the optimizer's
+    variables are built.
+
+    Returns:
+        ``(train_metrics, val_metrics)``: two :class:`MetricSet` of ``metric_specs``.
+    """
+    if not model.compiled:  # lets Keras callbacks find the optimizer, loss and metric directions
+        model.compile(optimizer=optimizer, loss=loss, metrics=metric_specs or None, jit_compile=False)
+    model.compute_metrics(x, y[:1], y_pred)  # builds the compiled metrics (directions)
+    model.reset_metrics()
+    optimizer.build(model.trainable_variables)
+    shapes = (y.shape, y_pred.shape)
+    return MetricSet(metric_specs, *shapes), MetricSet(metric_specs, *shapes)

@@ -34,7 +34,7 @@ at most the run's step budget.  Warm-up counts inside the horizon.
 
 A method's step budget (:func:`step_budget`): the epoch cap, turned into the
 method's own loop epochs by ``selector.epochs_for_budget(E, n, b)`` when the
-selector has it (as ``loop.bench.runner`` does), then counted in the method's
+selector has it (as ``loop.bench.training`` does), then counted in the method's
 own optimizer steps by ``selector.expected_steps(epochs, n, b)`` when it has
 it, else ``epochs * ceil(n / b)``.  A selector that steps less often per epoch
 (SelectiveBackprop and RandomDrop accumulating kept samples, InfoBatch

@@ -7,12 +7,14 @@ that names the value and the fix.  Plans are checked by
 selectors themselves.
 """
 
+import inspect
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
 from loop import history as history_lib
+from loop.protocol import describe
 
 RANDOM_ACCESS_HINT = ("the loop gathers mini-batches by index, which a tf.data pipeline cannot do. Pass an (x, y) "
                       "pair of arrays, or a random-access source that streams by index: a NumPy memmap "
@@ -30,6 +32,60 @@ def positive_int(name, value, allow_none=False):
         more = " or None" if allow_none else ""
         raise ValueError(f"{name} must be a positive integer{more}, got {value!r}")
     return int(value)
+
+
+def seed(value):
+    """``Loop(seed=...)``: returns ``int(value)``, or raises ``ValueError`` unless it is a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def resident_limit_bytes(value):
+    """``Loop(resident_limit_bytes=...)``: returns ``value``, or raises ``ValueError`` unless it is >= 0 or None.
+
+    The limit is a whole number of bytes: 0 always streams, None never does.
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+        raise ValueError(f"resident_limit_bytes must be a non-negative integer (0: always stream) or None (never "
+                         f"stream), got {value!r}")
+    return value
+
+
+def selector(value):
+    """``Loop(selector=...)`` checked: a class is instantiated, and anything else but None or a name must be callable.
+
+    A selector class whose constructor needs no argument is instantiated, as
+    Keras instantiates a loss or metric class; None and a spec string are
+    returned as they are (``Loop`` makes them ``Shuffle()`` or parses them).
+
+    Raises:
+        ValueError: a class whose constructor needs arguments (naming them) or whose instances are not callable,
+            or a value that is not callable.
+    """
+    if isinstance(value, type):
+        value = _instantiate(value)
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise ValueError(f"selector {value!r} is not callable; pass a function state -> plan, "
+                         "a loop.selectors object such as Shuffle(), or a name such as 'shuffle'")
+    return value
+
+
+def _instantiate(cls):
+    """``cls()`` for a selector class passed where an instance belongs, or a ``ValueError`` naming what it needs."""
+    try:
+        required = [p.name for p in inspect.signature(cls).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):  # no signature to read (a builtin): try it as it is
+        required = []
+    if required:
+        raise ValueError(f"selector {cls.__name__} is a class whose constructor needs {', '.join(required)}; pass an "
+                         f"instance, e.g. selector={cls.__name__}({', '.join(f'{r}=...' for r in required)})")
+    instance = cls()
+    if not callable(instance):
+        raise ValueError(f"selector {cls.__name__} is a class whose instances are not callable; pass a function "
+                         "state -> plan, a loop.selectors object such as Shuffle(), or a name such as 'shuffle'")
+    return instance
 
 
 def fit_settings(*, epochs, eval_every, verbose, target, stop_at_target, tracked, loss_name=None):
@@ -58,6 +114,37 @@ def fit_settings(*, epochs, eval_every, verbose, target, stop_at_target, tracked
         raise ValueError("stop_at_target=True needs a target, e.g. target={'val_accuracy': 0.9}")
     return {"epochs": int(epochs), "eval_every": positive_int("eval_every", eval_every, True),
             "verbose": verbose, "target": parsed, "stop_at_target": bool(stop_at_target)}
+
+
+def fit_options(*, epochs, eval_every, verbose, target, stop_at_target, extra, metric_names, validated, loss_name,
+                selector, filter_mode):
+    """``fit``'s options, checked before any data is read: :func:`fit_settings` and :func:`extra_evaluations`.
+
+    Args:
+        epochs, eval_every, verbose, target, stop_at_target: ``fit``'s arguments.
+        extra: ``fit``'s ``extra_evaluations``.
+        metric_names: the loop's metric names; a target may name ``loss``, them, and with ``validated``
+            (``validation_data`` given) their ``val_`` columns.
+        validated: ``validation_data`` was given.
+        loss_name: the loss's name, for the range of a ``loss`` target.
+        selector, filter_mode: the loop's selector and its in-step filter's mode (an ``"accumulate"`` filter
+            refuses ``eval_every``).
+
+    Returns:
+        ``(settings, extra)``: :func:`fit_settings`'s dict and :func:`extra_evaluations`'s.
+
+    Raises:
+        ValueError: a bad option, naming it and the fix.
+    """
+    tracked = ["loss"] + list(metric_names)
+    tracked += ["val_" + t for t in tracked] if validated else []
+    if eval_every is not None and filter_mode == "accumulate":
+        raise ValueError(f"eval_every={eval_every!r} counts optimizer steps, which the accumulating filter of "
+                         f"{describe(selector)} decouples from the plan's batches; leave eval_every=None "
+                         "to evaluate once per epoch")
+    settings = fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
+                            stop_at_target=stop_at_target, tracked=tracked, loss_name=loss_name)
+    return settings, extra_evaluations(extra)
 
 
 def extra_evaluations(extra):

@@ -44,8 +44,9 @@ import pandas as pd
 import tensorflow as tf
 
 from loop import bench, datasets
-from loop.bench import plots, tables
-from loop.bench.suites import Budget
+from loop.bench import scoring, store
+from loop.bench.reporting import formatting, plots
+from loop.bench.workloads import Workload
 
 tf.get_logger().setLevel("ERROR")
 %matplotlib inline
@@ -60,33 +61,35 @@ OUT = os.environ.get("LOOP_BENCH_OUT") or os.path.join(REPO, "results", "full")
 '''
 
 
-# The analysis across thresholds and workloads, shared by notebooks 04 and 06: both define `records` (run-shaped
-# records, runs or the tuned studies' best trials) and N_BOOT before these cells.
+# The analysis across thresholds and workloads, shared by notebooks 04 and 06: both define `records` (one record per
+# study: untuned runs, or the tuned studies' winning trials), N_BOOT and UNIT ("seeds" or "studies") before these
+# cells.
 THRESHOLDS_MD = (
     "## Speedup across thresholds\n\n"
     "The table above answers one question per dataset: who reaches *the* target sooner. This section asks it at "
     "several thresholds of the same metric, from an easy level (the median of Shuffle's first evaluation) up to "
-    "the target (`loop.bench.thresholds.speedup_by_threshold`): each panel is one dataset, the x axis the "
+    "the target (`loop.bench.scoring.thresholds.speedup_by_threshold`): each panel is one dataset, the x axis the "
     "threshold (the target on the right), the y axis the paired speedup against Shuffle on a log scale with its "
     "95% bootstrap interval as a vertical bar. Shuffle is the solid line at 1. A bar wholly above 1 is a win at "
     "that level, wholly below a loss, across 1 no difference; a triangle at the bottom edge means the selector's "
     "median run never met the level, one at the top edge that Shuffle's did not. A selector whose points fall "
     "from left to right gains early and loses its edge as the threshold tightens.")
 THRESHOLDS_CODE = '''\
-from loop.bench import analysis, profiles, thresholds
+from loop.bench.reporting import analysis
+from loop.bench.scoring import profiles
 
 analysed = tempfile.mkdtemp(prefix="analysis-")
-found = analysis.write_analysis(records, analysed, n_boot=N_BOOT, plots=False)  # the tables report writes
+found = analysis.write_analysis(records, analysed, n_boot=N_BOOT, plots=False, unit=UNIT)  # the tables report writes
 by_threshold = found["thresholds"]
-fig = thresholds.plot_speedup_by_threshold(by_threshold)
+fig = plots.plot_speedup_by_threshold(by_threshold, unit=UNIT)
 '''
 TRENDS_MD = (
     "### The trend per selector\n\n"
-    "One line per dataset and selector (`loop.bench.thresholds.trends`): the speedup at the easiest level and at "
-    "the target, their ratio (above 1: the advantage grows as the threshold rises; below 1: it shrinks), the "
+    "One line per dataset and selector (`loop.bench.scoring.thresholds.trends`): the speedup at the easiest level "
+    "and at the target, their ratio (above 1: the advantage grows as the threshold rises; below 1: it shrinks), the "
     "Spearman correlation of speedup with level, and the verdicts from the easiest level to the target. The "
     "second table is the same for backpropagated samples instead of seconds. The table behind the plot, every "
-    "level, is `thresholds.display(by_threshold)`; `python -m loop.bench report` writes it to "
+    "level, is `formatting.threshold_display(by_threshold)`; `python -m loop.bench report` writes it to "
     "`analysis/thresholds.csv` and `analysis/analysis.md`.")
 TRENDS_CODE = '''\
 pd.set_option("display.max_rows", 500)
@@ -97,7 +100,7 @@ display(found["backprop_trends"][[c for c in columns if c in found["backprop_tre
 '''
 PROFILES_MD = (
     "## Performance profiles across workloads\n\n"
-    "A profile (Dolan & Moré 2002; AlgoPerf scores submissions this way, `loop.bench.profiles`) puts all "
+    "A profile (Dolan & Moré 2002; AlgoPerf scores submissions this way, `loop.bench.scoring.profiles`) puts all "
     "workloads on one plot. Per workload, each selector's cost (median time to target, or median samples "
     "backpropagated to it) is divided by the best selector's cost on that workload; rho(tau) is the fraction of "
     "workloads on which a selector is within a factor tau of the best. Read a curve from the left: its height "
@@ -108,7 +111,7 @@ PROFILES_MD = (
 PROFILES_CODE = '''\
 ratios = {measure: profiles.performance_ratios(found[f"costs_{measure}"])
           for measure in profiles.MEASURES if found[f"costs_{measure}"] is not None}
-fig = profiles.plot_profiles(ratios)
+fig = plots.plot_profiles(ratios)
 '''
 PROFILE_TABLE_CODE = '''\
 # the profile table: rho(tau) at a few tau, the area score, the workloads each selector was fastest on or missed,
@@ -138,17 +141,17 @@ def hardest_first(state):
     order = order[np.argsort(-losses, kind="stable")]
     return [order[i:i + state.batch_size] for i in range(0, len(order), state.batch_size)]
 '''),
-        new_markdown_cell("`loop.bench.run_suite` trains the same seed-initialized model once per selector and "
-                          "seed and stores every history; `tables.summarize` turns them into time-to-target "
+        new_markdown_cell("`loop.bench.run_campaign` trains the same seed-initialized model once per selector and "
+                          "seed and stores every history; `scoring.summarize` turns them into time-to-target "
                           "(default target: 99% of Shuffle's median best validation accuracy) and paired "
                           "speedups with a bootstrap interval."),
         new_code_cell('''\
-budget = Budget(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
+workload = Workload(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
 seeds = 2 if TINY else 5
 out = tempfile.mkdtemp(prefix="quickstart-")
-bench.run_suite([budget], ["shuffle", hardest_first], seeds, out, progress=False)
-records = tables.load_runs(out)
-tables.display(tables.summarize(records))
+bench.run_campaign([workload], ["shuffle", hardest_first], seeds, out, progress=False)
+records = store.load(out)
+formatting.display(scoring.summarize(records))
 '''),
         new_code_cell('''\
 path = plots.plot_all(records, out)[0]
@@ -171,21 +174,21 @@ def seed000():
         new_code_cell('''\
 FOUR = ["Freeze()", "Shuffle()", "Homogeneous()", "Heterogeneous()"]
 if not os.path.isdir(os.path.join(OUT, "runs")):
-    budget = Budget(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
+    workload = Workload(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
     OUT = tempfile.mkdtemp(prefix="seed000-")
-    bench.run_suite([budget], ["freeze", "shuffle", "homogeneous", "heterogeneous"], [0], OUT, data_dir=DATA_DIR,
-                    progress=False)
-records = [r for r in tables.load_runs(OUT) if r["selector"] in FOUR and r["status"] == "ok" and r["seed"] == 0]
+    bench.run_campaign([workload], ["freeze", "shuffle", "homogeneous", "heterogeneous"], [0], OUT,
+                       data_dir=DATA_DIR, progress=False)
+records = [r for r in store.load(OUT) if r["selector"] in FOUR and r["status"] == "ok" and r["study"] == 0]
 # the datasets where all four orders ran (the full suite runs only Shuffle of them on the image datasets)
-ran = {d: {r["selector"] for r in records if r["dataset"] == d} for d in dict.fromkeys(r["dataset"] for r in records)}
+ran = {d: {r["selector"] for r in records if r["workload"] == d} for d in dict.fromkeys(r["workload"] for r in records)}
 shown = [d for d, selectors in ran.items() if len(selectors) == len(FOUR) or len(ran) == 1][:2 if TINY else None]
-records = [r for r in records if r["dataset"] in shown]
+records = [r for r in records if r["workload"] in shown]
 print(f"{len(records)} seed-0 runs of the four orders from {os.path.relpath(OUT, REPO)}; datasets: {', '.join(shown)}")
 '''),
         new_code_cell('''\
 fig, axes = plt.subplots(len(shown), 2, figsize=(12, 3.2 * len(shown)), squeeze=False)
 for row, dataset in zip(axes, shown):
-    runs = sorted((r for r in records if r["dataset"] == dataset), key=lambda r: FOUR.index(r["selector"]))
+    runs = sorted((r for r in records if r["workload"] == dataset), key=lambda r: FOUR.index(r["selector"]))
     metric = runs[0]["metrics"][0] if runs[0]["metrics"] else "loss"
     for k, r in enumerate(runs):
         f, color = r["frame"], plt.get_cmap("tab10")(k)
@@ -197,7 +200,7 @@ for row, dataset in zip(axes, shown):
 fig.suptitle("seed 0 (train: running mean over the epoch; test: after the epoch)")
 fig.tight_layout()
 '''),
-        new_code_cell("tables.seed000(records)"),
+        new_code_cell("scoring.seed000(records)"),
     ]
 
 
@@ -210,13 +213,13 @@ def dybat_sweep():
         new_code_cell(PARAMS), new_code_cell(SETUP),
         new_code_cell('''\
 deltas = [0.25, 0.5, 1.0] if TINY else [0.1, 0.25, 0.5, 0.75, 1.0]
-budget = Budget(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
+workload = Workload(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
 out = tempfile.mkdtemp(prefix="dybat-")
 specs = ["shuffle"] + [f"dybat:delta={d}" for d in deltas]
-bench.run_suite([budget], specs, 2 if TINY else 3, out, progress=False)
-records = tables.load_runs(out)
-table = tables.summarize(records)
-tables.display(table)
+bench.run_campaign([workload], specs, 2 if TINY else 3, out, progress=False)
+records = store.load(out)
+table = scoring.summarize(records)
+formatting.display(table)
 '''),
         new_code_cell('''\
 rows = table[table["selector"].str.startswith("DyBAT")].copy()
@@ -250,16 +253,16 @@ def time_to_accuracy():
         new_code_cell('''\
 if not os.path.isdir(os.path.join(OUT, "runs")):
     OUT = tempfile.mkdtemp(prefix="bench-")
-    budgets = ([Budget(dataset="spirals", epochs=2, load_options={"n_samples": 300})] if TINY else
-               [Budget(dataset="spirals", epochs=25), Budget(dataset="iris", epochs=40)])
-    bench.run_suite(budgets, ["shuffle", "heterogeneous", "dybat"], 2 if TINY else 3, OUT, progress=False)
-records = tables.load_runs(OUT)
+    workloads = ([Workload(dataset="spirals", epochs=2, load_options={"n_samples": 300})] if TINY else
+                 [Workload(dataset="spirals", epochs=25), Workload(dataset="iris", epochs=40)])
+    bench.run_campaign(workloads, ["shuffle", "heterogeneous", "dybat"], 2 if TINY else 3, OUT, progress=False)
+records = store.load(OUT)  # one trial per study (seed): the runs the tables score
 N_BOOT = 1000 if TINY else 10_000  # bootstrap resamples per interval in the analysis below (report's default)
+UNIT = "seeds"
 if not os.path.exists(os.path.join(OUT, "table.csv")):
-    tables.summarize([r for r in records if r["status"] != tables.NOT_APPLICABLE]).to_csv(
-        os.path.join(OUT, "table.csv"), index=False)
+    scoring.summarize(records).to_csv(os.path.join(OUT, "table.csv"), index=False)
 table = pd.read_csv(os.path.join(OUT, "table.csv"))
-seeds = pd.DataFrame([(r["dataset"], r["seed"]) for r in records], columns=["dataset", "seed"])
+seeds = pd.DataFrame([(r["workload"], r["study"]) for r in records], columns=["dataset", "seed"])
 print(f"{len(records)} stored runs and {len(table)} table rows from {os.path.relpath(OUT, REPO)}")
 seeds.groupby("dataset")["seed"].nunique().rename("seeds").to_frame().T
 '''),
@@ -357,21 +360,21 @@ class LossWeighted(Selector):
 from_string("loss_weighted:power=2.0")
 '''),
         new_markdown_cell("## 2. Run it against Shuffle and published methods\n\n"
-                          "`bench.run_suite` builds the dataset's reference model after "
+                          "`bench.run_campaign` builds the dataset's reference model after "
                           "`keras.utils.set_random_seed(seed)`, so every selector of a seed starts from the same "
                           "weights, trains each selector for the budget and stores every history under `out` "
                           "(re-running with the same `out` skips what is stored). Selective backprop gets the "
                           "epochs that match Shuffle's gradient steps (`epochs_for_budget`)."),
         new_code_cell('''\
-budget = Budget(dataset="iris", epochs=3 if TINY else 40)  # the default suite's iris budget
+workload = Workload(dataset="iris", epochs=3 if TINY else 40)  # the default suite's iris workload
 seeds = 2 if TINY else 3
 out = tempfile.mkdtemp(prefix="your-selector-")
 specs = ["shuffle", "loss_weighted:power=2.0", "infobatch", "selective_backprop"]
-summary = bench.run_suite([budget], specs, seeds, out, progress=False)
-records = tables.load_runs(out)
-table = tables.summarize(records)
+summary = bench.run_campaign([workload], specs, seeds, out, progress=False)
+records = store.load(out)
+table = scoring.summarize(records)
 print(summary)
-tables.display(table)
+formatting.display(table)
 '''),
         new_markdown_cell("## 3. Read the verdict\n\n"
                           "The target is 99% of Shuffle's median best validation accuracy within the budget. `speedup` is "
@@ -381,7 +384,7 @@ tables.display(table)
                           "with a few seeds the intervals are wide, and `python -m loop.bench --seeds auto:5:15` adds "
                           "seeds where the answer is still open."),
         new_code_cell('''\
-for _, row in table[table["selector"] != tables.BASELINE].iterrows():
+for _, row in table[table["selector"] != scoring.BASELINE].iterrows():
     print(f"{row['selector']:<24} reached {row['reached']:.0%} of seeds, speedup {row['speedup']:.2f} "
           f"[{row['speedup_ci_low']:.2f}, {row['speedup_ci_high']:.2f}]: {row['verdict']}")
 '''),
@@ -403,7 +406,7 @@ def tuned_verdict():
                           "Reads the trials that `python -m loop.bench --suite tuned --out results/tuned` stored "
                           "(`results/tuned/runs/<workload>/<selector>/study_<s>/trial_<k>.json`; "
                           "`LOOP_TUNED_OUT` reads another directory). The protocol is AlgoPerf's "
-                          "(`loop.bench.tuning`): on each workload every selector gets the same number of "
+                          "(`loop.bench.search`): on each workload every selector gets the same number of "
                           "quasirandom trials per study over the same shared search space (learning rate, schedule, "
                           "warm-up, horizon) plus its own hyper-parameters; a study's score is its fastest trial "
                           "to the workload's fixed target; the studies play the part that seeds play in the full "
@@ -415,63 +418,66 @@ def tuned_verdict():
         new_code_cell(PARAMS), new_code_cell(SETUP),
         new_code_cell('''\
 import loop
-from loop.bench import tuned_report, tuning
+from loop.bench.records import NOT_APPLICABLE
+from loop.selectors import registered
 
 # The committed tuned trials next to the package (a clone of the repository), or LOOP_TUNED_OUT.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(loop.__file__)))
 OUT = os.environ.get("LOOP_TUNED_OUT") or os.path.join(REPO, "results", "tuned")
 N_BOOT = 1000 if TINY else 10_000  # bootstrap resamples per interval (report's default)
-trials = tuning.load_trials(OUT) if os.path.isdir(OUT) and not TINY else []
+UNIT = "studies"
+trials = store.load(OUT) if os.path.isdir(OUT) and not TINY else []
 if not trials:
     print(f"no tuning trials in {os.path.relpath(OUT, REPO)}" + (" read (tiny mode)" if TINY else "")
           + ": running a small tuned suite first (a demonstration of the form, not a result)")
     OUT = tempfile.mkdtemp(prefix="tuned-")
     if TINY:
-        budgets = [Budget(dataset="spirals", epochs=3, load_options={"n_samples": 300}, validation="split",
-                          target={"val_accuracy": 0.6}, stop_at_target=True)]
+        workloads = [Workload(dataset="spirals", epochs=3, load_options={"n_samples": 300}, validation="split",
+                              target={"val_accuracy": 0.6}, stop_at_target=True)]
     else:  # two small offline workloads, about a minute on 2 CPU cores
-        budgets = [Budget(dataset="spirals", epochs=15, load_options={"n_samples": 1000}, validation="split",
-                          target={"val_accuracy": 0.85}, stop_at_target=True),
-                   Budget(dataset="wine", epochs=30, validation="split", target={"val_accuracy": 0.95},
-                          stop_at_target=True)]
-    tuning.run_tuned(budgets, tuning.available(["shuffle", "rs2", "infobatch"]), 2 if TINY else 3, OUT,
-                     2 if TINY else 3, data_dir=DATA_DIR, progress=False)
-    trials = tuning.load_trials(OUT)
-bests = [r for r in tuned_report.study_bests(trials) if r["status"] != tables.NOT_APPLICABLE]
-table = tables.summarize(bests, n_boot=N_BOOT)
-workloads = sorted({r["dataset"] for r in bests})
+        workloads = [Workload(dataset="spirals", epochs=15, load_options={"n_samples": 1000}, validation="split",
+                              target={"val_accuracy": 0.85}, stop_at_target=True),
+                     Workload(dataset="wine", epochs=30, validation="split", target={"val_accuracy": 0.95},
+                              stop_at_target=True)]
+    selectors = [s for s in ("shuffle", "rs2", "infobatch") if s in registered()]
+    bench.run_campaign(workloads, selectors, 2 if TINY else 3, OUT, trials=2 if TINY else 3, data_dir=DATA_DIR,
+                       progress=False)
+    trials = store.load(OUT)
+bests = [r for r in scoring.study_winners(trials) if r["status"] != NOT_APPLICABLE]  # one per study
+table = scoring.summarize(bests, n_boot=N_BOOT)
+workloads = sorted({r["workload"] for r in bests})
 print(f"{len(trials)} trials, {len(bests)} studies' best trials, workloads: {', '.join(workloads)}")
 '''),
         new_markdown_cell("## Per workload: the studies' best times against tuned Shuffle\n\n"
-                          "`tables.summarize` on the studies' winning trials (`tuned_report.study_bests`): per selector, "
+                          "`scoring.summarize` on the studies' winning trials (`scoring.study_winners`): per selector, "
                           "the studies whose best trial reached the target (k/n), the median time to it, and the "
                           "speedup over *tuned* Shuffle paired by study, with its 95% bootstrap interval and "
                           "verdict. `test at target` is the test accuracy at the evaluation that first met the "
                           "validation target, `test at end` at the trial's last evaluation: a selector that wins "
                           "on the validation split but loses there has fitted the split, not the task."),
         new_code_cell('''\
-shown = tables.display(table)
-columns = list(tables.COMPACT_COLUMNS) + [c for c in ("test at target", "test at end") if c in shown]
+shown = formatting.display(table)
+columns = list(formatting.COMPACT_COLUMNS) + [c for c in ("test at target", "test at end") if c in shown]
 for workload in workloads:
     rows = shown[table["dataset"] == workload]
     print(f"{workload}: target {rows['target'].iloc[0]}, {int(table.loc[rows.index, 'seeds'].max())} studies")
     display(rows[columns].reset_index(drop=True))
 '''),
         new_markdown_cell("## What the tuning cost, and what pruning saved\n\n"
-                          "`tuned_report.costs`: per workload and selector, the trials run, finished (`ok`), pruned and "
+                          "`scoring.costs`: per workload and selector, the trials run, finished (`ok`), pruned and "
                           "failed; `tuning_s` is the wall time of every trial (training, evaluation, set-up), "
                           "`pruned_s` the training seconds the pruned trials ran before they were stopped, "
                           "`pruned_full_s` what they would have run to their epoch cap, and `saved_s` the difference "
                           "(an upper bound: a trial that would have met the target later stops there). A trial is "
                           "pruned only once its training clock passes its study's best time to target so far, "
                           "when it can no longer win, so pruning never changes a study's score."),
-        new_code_cell("tuned_report.costs(trials).round(2)"),
+        new_code_cell("scoring.costs(trials).round(2)"),
         new_markdown_cell("## The winning hyper-parameters\n\n"
-                          "`tuned_report.winners`: per study, the trial that reached the target first (`inf`: no trial "
+                          "`scoring.winners`: per study, the trial that reached the target first (`inf`: no trial "
                           "did, the study is a miss) and its hyper-parameters. Winners that agree across studies "
                           "suggest the search space holds a clear optimum; scattered ones that the trials were too "
                           "few or the workload is flat in that dimension."),
-        new_code_cell("tuned_report.winners(trials).round(4)"),
+        new_code_cell("scoring.winners(trials).round(4)"),
         new_markdown_cell(THRESHOLDS_MD.replace("per dataset", "per workload").replace("each panel is one dataset",
                                                                                       "each panel is one workload")
                           + " Here the runs are the studies' winning trials, so the thresholds too are read on "
@@ -479,10 +485,10 @@ for workload in workloads:
         new_code_cell(THRESHOLDS_CODE.replace("records", "bests")),
         new_markdown_cell("The same for samples backpropagated instead of seconds: a selector that skips the "
                           "backward pass of some samples can save samples without saving time."),
-        new_code_cell("fig = thresholds.plot_speedup_by_threshold(by_threshold, column='backprop_speedup')"),
+        new_code_cell("fig = plots.plot_speedup_by_threshold(by_threshold, column='backprop_speedup', unit=UNIT)"),
         new_markdown_cell(TRENDS_MD),
         new_code_cell(TRENDS_CODE),
-        new_code_cell("thresholds.display(by_threshold)"),
+        new_code_cell("formatting.threshold_display(by_threshold)"),
         new_markdown_cell(PROFILES_MD + " Here a selector's cost on a workload is the median over its studies' best "
                           "trials, and a workload a selector did not run counts as a miss."),
         new_code_cell(PROFILES_CODE),

@@ -12,6 +12,7 @@ import pytest
 
 from loop import Loop
 from loop import error_catalogue as errors
+from loop import error_triggers as triggers
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 _raised = {}
@@ -54,7 +55,7 @@ BAD_AT_EPOCH_1 = {
 
 @pytest.mark.parametrize("name", list(BAD_AT_EPOCH_1))
 def test_errors_leave_the_last_checkpoint_intact(name, tmp_path):
-    x, y = errors._data()
+    x, y = triggers.tiny_data()
 
     def run(bad_from_epoch):
         def plan(state):  # the same name in both runs, so the checkpoint's identity matches
@@ -62,7 +63,7 @@ def test_errors_leave_the_last_checkpoint_intact(name, tmp_path):
                 return BAD_AT_EPOCH_1[name](state.num_samples)
             weight = 0.0 if name == "nan loss" else 1.0  # at a learning rate of 1e38 only zero weights are safe
             return [(np.arange(i, i + 8), np.full(8, weight)) for i in range(0, state.num_samples, 8)]
-        loop = Loop(errors._model(), loss="sparse_categorical_crossentropy", batch_size=8, selector=plan,
+        loop = Loop(triggers.tiny_model(), loss="sparse_categorical_crossentropy", batch_size=8, selector=plan,
                     optimizer=keras.optimizers.SGD(_lr(name)))
         return loop, loop.fit((x, y), epochs=2, verbose=0, checkpoint_dir=tmp_path)
 
@@ -72,12 +73,12 @@ def test_errors_leave_the_last_checkpoint_intact(name, tmp_path):
     loop, _ = run(bad_from_epoch=99)  # epochs=2 completes; keep epoch 1's checkpoint, then extend
     before = _digest(tmp_path)
     with pytest.raises((ValueError, KeyError, FloatingPointError)):
-        Loop(errors._model(), loss="sparse_categorical_crossentropy", batch_size=8,
+        Loop(triggers.tiny_model(), loss="sparse_categorical_crossentropy", batch_size=8,
              selector=_named("plan", BAD_AT_EPOCH_1[name]),
              optimizer=keras.optimizers.SGD(_lr(name))).fit((x, y), epochs=3, verbose=0, checkpoint_dir=tmp_path)
     assert _digest(tmp_path) == before
     # The intact checkpoint still resumes: epochs 0-1 come from it, epoch 2 is trained now.
-    resumed = Loop(errors._model(), loss="sparse_categorical_crossentropy", batch_size=8,
+    resumed = Loop(triggers.tiny_model(), loss="sparse_categorical_crossentropy", batch_size=8,
                    selector=_named("plan", lambda n: [np.arange(8)]), optimizer=keras.optimizers.SGD(0.1))
     hist = resumed.fit((x, y), epochs=3, verbose=0, checkpoint_dir=tmp_path)
     assert [row["epoch"] for row in hist.rows] == [1.0, 2.0, 3.0]

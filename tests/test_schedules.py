@@ -162,6 +162,7 @@ def test_a_schedule_continues_where_it_stopped_after_a_checkpoint_resume(tmp_pat
 
 
 def test_the_benchmarks_shape_list_is_the_schedules_own():
-    from loop.bench.suites import SCHEDULE_SHAPES
+    from loop.bench import suites, workloads
 
-    assert SCHEDULE_SHAPES == schedules.SHAPES
+    assert workloads.SCHEDULE_SHAPES == schedules.SHAPES
+    assert suites.SCHEDULE_SHAPES is workloads.SCHEDULE_SHAPES  # re-exported, not a second list

@@ -318,7 +318,7 @@ def test_memmap_runs_of_rows_are_read_in_order(tmp_path):
 
 @pytest.fixture(scope="module")
 def random_memmap(tmp_path_factory):
-    from loop.bench.streaming import write_random_memmap
+    from loop.bench.perf.streaming import write_random_memmap
 
     path = write_random_memmap(str(tmp_path_factory.mktemp("memory") / "x.npy"), rows=4096)  # 256 MiB, 64-KiB rows
     yield path
@@ -326,7 +326,7 @@ def random_memmap(tmp_path_factory):
 
 
 def _memory_run(path, **kwargs):
-    from loop.bench.streaming import memory_subprocess
+    from loop.bench.perf.streaming import memory_subprocess
 
     result = memory_subprocess(path, **kwargs)
     assert result["samples_seen"] == 4096 and result["data_bytes"] == 2 ** 28

@@ -1,13 +1,14 @@
-"""``--seeds auto:MIN:MAX``: MIN seeds for every dataset and selector, then more where the speedup is undecided.
+"""``--seeds auto:MIN:MAX``: MIN studies for every workload and selector, then more where the speedup is undecided.
 
-Split from :mod:`loop.bench.runner`, which runs and stores the runs; this
-module only decides which seeds to add, from what a results directory holds.
+The campaign loop (:func:`loop.bench.campaign.run_campaign`) trains and stores the trials; this module only decides
+which studies to add, from what a results directory holds.
 """
 
 import dataclasses
 import sys
 
-from loop.bench import runner
+from loop.bench import campaign, labels
+from loop.bench.precision import DEFAULT_PRECISION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,115 +58,111 @@ def parse_seeds(text):
     return AutoSeeds(low, high)
 
 
-def _stored_records(out, budgets, labels, precision):
-    """The stored runs of ``budgets`` (same budget and precision) and selector ``labels``, as the tables load them."""
-    from loop.bench import tables
+def _stored_records(out, entries, labels_, precision):
+    """The stored one-trial studies of ``entries`` (same workload and hyper-parameters) by the selector ``labels_``
+    trained in ``precision``, as the tables load them."""
+    from loop.bench import store
 
-    configs = {b.name: b.config() for b in budgets}
-    return [r for r in tables.load_runs(out)
-            if configs.get(r.get("dataset")) == r.get("budget") and r.get("selector") in labels
-            and runner.run_precision(r) == precision]
+    configs = {item.name: (item.workload.config(), item.hyperparameters.config()) for item in entries}
+    return [r for r in store.load(out)
+            if configs.get(r["workload"]) == (r["workload_config"], r["hyperparameters"]) and r["trial"] == 0
+            and r["selector"] in labels_ and r["precision"] == precision]
 
 
 def undecided(records, *, min_seeds, max_seeds, targets=None, n_boot=10_000):
-    """The next runs the auto-seed rule asks for, from stored ``records`` (:func:`loop.bench.tables.load_runs`).
+    """The next trials the auto-seed rule asks for, from stored one-trial studies (:func:`loop.bench.store.load`).
 
-    Per dataset, a selector other than the baseline whose paired wall-clock
-    speedup's 95% interval (:func:`loop.bench.tables.summarize`) contains 1
-    and that has fewer than ``max_seeds`` seeds gets its next seed (the
-    smallest missing one); so does the baseline when it lacks that seed, since
-    the speedup is paired by seed.  A pair with no interval (no paired seed)
-    gets none: there is nothing to decide.
+    Per workload, a selector other than the baseline whose paired wall-clock speedup's 95% interval
+    (:func:`loop.bench.scoring.summarize`) contains 1 and that has fewer than ``max_seeds`` studies gets its next
+    study (the smallest missing one); so does the baseline when it lacks that study, since the speedup is paired by
+    study.  A pair with no interval (no paired study) gets none: there is nothing to decide.
 
     Returns:
-        ``{(dataset, seed): [selector labels]}`` (the baseline first when it is
-        listed); empty when every interval excludes 1 or every undecided pair
-        has ``max_seeds`` seeds.
+        ``{(workload, study): [selector labels]}`` (the baseline first when it is listed); empty when every interval
+        excludes 1 or every undecided pair has ``max_seeds`` studies.
     """
-    from loop.bench import tables
+    from loop.bench import scoring
 
-    applicable = [r for r in records if r["status"] != tables.NOT_APPLICABLE]
+    applicable = [r for group in scoring.by_workload(records).values() for r in group]
     if not applicable:
         return {}
-    table = tables.summarize(applicable, targets=targets, n_boot=n_boot)
+    table = scoring.summarize(applicable, targets=targets, n_boot=n_boot)
     seeds = {}
     for r in applicable:
-        seeds.setdefault((r["dataset"], r["selector"]), set()).add(int(r["seed"]))
+        seeds.setdefault((r["workload"], r["selector"]), set()).add(int(r["study"]))
     todo = {}
     for row in table.itertuples(index=False):
-        if row.selector == tables.BASELINE or tables.verdict(row.speedup_ci_low, row.speedup_ci_high) != \
+        if row.selector == scoring.BASELINE or scoring.verdict(row.speedup_ci_low, row.speedup_ci_high) != \
                 "no difference":
             continue
         have = seeds.get((row.dataset, row.selector), set())
         if len(have) >= max_seeds or len(have) < min_seeds:
             continue
         seed = min(set(range(len(have) + 1)) - have)
-        labels = todo.setdefault((row.dataset, seed), [])
-        if seed not in seeds.get((row.dataset, tables.BASELINE), set()) and tables.BASELINE not in labels:
-            labels.insert(0, tables.BASELINE)
-        labels.append(row.selector)
+        chosen = todo.setdefault((row.dataset, seed), [])
+        if seed not in seeds.get((row.dataset, scoring.BASELINE), set()) and scoring.BASELINE not in chosen:
+            chosen.insert(0, scoring.BASELINE)
+        chosen.append(row.selector)
     return todo
 
 
-def run_auto(budgets, selectors, seeds, out, *, targets=None, n_boot=10_000, data_dir=None, retry_failed=False,
-             progress=True, stream=None, precision=runner.DEFAULT_PRECISION):
-    """``--seeds auto:MIN:MAX``: :func:`runner.run_suite` with MIN seeds, then rounds of one more seed where undecided.
+def run_auto(entries, selectors, seeds, out, *, targets=None, n_boot=10_000, data_dir=None, retry_failed=False,
+             progress=True, stream=None, precision=DEFAULT_PRECISION):
+    """``--seeds auto:MIN:MAX``: the campaign with MIN studies, then rounds of one more study where undecided.
 
-    Each round reads what ``out`` holds (so a killed run resumes where it
-    stopped), asks :func:`undecided` which (dataset, selector) pairs still
-    have a wall-clock speedup interval that contains 1, and runs one more seed
-    of each, and of the baseline where it lacks that seed.  It ends when every
-    interval excludes 1 or every undecided pair has MAX seeds (or a round
-    could store nothing new, e.g. a dataset that does not load).
+    Each round reads what ``out`` holds (so a killed run resumes where it stopped), asks :func:`undecided` which
+    (workload, selector) pairs still have a wall-clock speedup interval that contains 1, and runs one more study of
+    each, and of the baseline where it lacks that study.  It ends when every interval excludes 1 or every undecided
+    pair has MAX studies (or a round could store nothing new, e.g. a dataset that does not load).
 
     Args:
+        entries: suite entries (:class:`loop.bench.suites.Entry`).
         seeds: an :class:`AutoSeeds`.
-        targets, n_boot: as :func:`loop.bench.tables.summarize` takes them
-            (the decisions use the tables' own intervals).
-        the rest: as :func:`runner.run_suite`.
+        targets, n_boot: as :func:`loop.bench.scoring.summarize` takes them (the decisions use the tables' own
+            intervals).
+        the rest: as :func:`loop.bench.campaign.run_campaign`.
 
     Returns:
-        :func:`runner.run_suite`'s summary summed over rounds, plus ``"rounds"`` (the
-        rounds after the first MIN seeds) and ``"seeds"``
-        (``{(dataset, selector): seeds stored}``).
+        :func:`~loop.bench.campaign.run_campaign`'s summary summed over rounds, plus ``"rounds"`` (the rounds after
+        the first MIN studies) and ``"seeds"`` (``{(workload, selector): studies stored}``).
     """
-    from loop.bench import tables
+    from loop.bench import scoring
 
     if not isinstance(seeds, AutoSeeds):
-        raise ValueError(f"run_auto takes AutoSeeds(min, max), got {seeds!r}; use runner.run_suite for a fixed count")
+        raise ValueError(f"run_auto takes AutoSeeds(min, max), got {seeds!r}; give a number of studies to "
+                         "loop.bench.campaign.run_campaign for a fixed count")
     stream = stream or sys.stderr
-    keyed = {label: spec for spec, (label, _) in zip(selectors, (runner.selector_key(s) for s in selectors))}
-    if tables.BASELINE not in keyed:
-        raise ValueError(f"auto seeds need the baseline {tables.BASELINE} among the selectors: its speedups decide")
-    total = runner.run_suite(budgets, selectors, seeds.min_seeds, out, data_dir=data_dir, retry_failed=retry_failed,
-                             progress=progress, stream=stream, precision=precision)
-    by_name = {b.name: b for b in budgets}
+    entries = [campaign.as_entry(item) for item in entries]
+    keyed = {labels.selector_key(spec)[0]: spec for spec in selectors}
+    if scoring.BASELINE not in keyed:
+        raise ValueError(f"auto seeds need the baseline {scoring.BASELINE} among the selectors: its speedups decide")
+    total = campaign.run_campaign(entries, selectors, seeds.min_seeds, out, data_dir=data_dir,
+                                  retry_failed=retry_failed, progress=progress, stream=stream, precision=precision)
+    by_name = {item.name: item for item in entries}
     rounds = 0
     while True:
-        records = _stored_records(out, budgets, set(keyed), precision)
-        todo = undecided(records, min_seeds=seeds.min_seeds, max_seeds=seeds.max_seeds, targets=targets,
-                         n_boot=n_boot)
+        todo = undecided(_stored_records(out, entries, set(keyed), precision), min_seeds=seeds.min_seeds,
+                         max_seeds=seeds.max_seeds, targets=targets, n_boot=n_boot)
         if not todo:
             break
         rounds += 1
         if progress:
-            pairs = "; ".join(f"{dataset} seed {seed}: {', '.join(labels)}" for (dataset, seed), labels in todo.items())
+            pairs = "; ".join(f"{name} study {seed}: {', '.join(chosen)}" for (name, seed), chosen in todo.items())
             print(f"auto seeds, round {rounds}: speedup interval contains 1 -> {pairs}", file=stream, flush=True)
         ran = 0
-        for (dataset, seed), labels in todo.items():
-            summary = runner.run_suite([by_name[dataset]], [keyed[label] for label in labels], [seed], out,
-                                       data_dir=data_dir, retry_failed=retry_failed, progress=progress,
-                                       stream=stream, precision=precision)
+        for (name, seed), chosen in todo.items():
+            summary = campaign.run_campaign([by_name[name]], [keyed[label] for label in chosen], [seed], out,
+                                            data_dir=data_dir, retry_failed=retry_failed, progress=progress,
+                                            stream=stream, precision=precision)
             ran += summary["ran"]
-            for key in ("ran", "skipped", "failed", "not_applicable"):
-                total[key] += summary[key]
-            total["unloadable"] += summary["unloadable"]
+            for key, value in summary.items():
+                total[key] += value
         if not ran:  # nothing new was stored (e.g. the dataset does not load): the same decisions would repeat
             break
-    records = _stored_records(out, budgets, set(keyed), precision)
     total["rounds"] = rounds
     total["seeds"] = {}
-    for r in records:
-        if r["status"] != tables.NOT_APPLICABLE:
-            total["seeds"][(r["dataset"], r["selector"])] = total["seeds"].get((r["dataset"], r["selector"]), 0) + 1
+    for r in _stored_records(out, entries, set(keyed), precision):
+        if r["status"] != "not_applicable":
+            key = (r["workload"], r["selector"])
+            total["seeds"][key] = total["seeds"].get(key, 0) + 1
     return total

@@ -59,7 +59,21 @@ def channel_stats(images: np.ndarray):
     return np.asarray(means, np.float32), stds
 
 
-def _normalize(images, mean, std):
+def normalize(images, mean, std):
+    """``(images - mean) * (1 / std)`` in float32: CIFAR's pixel preprocessing (standardized, or scaled to [0, 1]).
+
+    The streamed CIFAR copies (`loop.datasets.streaming.ImageDecoder`) decode
+    each record with this same function, so their values equal the in-memory
+    loader's.
+
+    Args:
+        images: an array of images (any numeric dtype), channels last.
+        mean: the per-channel mean (or a scalar), subtracted first.
+        std: the per-channel standard deviation (or a scalar); the result is multiplied by ``1 / std``.
+
+    Returns:
+        A new float32 array of the images' shape.
+    """
     out = images.astype(np.float32)
     out -= np.asarray(mean, np.float32)
     out *= np.float32(1) / np.asarray(std, np.float32)
@@ -153,12 +167,12 @@ def _cifar(name, key, batches, test, label_key, num_classes, data_dir,
     x_test = x_test.transpose(0, 2, 3, 1)
     if standardize_images:
         mean, std = channel_stats(x_train)
-        x_train = _normalize(x_train, mean, std)
-        x_test = _normalize(x_test, mean, std)
+        x_train = normalize(x_train, mean, std)
+        x_test = normalize(x_test, mean, std)
         how = "standardized per channel with training-split mean/std"
     else:
-        x_train = _normalize(x_train, 0.0, 255.0)
-        x_test = _normalize(x_test, 0.0, 255.0)
+        x_train = normalize(x_train, 0.0, 255.0)
+        x_test = normalize(x_test, 0.0, 255.0)
         how = "scaled to [0, 1]"
     return Dataset(
         name=name,

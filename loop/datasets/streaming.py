@@ -198,7 +198,7 @@ class ImageDecoder:
     """A tfds image record -> the in-memory loader's preprocessed image.
 
     ``mean=None``: ``image.astype(float32) / float32(std)`` (MNIST's scaling);
-    otherwise `loop.datasets.images._normalize(image, mean, std)` (CIFAR's).
+    otherwise `loop.datasets.images.normalize(image, mean, std)` (CIFAR's).
     The operations are those of `loop.datasets.images`, so the values are equal.
     """
 
@@ -209,7 +209,7 @@ class ImageDecoder:
         image = np.asarray(record["image"])
         if self.mean is None:
             return image.astype(np.float32) / np.float32(self.std)
-        return images._normalize(image, self.mean, self.std)
+        return images.normalize(image, self.mean, self.std)
 
 
 def _tables(tfds_name, split, source, tfds_dir, download, cache_dir, *, stats):

@@ -1,8 +1,8 @@
-"""Shared fixtures of the benchmark tests: tiny budgets on generated data, no files outside tmp_path."""
+"""Shared fixtures of the benchmark tests: tiny suite entries on generated data, no files outside tmp_path."""
 
 import pytest
 
-from loop.bench.suites import Budget
+from loop.bench.suites import entry
 
 
 @pytest.fixture(autouse=True)
@@ -12,7 +12,6 @@ def no_real_data(monkeypatch):
 
 
 @pytest.fixture
-def tiny_budget():
-    """Spirals with 240 points, 2 epochs: a run takes about a second."""
-    return Budget(dataset="spirals", epochs=2, load_options={"n_samples": 300})
-
+def tiny_entry():
+    """Spirals with 240 training points, 2 epochs, the default hyper-parameters: a trial takes about a second."""
+    return entry("spirals", epochs=2, load_options={"n_samples": 300})

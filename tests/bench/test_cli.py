@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from loop.bench import tables
+from loop.bench import store
 from loop.bench.__main__ import main, split_specs
 
 
@@ -60,10 +60,10 @@ def snapshot(root):
 
 
 def results_dir(root):
-    """A results directory as a run leaves it: one stored run and the tables."""
-    run = root / "runs" / "spirals" / "Shuffle-0" / "seed_0.json"
-    run.parent.mkdir(parents=True)
-    run.write_text('{"format": 1}')
+    """A results directory as a run leaves it: one stored trial and the tables."""
+    trial = root / "runs" / "spirals" / "Shuffle-0" / "study_0" / "trial_0.json"
+    trial.parent.mkdir(parents=True)
+    trial.write_text('{"layout": 2}')
     for name in ("table.csv", "table.md", "seed000.csv"):
         (root / name).write_text("kept")
     return root
@@ -177,6 +177,52 @@ def test_bad_loop_data_dir_is_refused(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("command", [[], ["report"]])
+def test_a_target_no_metric_can_reach_exits_2_before_anything_trains(command, capsys, tmp_path, monkeypatch):
+    from loop.bench import training
+
+    def fail(*args, **kwargs):
+        raise AssertionError("trained before the arguments were checked")
+
+    monkeypatch.setattr(training, "train_one", fail)
+    monkeypatch.setattr(training, "prepare_dataset", fail)
+    out = tmp_path / "x"
+    if command:
+        out = results_dir(out)
+    before = snapshot(out) if command else None
+    args = command + ([] if command else ["--datasets", "iris"]) + ["--target", "val_accuracy=1.5", "--out", str(out)]
+    err = cli_error(args, capsys)
+    assert "--target val_accuracy: target['val_accuracy'] = 1.5 can never be reached: val_accuracy lies in [0, 1]" \
+        in err
+    if command:
+        assert snapshot(out) == before
+    else:
+        assert not out.exists()
+
+
+def test_a_target_no_metric_can_reach_exits_2_from_the_shell(tmp_path):
+    out = tmp_path / "x"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "loop.bench", "--datasets", "iris", "--target", "val_accuracy=1.5",
+                           "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "python -m loop.bench: error: --target val_accuracy: " in done.stderr and "can never be reached" in \
+        done.stderr
+    assert not out.exists() and done.stdout == ""
+
+
+def test_a_target_for_a_workload_that_is_not_run_exits_2(capsys, tmp_path):
+    out = tmp_path / "x"
+    err = cli_error(TINY + ["--target", "nosuch:val_accuracy=0.9", "--out", str(out)], capsys)
+    assert "--target nosuch:...: 'nosuch' is not a workload of this run; choose from spirals" in err
+    assert not out.exists()
+
+
+def test_an_out_the_system_refuses_exits_2_naming_it(capsys):
+    err = cli_error(TINY + ["--out", "/proc/forbidden/x"], capsys)
+    assert "--out '/proc/forbidden/x' " in err and "give a directory you can write in" in err
+
+
 def test_report_needs_an_out_that_holds_runs(capsys, tmp_path):
     assert "report needs --out DIR" in cli_error(["report"], capsys)
     missing = tmp_path / "missing"
@@ -188,7 +234,7 @@ def test_report_needs_an_out_that_holds_runs(capsys, tmp_path):
     assert afile.read_text() == "mine"
     empty = tmp_path / "empty"
     (empty / "runs").mkdir(parents=True)
-    assert f"report --out {str(empty)!r} holds no runs" in cli_error(["report", "--out", str(empty)], capsys)
+    assert f"report --out {str(empty)!r} holds no results" in cli_error(["report", "--out", str(empty)], capsys)
     assert snapshot(empty) == {empty / "runs": None}
     assert not missing.exists()
 
@@ -210,11 +256,21 @@ def test_help_states_the_protocol(capsys):
 
 
 def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
+    from loop.bench.reporting import SEED000_CAPTION
+
     out = str(tmp_path / "out")
     code = main(["--datasets", "spirals", "--selectors", "heterogeneous", "--seeds", "2", "--epochs", "2",
                  "--n-train", "200", "--n-test", "100", "--out", out, "--bootstrap", "200"])
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed, err = captured.out, captured.err.splitlines()
+    # Not a terminal: one line per finished workload x selector, then the summary line.
+    assert err[0] == f"loop.bench: 1 workloads x 2 selectors x 2 studies in float32 -> {out}"
+    assert [line.split(":")[0] for line in err[1:3]] == ["spirals Shuffle()", "spirals Heterogeneous()"]
+    assert all(": 2 trained in " in line and " trained, elapsed " in line for line in err[1:3])
+    assert err[3].startswith("loop.bench: trained 4 trials (0 pruned, 0 failed, 0 not applicable), skipped 0 "
+                             "already stored, in ") and len(err) == 4
+    assert len(run_files(out)) == 4 and all("/study_" in f and f.endswith("/trial_0.json") for f in run_files(out))
     assert "| spirals | Shuffle() |" in open(os.path.join(out, "table.md")).read()  # the full table, in the file
     lines = printed.splitlines()
     assert any(line.startswith("spirals: target val_accuracy >= ") for line in lines)
@@ -224,7 +280,7 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
     paths = ("plots: ", "tables: ", "speedup across")  # these lines name tmp paths
     table_lines = [line for line in lines if not line.startswith(paths)]
     assert max(len(line) for line in table_lines) <= 120 and "| spirals |" not in printed
-    assert tables.SEED000_CAPTION in printed  # the seed 000 table says what it shows and why
+    assert SEED000_CAPTION in printed  # the seed 000 table says what it shows and why
     for name in ("table.csv", "table.md", "seed000.csv", os.path.join("plots", "spirals.png"),
                  os.path.join("plots", "wallclock.png")):
         assert os.path.getsize(os.path.join(out, name)) > 0
@@ -254,7 +310,7 @@ def test_a_suite_killed_with_sigkill_loses_no_completed_run(tmp_path):
     assert f"skipped {len(done)} already stored" in rerun.stderr
     for path, content in done.items():
         assert open(path).read() == content
-    records = tables.load_runs(out)
+    records = store.load(out)
     assert len(records) == 6 and all(r["status"] == "ok" for r in records)
 
 
@@ -318,9 +374,9 @@ def test_a_run_records_its_precision_and_its_out_refuses_another(capsys, tmp_pat
 
     out = tmp_path / "out"
     assert main(TINY + ["--precision", "mixed_float16", "--out", str(out)]) == 0
-    assert "seeds in mixed_float16 ->" in capsys.readouterr().err
+    assert "studies in mixed_float16 ->" in capsys.readouterr().err
     assert keras.mixed_precision.global_policy().name == "float32"  # the run put the policy back
-    records = tables.load_runs(str(out))
+    records = store.load(str(out))
     assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["precision"] == "mixed_float16"
     assert records[0]["compute_dtype"] == "float16"  # the model was built under the policy, not just labelled
     assert "Precision (keras.mixed_precision policy): mixed_float16" in (out / "table.md").read_text()
@@ -329,7 +385,7 @@ def test_a_run_records_its_precision_and_its_out_refuses_another(capsys, tmp_pat
     for other in ([], ["--precision", "float32"], ["--precision", "mixed_bfloat16"]):
         err = cli_error(TINY + other + ["--out", str(out)], capsys)
         wanted = other[1] if other else "float32"
-        assert f"'{out}' holds runs trained in another precision than {wanted}: mixed_float16 (e.g. runs/spirals/" \
+        assert f"'{out}' holds trials trained in another precision than {wanted}: mixed_float16 (e.g. runs/spirals/" \
                in err
         assert f"give another --out for {wanted}, or resume this one with --precision mixed_float16" in err
         assert snapshot(out) == before
@@ -337,29 +393,29 @@ def test_a_run_records_its_precision_and_its_out_refuses_another(capsys, tmp_pat
     assert "skipped 1 already stored" in capsys.readouterr().err
 
 
-def test_runs_stored_before_precisions_were_recorded_count_as_float32(tmp_path, tiny_budget):
+def test_trials_stored_without_a_precision_count_as_float32(tmp_path, tiny_entry):
     import json
 
-    from loop.bench import runner
+    from loop.bench.campaign import run_campaign
 
     out = str(tmp_path / "out")
-    runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False)
+    run_campaign([tiny_entry], ["shuffle"], 1, out, progress=False)
     path = run_files(out)[0]
     record = json.load(open(path))
     assert record["precision"] == "float32"
     del record["precision"]
-    runner.write_json_atomic(path, record)
-    assert runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False)["skipped"] == 1
-    with pytest.raises(ValueError, match="holds runs trained in another precision than mixed_bfloat16: float32"):
-        runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False, precision="mixed_bfloat16")
+    store.write_json_atomic(path, record)
+    assert run_campaign([tiny_entry], ["shuffle"], 1, out, progress=False)["skipped"] == 1
+    with pytest.raises(ValueError, match="holds trials trained in another precision than mixed_bfloat16: float32"):
+        run_campaign([tiny_entry], ["shuffle"], 1, out, progress=False, precision="mixed_bfloat16")
     with pytest.raises(ValueError, match="precision 'bf16' is not a precision"):
-        runner.run_suite([tiny_budget], ["shuffle"], 1, out, progress=False, precision="bf16")
+        run_campaign([tiny_entry], ["shuffle"], 1, out, progress=False, precision="bf16")
 
 
 @pytest.mark.parametrize("precision, dtype", [("float32", "float32"), ("mixed_bfloat16", "bfloat16"),
                                               ("mixed_float16", "float16")])
 def test_throughput_measures_the_peak_in_the_compute_dtype(precision, dtype):
-    from loop.bench import throughput
+    from loop.bench.perf import throughput
 
     assert throughput.parse_args(["--precision", precision]).precision == precision
     assert throughput.PEAK_DTYPES[precision] == dtype
@@ -379,7 +435,7 @@ def test_throughput_in_mixed_bfloat16_reports_its_precision(capsys, float32_afte
 
 
 def test_throughput_runs_the_resnet20_step_and_reports_the_pass_costs(capsys):
-    from loop.bench import throughput
+    from loop.bench.perf import throughput
 
     result = throughput.measure(throughput.parse_args(["--samples", "64", "--pairs", "1", "--epochs-per-call", "1",
                                                        "--matmul-size", "64", "--model", "resnet20"]))
@@ -395,7 +451,7 @@ def test_throughput_refuses_an_unknown_model(capsys):
 
 
 def test_throughput_jit_compile_flag_reaches_both_steps(capsys):
-    from loop.bench import throughput
+    from loop.bench.perf import throughput
 
     args = throughput.parse_args(["--samples", "64", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64",
                                   "--jit-compile"])
@@ -405,7 +461,7 @@ def test_throughput_jit_compile_flag_reaches_both_steps(capsys):
 
 
 def test_throughput_uint8_inputs_train_through_the_input_cast(capsys):
-    from loop.bench import throughput
+    from loop.bench.perf import throughput
 
     args = throughput.parse_args(["--samples", "64", "--pairs", "1", "--epochs-per-call", "1", "--matmul-size", "64",
                                   "--input-dtype", "uint8"])
@@ -447,28 +503,31 @@ def test_seeds_auto_is_parsed_and_listed_in_help(capsys):
 
 
 def test_seeds_auto_runs_through_the_cli_and_the_table_shows_verdicts(tmp_path, capsys, monkeypatch):
-    from loop.bench import runner
+    from loop.bench import training
 
-    def fake_train_one(ds, train, test, budget, label, make_selector, seed, precision="float32"):
-        seconds = {"Shuffle()": 10.0, "Freeze()": 5.0}.get(label, 10.0 * (1 + 0.1 * (-1) ** seed))
-        frame = [{"epoch": 1.0, "step": 4, "samples_forwarded": 40, "samples_backpropagated": 40,
-                  "train_time_s": seconds, "selection_time_s": 0.0, "eval_time_s": 0.1, "loss": 0.3,
-                  "accuracy": 0.9, "val_loss": 0.3, "val_accuracy": 0.9}]
-        return {"format": runner.RUN_FORMAT, "dataset": budget.dataset, "selector": label, "seed": seed,
-                "budget": budget.config(), "precision": precision, "task": "classification", "metrics": ["accuracy"],
-                "loss": "sparse_categorical_crossentropy", "target_metric": "val_accuracy", "n_train": 40,
-                "n_test": 20, "status": "ok", "error": None, "frame": frame, "wall_s": seconds}
+    def fake_train_one(ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None):
+        label, study = record["trial_selector"], record["study"]
+        seconds = {"Shuffle()": 10.0, "Freeze()": 5.0}.get(label, 10.0 * (1 + 0.1 * (-1) ** study))
+        record.update({"task": "classification", "metrics": ["accuracy"], "loss": "sparse_categorical_crossentropy",
+                       "target_metric": "val_accuracy", "n_train": 40, "n_test": 20, "loop_epochs": 1,
+                       "frame": [{"epoch": 1.0, "step": 4, "samples_forwarded": 40, "samples_backpropagated": 40,
+                                  "train_time_s": seconds, "selection_time_s": 0.0, "eval_time_s": 0.1,
+                                  "loss": 0.3, "accuracy": 0.9, "val_loss": 0.3, "val_accuracy": 0.9}]})
+        record["costs"]["wall_s"] = seconds
+        return record
 
-    monkeypatch.setattr(runner, "prepare_dataset", lambda budget, data_dir=None: (None, None, None))
-    monkeypatch.setattr(runner, "train_one", fake_train_one)
+    monkeypatch.setattr(training, "prepare_dataset", lambda workload, data_dir=None: (None, None, None))
+    monkeypatch.setattr(training, "train_one", fake_train_one)
     out = tmp_path / "out"
     args = ["--datasets", "spirals", "--selectors", "freeze,homogeneous", "--seeds", "auto:2:4", "--out", str(out),
             "--no-plots", "--bootstrap", "200"]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "x auto:2:4 seeds in float32" in captured.err and "auto seeds, round 1" in captured.err
-    assert "more seeds for spirals Homogeneous() (4), spirals Shuffle() (4)" in captured.err
-    markdown = (out / "table.md").read_text()  # the full table, as printed before the compact one existed
+    assert "x auto:2:4 studies in float32" in captured.err and "auto seeds, round 1" in captured.err
+    assert "more studies for spirals Homogeneous() (4), spirals Shuffle() (4)" in captured.err
+    assert "loop.bench: trained 10 trials (0 pruned, 0 failed, 0 not applicable), skipped 0 already stored" in \
+        captured.err
+    markdown = (out / "table.md").read_text()  # the full table
     assert "| spirals | Freeze() | 2 | 2/2 |" in markdown
     assert "| spirals | Homogeneous() | 4 | 4/4 |" in markdown
     header = next(line for line in markdown.splitlines() if line.startswith("| dataset | selector |"))
@@ -481,7 +540,9 @@ def test_seeds_auto_runs_through_the_cli_and_the_table_shows_verdicts(tmp_path, 
     assert printed["Homogeneous()"][0] == "4/4" and printed["Homogeneous()"][-2:] == ["no", "difference"]
     assert "verdict" in (out / "table.csv").read_text().splitlines()[0]
     assert main(args) == 0  # resumed: everything is stored
-    assert "loop.bench: ran 0, skipped 6 already stored" in capsys.readouterr().err  # the MIN seeds; no round is left
+    err = capsys.readouterr().err
+    assert "loop.bench: trained 0 trials (0 pruned, 0 failed, 0 not applicable), skipped 6 already stored" in err
+    assert "auto seeds, round" not in err  # the MIN studies; no round is left
 
 
 # ------------------------------------------------------------------------------- usage, subcommands, start-up
@@ -529,7 +590,7 @@ def test_the_main_job_prints_no_tensorflow_start_up_lines(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for noise in ("absl::InitializeLog", "cuInit", "I0000 ", "E0000 ", "cpu_feature_guard", "oneDNN"):
         assert noise not in done.stderr, done.stderr
-    assert done.stderr.startswith("loop.bench: 1 datasets x 1 selectors x 1 seeds")
+    assert done.stderr.startswith("loop.bench: 1 workloads x 1 selectors x 1 studies in float32 -> ")
     assert "spirals: target " in done.stdout
 
 

@@ -1,4 +1,6 @@
-"""plot_wallclock: one panel per dataset, median over seeds with a min-max band, the target drawn."""
+"""The learning-curve figures: one panel per workload, median over studies with a min-max band, the target drawn."""
+
+import os
 
 import matplotlib
 
@@ -7,26 +9,26 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_records import record
 
-from loop.bench import plots
+from loop.bench.reporting import plots
 
 
-def _run(dataset, selector, seed, accuracies, seconds_per_epoch, target=None, status="ok"):
+def _run(workload, selector, study, accuracies, seconds_per_epoch, target=None, status="ok"):
     n = len(accuracies)
     frame = pd.DataFrame({"epoch": np.arange(1, n + 1), "val_accuracy": accuracies, "val_loss": np.ones(n),
                           "train_time_s": seconds_per_epoch * np.arange(1, n + 1)})
-    return {"dataset": dataset, "selector": selector, "seed": seed, "status": status, "metrics": ["accuracy"],
-            "target_metric": "val_accuracy", "frame": frame if status == "ok" else pd.DataFrame(),
-            "budget": {"target": target} if target else {}}
+    return record(workload, selector, study, frame if status == "ok" else pd.DataFrame(), status=status,
+                  target=target)
 
 
 def test_one_panel_per_dataset_with_median_band_and_target(tmp_path):
     records = []
-    for seed, shift in enumerate((0.0, 0.02, 0.04)):  # three seeds, stopping at the target (0.9)
-        records.append(_run("a", "Shuffle()", seed, [0.5 + shift, 0.8 + shift, 0.9 + shift], 2.0,
+    for study, shift in enumerate((0.0, 0.02, 0.04)):  # three studies, stopping at the target (0.9)
+        records.append(_run("a", "Shuffle()", study, [0.5 + shift, 0.8 + shift, 0.9 + shift], 2.0,
                             {"val_accuracy": 0.9}))
-        records.append(_run("a", "Fast()", seed, [0.7 + shift, 0.92], 1.0, {"val_accuracy": 0.9}))
-        records.append(_run("b", "Shuffle()", seed, [0.6, 0.7 + shift], 3.0, {"val_accuracy": 0.7}))
+        records.append(_run("a", "Fast()", study, [0.7 + shift, 0.92], 1.0, {"val_accuracy": 0.9}))
+        records.append(_run("b", "Shuffle()", study, [0.6, 0.7 + shift], 3.0, {"val_accuracy": 0.7}))
     records.append(_run("b", "NA()", 0, [], 1.0, status="not_applicable"))
     path = tmp_path / "plots" / "wallclock.png"
     fig = plots.plot_wallclock(records, str(path), columns=3)
@@ -39,6 +41,7 @@ def test_one_panel_per_dataset_with_median_band_and_target(tmp_path):
     assert np.allclose(shuffle.get_xdata(), [2.0, 4.0, 6.0])  # the median time of each evaluation
     assert np.allclose(shuffle.get_ydata(), [0.52, 0.82, 0.92])  # the median over seeds
     assert shuffle.get_color() == "black"
+    assert plots.plot_wallclock(records, unit="studies").axes[0].get_title() == "a (3 studies)"
     target_lines = [line for line in a.get_lines() if line.get_linestyle() == "--"]
     assert len(target_lines) == 1 and np.allclose(target_lines[0].get_ydata(), 0.9)
     band = a.collections[0].get_paths()[0].vertices[:, 1]
@@ -56,10 +59,10 @@ def test_dataset_figure_draws_shuffle_as_the_reference_with_the_legend_outside_a
     import matplotlib.pyplot as plt
 
     records = []
-    for seed in range(2):
-        records.append(_run("a", "Fast()", seed, [0.7, 0.92], 0.05))  # sub-second curves ...
-        records.append(_run("a", "Shuffle()", seed, [0.5, 0.8, 0.92], 0.1))
-        rho = _run("a", "RhoLoss()", seed, [0.8, 0.95], 1.0)
+    for study in range(2):
+        records.append(_run("a", "Fast()", study, [0.7, 0.92], 0.05))  # sub-second curves ...
+        records.append(_run("a", "Shuffle()", study, [0.5, 0.8, 0.92], 0.1))
+        rho = _run("a", "RhoLoss()", study, [0.8, 0.95], 1.0)
         rho["frame"]["train_time_s"] += 8.0  # ... and one that starts after an 8 s set-up
         records.append(rho)
     captured = {}
@@ -93,3 +96,12 @@ def test_dataset_figure_draws_shuffle_as_the_reference_with_the_legend_outside_a
         xs = lines[label].get_xdata()
         assert low <= min(xs) and max(xs) <= high, label
     assert path == str(tmp_path / "a.png")
+
+
+def test_plot_all_draws_one_figure_per_workload_and_skips_not_applicable_records(tmp_path):
+    records = [_run("a", "Shuffle()", s, [0.5, 0.9], 1.0, {"val_accuracy": 0.9}) for s in range(2)]
+    records += [_run("b", "Shuffle()", s, [0.5, 0.9], 1.0) for s in range(2)]
+    records.append(_run("c", "NA()", 0, [], 1.0, status="not_applicable"))  # nothing trained on "c"
+    paths = plots.plot_all(records, str(tmp_path / "plots"), unit="studies")
+    assert [os.path.basename(p) for p in paths] == ["a.png", "b.png"]
+    assert all(os.path.getsize(p) > 0 for p in paths)

@@ -9,13 +9,16 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_records import record
 
-from loop.bench import analysis, profiles
+from loop.bench.reporting import analysis
+from loop.bench.reporting.plots import plot_profiles
+from loop.bench.scoring import profiles
 
 INF = math.inf
 
 
-def _run(dataset, selector, seed, seconds, *, backprop=None, status="ok"):
+def _run(workload, selector, study, seconds, *, backprop=None, status="ok"):
     """A run that meets val_accuracy >= 0.9 at ``seconds`` (its third evaluation), or never (``seconds=inf``)."""
     reached = math.isfinite(seconds)
     end = seconds if reached else 30.0
@@ -23,16 +26,14 @@ def _run(dataset, selector, seed, seconds, *, backprop=None, status="ok"):
     frame = pd.DataFrame({"epoch": [1.0, 2.0, 3.0], "step": [1, 2, 3], "train_time_s": [end / 3, 2 * end / 3, end],
                           "samples_backpropagated": [per_eval, 2 * per_eval, 3 * per_eval],
                           "val_accuracy": [0.5, 0.6, 0.95 if reached else 0.7], "val_loss": [1.0, 0.9, 0.8]})
-    return {"dataset": dataset, "selector": selector, "seed": seed, "status": status, "error": None,
-            "metrics": ["accuracy"], "target_metric": "val_accuracy", "frame": frame,
-            "budget": {"target": {"val_accuracy": 0.9}}}
+    return record(workload, selector, study, frame, status=status, error=None, target={"val_accuracy": 0.9})
 
 
-# Seconds per seed.  The medians are           w1   w2   w3
+# Seconds per study.  The medians are           w1   w2   w3
 #                                         A    10   30   12
 #                                         B    20   15   36
 #                                         C    10  inf   24
-# w1: A and C tie (10); w2: C misses at 2 of 3 seeds; A's w1 has one missing seed of 3, which leaves a median.
+# w1: A and C tie (10); w2: C misses at 2 of 3 studies; A's w1 has one missing study of 3, which leaves a median.
 _SECONDS = {
     "w1": {"A()": [8, 10, INF], "B()": [20, 20, 20], "C()": [10, 10, 10]},
     "w2": {"A()": [30, 30, 30], "B()": [15, 14, 16], "C()": [INF, 5, INF]},
@@ -41,11 +42,11 @@ _SECONDS = {
 
 
 def _records():
-    return [_run(w, m, seed, s) for w, by in _SECONDS.items() for m, times in by.items() for seed, s in
+    return [_run(w, m, study, s) for w, by in _SECONDS.items() for m, times in by.items() for study, s in
             enumerate(times)]
 
 
-def test_costs_are_medians_with_a_miss_when_half_or_more_of_the_seeds_miss():
+def test_costs_are_medians_with_a_miss_when_half_or_more_of_the_studies_miss():
     costs = profiles.workload_costs(_records(), baseline="A()")
     expected = pd.DataFrame({"w1": [10.0, 20.0, 10.0], "w2": [30.0, 15.0, INF], "w3": [12.0, 36.0, 24.0]},
                             index=["A()", "B()", "C()"])
@@ -106,7 +107,7 @@ def test_the_backprop_profile_reads_samples_backpropagated_at_the_target():
 
 
 def test_a_selector_without_runs_on_a_workload_misses_it_or_drops_it():
-    records = [r for r in _records() if not (r["selector"] == "B()" and r["dataset"] == "w3")]
+    records = [r for r in _records() if not (r["selector"] == "B()" and r["workload"] == "w3")]
     records.append(dict(_run("w3", "B()", 0, 1.0), status="not_applicable"))
     costs = profiles.workload_costs(records, baseline="A()")
     assert math.isinf(costs.loc["B()", "w3"])
@@ -128,10 +129,15 @@ def test_bad_arguments_are_clear_errors():
         profiles.rho(ratios[[]])
 
 
+def test_the_steps_of_a_profile_are_its_ratios_up_to_tau_max():
+    xs, ys = profiles.steps(np.array([1.0, 2.0, INF, 5.0]), tau_max=4.0)
+    assert list(xs) == [1.0, 1.0, 2.0, 4.0] and list(ys) == [0.25, 0.25, 0.5, 0.5]
+
+
 def test_the_profile_plot_is_a_step_function_with_the_legend_outside(tmp_path):
     _, _, time_ratios = profiles.profile_table(_records(), baseline="A()")
     path = tmp_path / "profiles.png"
-    fig = profiles.plot_profiles({"time": time_ratios, "backprop": time_ratios}, str(path))
+    fig = plot_profiles({"time": time_ratios, "backprop": time_ratios}, str(path))
     assert path.stat().st_size > 0
     ax = fig.axes[0]
     assert ax.get_xlim() == pytest.approx((1.0, 4.0))
@@ -164,3 +170,6 @@ def test_write_analysis_writes_the_tables_and_figures_and_returns_the_frames(tmp
     assert "| Shuffle() | time | 3 | 2 | 0 |" in text
     reread = pd.read_csv(tmp_path / "analysis" / "profiles.csv")
     assert set(reread["measure"]) == {"time", "backprop"}
+    trends = pd.read_csv(tmp_path / "analysis" / "threshold_trends.csv")
+    assert set(trends["measure"]) == {"time", "backprop"} and trends["summary"].str.contains(" -> ").all()
+    assert "Cost per selector and workload: median over seeds" in text

@@ -1,4 +1,4 @@
-"""Speedup across thresholds on synthetic runs (no training): levels, speedups, trends and the figure."""
+"""Speedup across thresholds on synthetic records (no training): levels, speedups, trends and the figure."""
 
 import math
 
@@ -9,19 +9,21 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_records import record
 
-from loop.bench import thresholds
+from loop.bench.reporting import formatting
+from loop.bench.reporting.plots import plot_speedup_by_threshold
+from loop.bench.scoring import thresholds
 
 
-def _run(selector, seed, values, times, *, dataset="toy", metric="val_accuracy", target=0.9, status="ok"):
+def _run(selector, study, values, times, *, workload="toy", metric="val_accuracy", target=0.9, status="ok"):
     n = len(values)
     frame = pd.DataFrame({"epoch": np.arange(1, n + 1, dtype=float), "step": np.arange(1, n + 1),
                           "train_time_s": np.asarray(times, dtype=float),
                           "samples_backpropagated": 100.0 * np.arange(1, n + 1), metric: np.asarray(values),
                           "val_loss": np.ones(n)})
-    return {"dataset": dataset, "selector": selector, "seed": seed, "status": status, "error": None,
-            "metrics": [metric.replace("val_", "")], "target_metric": metric, "frame": frame,
-            "budget": {"target": {metric: target}}}
+    return record(workload, selector, study, frame, status=status, error=None, metrics=[metric.replace("val_", "")],
+                  target_metric=metric, target={metric: target})
 
 
 # The baseline meets 0.5, 0.6, 0.7, 0.8 and 0.9 at 1, 2, 3, 4 and 5 seconds (evaluations 1-5).
@@ -32,12 +34,12 @@ _GROW = ([0.5, 0.95], [1.0, 2.5])
 _SHRINK = ([0.75, 0.8, 0.85, 0.95], [0.5, 4.0, 4.5, 10.0])
 
 
-def _records(seeds=3):
+def _records(studies=3):
     records = []
-    for seed in range(seeds):
-        records.append(_run("Shuffle()", seed, *_BASE))
-        records.append(_run("Grow()", seed, *_GROW))
-        records.append(_run("Shrink()", seed, *_SHRINK))
+    for study in range(studies):
+        records.append(_run("Shuffle()", study, *_BASE))
+        records.append(_run("Grow()", study, *_GROW))
+        records.append(_run("Shrink()", study, *_SHRINK))
     return records
 
 
@@ -73,10 +75,10 @@ def test_known_times_give_known_speedups_at_every_level():
     assert grow["backprop_to_threshold"].iloc[-1] == 200 and grow["backprop_speedup"].iloc[-1] == pytest.approx(2.5)
 
 
-def test_the_interval_is_the_paired_bootstrap_over_seeds():
-    records = _records(seeds=4)
-    for r in records:  # Grow's seed 3 misses every level above the easiest: its ratio there is 0
-        if r["selector"] == "Grow()" and r["seed"] == 3:
+def test_the_interval_is_the_paired_bootstrap_over_studies():
+    records = _records(studies=4)
+    for r in records:  # Grow's study 3 misses every level above the easiest: its ratio there is 0
+        if r["selector"] == "Grow()" and r["study"] == 3:
             r["frame"]["val_accuracy"] = [0.5, 0.55]
     table = thresholds.speedup_by_threshold(records, n_boot=500)
     last = table[(table["selector"] == "Grow()") & (table["level"] == 5)].iloc[0]
@@ -94,7 +96,9 @@ def test_trends_say_which_advantage_grows_and_which_shrinks():
     assert trend.loc["Shrink()", "trend"] == "shrinks" and trend.loc["Shrink()", "ratio"] == pytest.approx(0.25)
     assert trend.loc["Shrink()", "spearman"] == pytest.approx(-0.6)
     assert trend.loc["Grow()", "verdicts"] == "no difference -> loss -> win -> win -> win"
-    assert trend.loc["Grow()", "summary"].startswith("toy, Grow(): 1x at val_accuracy >= 0.5 -> 2x at 0.9: grows")
+    assert "summary" not in trend  # the numbers only; the readable line is formatting's
+    line = formatting.with_summaries(trend.reset_index(), table).set_index("selector").loc["Grow()", "summary"]
+    assert line.startswith("toy, Grow(): 1x at val_accuracy >= 0.5 -> 2x at 0.9: grows")
 
 
 def test_a_lower_is_better_metric_counts_down_to_its_target():
@@ -107,7 +111,7 @@ def test_a_lower_is_better_metric_counts_down_to_its_target():
     assert table.groupby("level")["threshold"].first().to_numpy() == pytest.approx([9.5, 7.625, 5.75, 3.875, 2.0])
     fast_rows = table[table["selector"] == "Fast()"].sort_values("level")
     assert fast_rows["speedup"].to_numpy() == pytest.approx([1.0, 2.0, 3.0, 2.0, 2.5])
-    fig = thresholds.plot_speedup_by_threshold(table)
+    fig = plot_speedup_by_threshold(table)
     assert fig.axes[0].xaxis_inverted()  # the target (the lowest value) on the right
     assert "val_mae <= x" in fig.axes[0].get_xlabel()
 
@@ -135,7 +139,7 @@ def test_without_a_baseline_run_there_is_no_easy_level_and_the_dataset_is_left_o
     records = [r for r in _records() if r["selector"] != "Shuffle()"]
     with pytest.raises(ValueError, match="toy: no successful Shuffle\\(\\) run has 'val_accuracy'"):
         thresholds.easy_level(records, "val_accuracy")
-    others = [dict(r, dataset="other") for r in _records()]
+    others = [dict(r, workload="other") for r in _records()]
     table = thresholds.speedup_by_threshold(records + others, n_boot=50)
     assert set(table["dataset"]) == {"other"}
     given = thresholds.speedup_by_threshold(records, levels=[0.9], n_boot=50)  # explicit levels: kept, no pairs
@@ -144,13 +148,13 @@ def test_without_a_baseline_run_there_is_no_easy_level_and_the_dataset_is_left_o
 
 
 def test_the_plot_has_a_log_axis_the_reference_line_and_the_legend_outside(tmp_path):
-    records = _records() + [dict(r, dataset="two") for r in _records()]
+    records = _records() + [dict(r, workload="two") for r in _records()]
     for r in records:  # Shrink misses "two" entirely: its speedups are 0, drawn at the bottom edge
-        if r["dataset"] == "two" and r["selector"] == "Shrink()":
+        if r["workload"] == "two" and r["selector"] == "Shrink()":
             r["frame"] = r["frame"].assign(val_accuracy=0.1)
     table = thresholds.speedup_by_threshold(records, n_boot=100)
     path = tmp_path / "plots" / "thresholds.png"
-    fig = thresholds.plot_speedup_by_threshold(table, str(path), columns=2)
+    fig = plot_speedup_by_threshold(table, str(path), columns=2)
     assert path.stat().st_size > 0
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == ["toy (up to 3 seeds)", "two (up to 3 seeds)"]
@@ -175,5 +179,5 @@ def test_the_plot_has_a_log_axis_the_reference_line_and_the_legend_outside(tmp_p
 def test_plotting_only_the_baseline_is_a_clear_error():
     table = thresholds.speedup_by_threshold([r for r in _records() if r["selector"] == "Shuffle()"], n_boot=50)
     with pytest.raises(ValueError, match="no selector other than the baseline"):
-        thresholds.plot_speedup_by_threshold(table)
+        plot_speedup_by_threshold(table)
     assert math.isnan(thresholds.first_evaluation(pd.DataFrame({"a": [1.0]}), "val_accuracy"))

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from loop.bench import throughput
+from loop.bench.perf import throughput
 from loop.bench.__main__ import main
 
 

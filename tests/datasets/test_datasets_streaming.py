@@ -87,7 +87,7 @@ def test_tfds_data_source_mocked(name, options, shape, classes):
     np.testing.assert_array_equal(ds.train.labels, y)
     pixels = np.stack([r["image"] for r in records])
     if name.startswith("cifar"):  # the in-memory loader's own scaling
-        np.testing.assert_array_equal(x, images._normalize(pixels, 0.0, 255.0))
+        np.testing.assert_array_equal(x, images.normalize(pixels, 0.0, 255.0))
     else:
         np.testing.assert_array_equal(x, (pixels.astype(np.float32) / np.float32(255.0)))
 
@@ -99,8 +99,8 @@ def test_tfds_cifar_standardization_uses_whole_training_split():
         pixels = np.stack([raw[i]["image"] for i in range(len(raw))])
         train, test = _everything(ds.train)[0], _everything(ds.test)[0]
     mean, std = images.channel_stats(pixels)  # exactly what the in-memory loader computes
-    np.testing.assert_array_equal(train, images._normalize(pixels, mean, std))
-    np.testing.assert_array_equal(test[:2], images._normalize(pixels[:2], mean, std))  # the mock's splits agree
+    np.testing.assert_array_equal(train, images.normalize(pixels, mean, std))
+    np.testing.assert_array_equal(test[:2], images.normalize(pixels[:2], mean, std))  # the mock's splits agree
     assert "standardized per channel" in ds.info
     assert ds.model_names[0] == "resnet20" == ds.default_model
 

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from loop.bench import runner
+from loop.bench import labels
 from loop.selectors import DyBAT, DynamicBatchSize, Selector, from_string, register
 from loop.selectors import base as selectors_base
 from loop.selectors import plugins
@@ -302,7 +302,7 @@ def test_an_installed_package_adds_names_through_entry_points(tmp_path, monkeypa
             from_string("broken_ep")
         with pytest.raises(ValueError, match=r"registered: broken_ep, hardest_first, made"):
             from_string("nope")
-        label, make = runner.selector_key("hardest_first:power=2")
+        label, make = labels.selector_key("hardest_first:power=2")
         assert label == "HardestFirst(power=2)" and repr(make()) == label
     finally:
         sys.modules.pop(module_name, None)
@@ -347,28 +347,29 @@ def test_a_user_selector_s_bad_plan_is_caught_by_the_protocol_checks(tmp_path, m
 
 
 def test_the_bench_label_of_an_import_path_is_stable_and_readable(user_module):
-    assert runner.selector_key(f"{user_module}:HardestFirst:power=2")[0] == "HardestFirst(power=2)"
+    assert labels.selector_key(f"{user_module}:HardestFirst:power=2")[0] == "HardestFirst(power=2)"
     for spec in (f" {user_module}:hardest_first ", f"{user_module}.hardest_first", f"{user_module} : hardest_first"):
-        assert runner.selector_key(spec)[0] == f"{user_module}:hardest_first"
-    label, make = runner.selector_key(f"{user_module}:Plain:k=3")  # Python's default repr holds an address
+        assert labels.selector_key(spec)[0] == f"{user_module}:hardest_first"
+    label, make = labels.selector_key(f"{user_module}:Plain:k=3")  # Python's default repr holds an address
     assert label == f"{user_module}:Plain:k=3" and make() is not make()
-    assert runner.selector_key("dybat:delta=0.25")[0] == "DyBAT(delta=0.25)"
+    assert labels.selector_key("dybat:delta=0.25")[0] == "DyBAT(delta=0.25)"
 
 
-def test_run_suite_runs_resumes_and_tabulates_an_import_path(user_module, monkeypatch, tmp_path):
-    from loop.bench import tables
-    from loop.bench.suites import Budget
+def test_a_campaign_runs_resumes_and_tabulates_an_import_path(user_module, monkeypatch, tmp_path):
+    from loop.bench import scoring, store
+    from loop.bench.campaign import run_campaign
+    from loop.bench.suites import entry
 
     monkeypatch.delenv("LOOP_DATA_DIR", raising=False)
-    budget = Budget(dataset="spirals", epochs=2, load_options={"n_samples": 300})
+    tiny = entry("spirals", 2, load_options={"n_samples": 300})
     specs = ["shuffle", f"{user_module}:HardestFirst:power=2", f"{user_module}:hardest_first"]
     out = str(tmp_path / "out")
-    assert runner.run_suite([budget], specs, 1, out, progress=False)["ran"] == 3
-    assert runner.run_suite([budget], specs, 1, out, progress=False)["skipped"] == 3
-    records = tables.load_runs(out)
+    assert run_campaign([tiny], specs, 1, out, progress=False)["ran"] == 3
+    assert run_campaign([tiny], specs, 1, out, progress=False)["skipped"] == 3
+    records = store.load(out)
     assert {r["selector"] for r in records} == {"Shuffle()", "HardestFirst(power=2)", f"{user_module}:hardest_first"}
     assert all(r["status"] == "ok" for r in records)
-    assert set(tables.summarize(records)["selector"]) == {r["selector"] for r in records}
+    assert set(scoring.summarize(records)["selector"]) == {r["selector"] for r in records}
 
 
 def test_the_cli_runs_a_user_module_and_exits_2_on_a_wrong_path(user_module, capsys, tmp_path, monkeypatch):
@@ -401,25 +402,28 @@ def docs_example():
 
 
 def test_the_docs_example_runs(tmp_path, monkeypatch, capsys):
-    """Runs the example as written, with its budget cut to 2 epochs and 2 seeds so that it takes seconds."""
+    """Runs the example as written, with its workload cut to 2 epochs and 2 studies so that it takes seconds."""
     from loop import bench
+    from loop.bench.campaign import as_entry
 
     monkeypatch.delenv("LOOP_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    real_run_suite, seen = bench.run_suite, {}
+    real_run_campaign, seen = bench.run_campaign, {}
 
-    def tiny_run_suite(budgets, selectors, seeds, out, **kwargs):
-        seen.update(budgets=budgets, selectors=selectors, seeds=seeds)
-        budgets = [dataclasses.replace(b, epochs=2) for b in budgets]
-        return real_run_suite(budgets, selectors, 2, out, progress=False, **kwargs)
+    def tiny_run_campaign(entries, selectors, studies, out, **kwargs):
+        entries = [as_entry(item) for item in entries]
+        seen.update(entries=entries, selectors=selectors, studies=studies)
+        entries = [dataclasses.replace(item, workload=dataclasses.replace(item.workload, epochs=2)) for item in entries]
+        return real_run_campaign(entries, selectors, 2, out, progress=False, **kwargs)
 
-    monkeypatch.setattr(bench, "run_suite", tiny_run_suite)
+    monkeypatch.setattr(bench, "run_campaign", tiny_run_campaign)
     code = docs_example()
     assert len(code.splitlines()) <= 35
     exec(compile(code, "docs/methods.md", "exec"), {"__name__": "docs_example"})
-    assert seen["seeds"] >= 3 and all(b.epochs >= 10 for b in seen["budgets"])  # the example itself is realistic
+    # the example itself is realistic
+    assert seen["studies"] >= 3 and all(item.workload.epochs >= 10 for item in seen["entries"])
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| ")]
-    labels = {line.split("|")[2].strip() for line in rows[1:]}
-    assert "Shuffle()" in labels and any(label.startswith("LossWeighted(") for label in labels)
-    assert len(labels) == 3 and "verdict" in rows[0]
+    shown = {line.split("|")[2].strip() for line in rows[1:]}
+    assert "Shuffle()" in shown and any(label.startswith("LossWeighted(") for label in shown)
+    assert len(shown) == 3 and "verdict" in rows[0]

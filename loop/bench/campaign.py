@@ -1,0 +1,208 @@
+"""The one campaign loop: studies over workloads and selectors, with an optional search, every trial stored.
+
+Every suite runs through :func:`run_campaign`: the untuned ones (``default``, ``seeds``, ``full``), where a study is
+one trial at the entry's hyper-parameters, and the searched ones (``tuned``, ``--tune K``), where a study is K
+quasirandom trials (:mod:`loop.bench.search`) scored by its fastest, with exact pruning.  ``--seeds auto``
+(:mod:`loop.bench.auto_seeds`) calls it round after round.
+
+Order: workload by workload (its data loaded once, and only when a trial of it must train), study by study,
+selector by selector, trial by trial.  For each planned trial the store (:class:`loop.bench.store.Store`) is asked
+first: a trial stored with the same identity (:func:`loop.bench.records.identity`) is skipped, unless it failed and
+``retry_failed``; a trial another process has claimed is left to it.  **Exact pruning**: within a searched study,
+a trial whose training clock passes the study's best time to target so far cannot win, so it is stopped at its first
+evaluation past that time (:func:`loop.bench.training.TrainTimeLimit`) and stored as ``pruned``.  The best so far
+is recomputed from the stored trials, so a killed campaign resumes with the same limits.
+"""
+
+import math
+
+from loop.bench import labels as labels_lib
+from loop.bench import records as records_lib
+from loop.bench import search as search_lib
+from loop.bench import store as store_lib
+from loop.bench.precision import DEFAULT_PRECISION, check_precision
+from loop.bench.progress import Progress
+from loop.bench.suites import Entry
+from loop.bench.workloads import Workload
+
+
+def as_entry(item):
+    """An :class:`~loop.bench.suites.Entry` from an entry or a bare :class:`~loop.bench.workloads.Workload`."""
+    if isinstance(item, Entry):
+        return item
+    if isinstance(item, Workload):
+        return Entry(workload=item)
+    raise ValueError(f"a campaign runs suite entries or workloads, got {item!r}; build one with "
+                     "loop.bench.suites.entry('iris', epochs=10) or Workload(dataset='iris', epochs=10)")
+
+
+def check_targets(entries):
+    """Raises ``ValueError`` for an entry without a fixed target: a searched study scores trials against it."""
+    for item in entries:
+        if not item.workload.target:
+            raise ValueError(f"{item.name}: a search scores each study by its fastest trial to a fixed target; give "
+                             "the workload a target (e.g. the full suite's) or --target")
+
+
+def check_search_spaces(selectors):
+    """Raises ``ValueError`` for a selector whose ``tune_space`` is not a search space (checked before training)."""
+    from loop.selectors import from_string
+
+    for spec in selectors:
+        search_lib.search_space(1.0, from_string(spec) if isinstance(spec, str) else spec)
+
+
+def _seconds_to_target(record, target):
+    from loop.bench.scoring import time_to
+
+    return time_to(record, target, "seconds")
+
+
+class _Data:
+    """A workload's data, loaded on first use and kept for the workload's trials."""
+
+    def __init__(self, workload, data_dir):
+        self.workload, self.data_dir, self.value, self.error = workload, data_dir, None, None
+
+    def __call__(self):
+        from loop.bench.training import prepare_dataset
+
+        if self.value is None and self.error is None:
+            try:
+                self.value = prepare_dataset(self.workload, self.data_dir)
+            except Exception as err:  # a dataset that does not load skips its trials; the campaign goes on
+                self.error = f"{type(err).__name__}: {err}"
+        if self.error is not None:
+            raise _Unloadable(self.error)
+        return self.value
+
+
+class _Unloadable(Exception):
+    pass
+
+
+def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None, retry_failed=False, progress=True,
+                 stream=None, precision=DEFAULT_PRECISION):
+    """Runs every planned trial that ``out`` does not hold yet, and stores each one as it finishes.
+
+    Args:
+        entries: :class:`~loop.bench.suites.Entry` objects (or bare workloads): what trains, with which
+            hyper-parameters, and which selectors run there.
+        selectors: string specs (``"dybat:delta=0.5"``) or selector objects/functions.
+        studies: an int (studies ``0..studies-1``) or a list of study numbers; study ``s`` trains with seed ``s``.
+        out: the results directory.
+        trials: K for a search (K quasirandom trials per study, exact pruning; every workload needs a target);
+            None for one trial per study at the entry's hyper-parameters.
+        data_dir: passed to ``loop.datasets.load`` (default ``$LOOP_DATA_DIR``).
+        retry_failed: train again the trials stored as failed.
+        progress: show progress (:class:`loop.bench.progress.Progress`) on ``stream`` (default stderr).
+        precision: the ``keras.mixed_precision`` policy of every trial.
+
+    Returns:
+        ``{"ran", "skipped", "claimed", "failed", "pruned", "not_applicable": counts, "unloadable": [(workload,
+        error), ...]}``.
+
+    Raises:
+        ValueError: an unknown or repeated selector, a bad ``tune_space``, ``trials`` < 1, a searched workload
+            without a target, an unknown ``precision``, or an ``out`` holding trials of another precision; all
+            checked before anything trains.
+    """
+    entries = [as_entry(item) for item in entries]
+    check_precision(precision)
+    if trials is not None:
+        trials = search_lib.check_trials(trials)
+        check_targets(entries)
+        check_search_spaces(selectors)
+    studies = list(range(studies)) if isinstance(studies, int) else [int(s) for s in studies]
+    keyed = [(spec, labels_lib.selector_key(spec)[0]) for spec in selectors]
+    labels_lib.check_unique([label for _, label in keyed])
+    store = store_lib.Store(out)
+    store_lib.check_out_precision(out, precision)
+    store.sweep()
+    planned = {(item.name, label): len(studies) * (trials or 1)
+               for item in entries for spec, label in keyed if item.runs(spec)}
+    meter = Progress(planned, stream, enabled=progress)
+    summary = {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0,
+               "unloadable": []}
+    try:
+        for item in entries:
+            chosen = [(spec, label) for spec, label in keyed if item.runs(spec)]
+            data = _Data(item.workload, data_dir)
+            try:
+                centre = None
+                if trials is not None:
+                    centre = search_lib.range_test(item.workload, item.hyperparameters, data, out,
+                                                   precision=precision)["center_lr"]
+                    meter.note(f"{item.name}: range test suggests lr {centre:.3g} (min-loss lr / 10); learning "
+                               f"rates searched in [{centre * search_lib.LR_RANGE[0]:.3g}, "
+                               f"{centre * search_lib.LR_RANGE[1]:.3g}]")
+                for study in studies:
+                    for spec, label in chosen:
+                        _run_study(item, spec, label, study, trials, centre, data, store, summary,
+                                   meter, precision=precision, retry_failed=retry_failed)
+            except _Unloadable as err:
+                summary["unloadable"].append((item.name, str(err)))
+                meter.note(f"cannot load {item.name}, skipping its trials: {err}")
+                for _, label in chosen:
+                    key = (item.name, label)
+                    while meter.left[key] > 0:
+                        meter.end(*key, how="unloadable")
+    finally:
+        meter.close()
+    return summary
+
+
+def _plan(item, spec, study, trials, centre):
+    """The study's trials: ``[(Hyperparameters, knobs), ...]`` (one at the entry's hyper-parameters untuned)."""
+    if trials is None:
+        return [(item.hyperparameters, {})]
+    from loop.selectors import from_string
+
+    base = from_string(spec) if isinstance(spec, str) else spec
+    shared, own = search_lib.search_space(centre, base)
+    return search_lib.points(item.hyperparameters, shared, own, trials, study)
+
+
+def _run_study(item, spec, method, study, trials, centre, data, store, summary, meter, *, precision, retry_failed):
+    from loop.bench.training import train_one
+
+    target = item.workload.target
+    best = math.inf
+    for k, (hp, knobs) in enumerate(_plan(item, spec, study, trials, centre)):
+        label, factory = labels_lib.with_knobs(spec, knobs)
+        limit = best if trials is not None and math.isfinite(best) else None
+        planned = records_lib.new(item.workload, hp, selector=method, trial_selector=label, knobs=knobs,
+                                  study=study, trial=k, precision=precision, time_limit_s=limit)
+        stored = _stored(store, planned, retry_failed)
+        if stored is not None:
+            summary["skipped"] += 1
+            best = min(best, _seconds_to_target(stored, target))
+            meter.end(item.name, method, how="stored")
+            continue
+        with store.claim(planned) as mine:
+            stored = _stored(store, planned, retry_failed) if mine else None  # finished by another meanwhile?
+            if not mine or stored is not None:
+                summary["claimed" if not mine else "skipped"] += 1
+                if stored is not None:
+                    best = min(best, _seconds_to_target(stored, target))
+                meter.end(item.name, method, how="claimed" if not mine else "stored")
+                continue
+            ds, train, test = data()
+            meter.begin(item.name, method, study, k)
+            record = train_one(ds, train, test, item.workload, hp, planned, factory, time_limit_s=limit)
+            store.save(record)
+        summary["ran"] += 1
+        for status in ("failed", "pruned", "not_applicable"):
+            summary[status] += record["status"] == status
+        best = min(best, _seconds_to_target(record, target))
+        meter.end(item.name, method, record)
+
+
+def _stored(store, planned, retry_failed):
+    stored = store.find(planned)
+    if stored is not None and stored["status"] == records_lib.FAILED and retry_failed:
+        return None
+    return stored
+
+
+__all__ = ["as_entry", "check_search_spaces", "check_targets", "run_campaign"]
