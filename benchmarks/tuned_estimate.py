@@ -1,6 +1,6 @@
 """A compute estimate of the ``tuned`` suite from stored runs (docs/bench.md, "The tuned suite").
 
-    python benchmarks/tuned_estimate.py [--full results/full] [--pilot results/tuned]
+    python benchmarks/tuned_estimate.py [--full results/full] [--pilot results/tuned-v2]
 
 Model, per workload and selector, from the full suite's stored runs of that pair on the workload's dataset (at
 the full suite's learning rate and test-set target, a stand-in for the tuned target): ``hit`` = median wall
@@ -58,7 +58,7 @@ def main(argv=None):
     from loop.bench.labels import selector_key
     from loop.selectors import registered
 
-    suite = SUITES["tuned"]
+    suite = SUITES["tuned-v2"]  # the cost model of the v2 protocol (docs/bench.md)
     times = _full_times(args.full)
     full_caps = {e.workload.dataset: e.workload.epochs for e in SUITES["full"].entries}
     k, studies = suite.tune, suite.studies

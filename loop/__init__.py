@@ -5,8 +5,8 @@ callable and records time-to-target; ``loop.selectors`` holds the selectors,
 ``loop.datasets`` the datasets and reference models, ``python -m loop.bench``
 the time-to-accuracy benchmark, ``loop.lr_range_test`` a learning-rate
 range test through the same compiled step, ``loop.schedules`` learning-rate
-schedules with warm-up and a decay horizon in optimizer steps.  Data larger than the device streams by
-index from a random-access source (``loop.RandomAccess``, see ``loop.streaming``).
+schedules with warm-up and a decay horizon in optimizer steps or training seconds.  Data larger than the
+device streams by index from a random-access source (``loop.RandomAccess``, see ``loop.streaming``).
 
 The names below are imported on first use (PEP 562), so ``import loop`` and the
 command lines' ``--help`` do not load TensorFlow; ``from loop import Loop`` does.

@@ -262,6 +262,11 @@ def _agree_on_finite(gradients):
     return [poisoned(g) for g in gradients]
 
 
+def multi_worker(strategy):
+    """True under a strategy whose replicas span other processes (each worker then measures its own clock)."""
+    return strategy is not None and len(strategy.extended.worker_devices) != strategy.num_replicas_in_sync
+
+
 def worker_slice(strategy):
     """``(first_replica, local_replicas, replicas)`` of this worker under a multi-worker strategy, else None.
 

@@ -9,8 +9,10 @@ it is given everything once, in its constructor (the fit's frozen
 per call of the compiled chunk function (:class:`loop.step.Functions`), the
 training data's feeder (:meth:`loop.data.TrainingData.feeder`) making each
 chunk's rows ready first, and between chunks dispatches the Keras callbacks,
-the selector's ``on_batch_end`` hook, mid-epoch evaluations and a checkpoint
-on interruption; :meth:`EpochDriver._end_epoch` evaluates (the validation
+the selector's ``on_batch_end`` hook, mid-epoch evaluations (every
+``eval_every`` steps, or on the :class:`EvalGrid` of ``eval_every_seconds``),
+the time budget and a checkpoint on interruption, and before each chunk sets
+the schedule's training clock; :meth:`EpochDriver._end_epoch` evaluates (the validation
 data, then any extra evaluations such as a test set, whose metrics go to the
 history only), ends the epoch for the callbacks and saves the epoch's
 checkpoint.  The driver never asks where the data lives.  :class:`Timer` owns
@@ -21,6 +23,7 @@ compiled step, the tables and the checkpoint format belong to
 
 import contextlib
 import dataclasses
+import math
 import time
 import typing
 
@@ -42,6 +45,9 @@ class Timer:
 
     PHASES = ("train", "selection", "setup", "eval")
 
+    #: The clock read (a test may replace it with a fake one).
+    now = staticmethod(time.perf_counter)
+
     def __init__(self, seconds=None):
         self.seconds = dict.fromkeys(self.PHASES, 0.0)
         self.seconds.update(seconds or {})
@@ -49,11 +55,11 @@ class Timer:
     @contextlib.contextmanager
     def measure(self, *phases):
         """Adds the time of the ``with`` body to each of ``phases``."""
-        start = time.perf_counter()
+        start = self.now()
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - start
+            elapsed = self.now() - start
             for phase in phases:
                 self.seconds[phase] += elapsed
 
@@ -61,6 +67,40 @@ class Timer:
         """The history columns of the timer."""
         return {"train_time_s": self.seconds["train"], "selection_time_s": self.seconds["selection"],
                 "setup_time_s": self.seconds["setup"], "eval_time_s": self.seconds["eval"]}
+
+
+class EvalGrid:
+    """The evaluation grid of ``fit(eval_every_seconds=T)``: the points ``k * T`` of the training clock.
+
+    The next point is derived from the clock (``k = floor(t / T) + 1``), so a
+    fit resumed from a checkpoint's clock keeps the grid.
+
+    Args:
+        period: ``T``, in training seconds.
+        seconds: the training clock when the fit starts (the restored one when resuming).
+    """
+
+    def __init__(self, period, seconds=0.0):
+        self.period = period
+        self.next = self.floor(seconds) + 1
+
+    @property
+    def next_time(self):
+        """The training second of the next grid point."""
+        return self.next * self.period
+
+    def floor(self, seconds):
+        """The largest ``k`` with ``k * T <= seconds`` (exactly, whatever the rounding of the division)."""
+        k = math.floor(seconds / self.period)
+        return k + 1 if (k + 1) * self.period <= seconds else k - 1 if k * self.period > seconds else k
+
+    def due(self, seconds):
+        """The ``k`` of the latest grid point at or before ``seconds`` not yet evaluated, or None; once per point."""
+        if seconds < self.next_time:
+            return None
+        k = self.floor(seconds)
+        self.next = k + 1
+        return k
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +111,9 @@ class FitOptions:
     target: dict
     stop_at_target: bool = False
     eval_every: typing.Optional[int] = None
+    eval_every_seconds: typing.Optional[float] = None  # evaluate on the grid k * T of the training clock
+    time_budget_s: typing.Optional[float] = None       # stop at the first chunk boundary past it
+    train_clock: typing.Any = None                     # a loop.schedules.TrainClock set before every chunk
     verbose: int = 1
     validation: typing.Any = None   # a loop.data.EvaluationData, or None
     extra_evaluations: tuple = ()   # ((name, EvaluationData), ...): reported only, never read by the fit
@@ -139,6 +182,12 @@ class EpochDriver:
         self.on_batch_end = getattr(selector, "on_batch_end", None)
         self.logs = dict(resume.logs) if resume is not None else {}         # the running train logs
         self.last_val = dict(resume.last_val) if resume is not None else {}  # the last evaluation's
+        # The grid starts from the clock before this fit's on_train_begin: the restored one, or 0.
+        start = float(resume.timer.get("train", 0.0)) if resume is not None else 0.0
+        self.grid = None if options.eval_every_seconds is None else EvalGrid(options.eval_every_seconds, start)
+        self.budget_spent = False
+        self.watch = math.inf  # the one clock comparison per chunk: the next grid point or the budget
+        self._next_watch()
 
     def run(self, state):
         """Trains ``options.epochs`` epochs (from where ``resume`` stopped) and returns the history.
@@ -213,16 +262,20 @@ class EpochDriver:
             if self.on_batch_end is not None:
                 self._batch_end_hook(plan, batch, stop, epoch)
             batch = stop
-            mid_eval = options.eval_every and steps_now % options.eval_every == 0 and batch < num_batches
+            # The epoch's last boundary is _end_epoch's (nothing is timed in between).
+            grid_k = self._clock_check() if batch < num_batches and self.timer.seconds["train"] >= self.watch \
+                else None
+            mid_eval = (options.eval_every and steps_now % options.eval_every == 0 and batch < num_batches) or \
+                grid_k is not None
             if self.batch_hooks or options.verbose == 1 or mid_eval:
                 self.logs = self.train_metrics.result()
             if self.batch_hooks or options.verbose == 1:
                 self.callbacks.on_train_batch_end(batch - 1, self.logs)
             if mid_eval:
-                self._eval_row(epoch + batch / num_batches)
+                self._eval_row(epoch + batch / num_batches, grid_k)
                 if self._stop():
                     break
-            if self.model.stop_training:
+            if self.model.stop_training or self.budget_spent:
                 break
             if self.checkpointer is not None and self.checkpointer.interrupted and batch < num_batches:
                 self.checkpointer.save(epoch=epoch, batch=batch, plan=tuple(plan), start_step=start_step,
@@ -234,6 +287,8 @@ class EpochDriver:
     def _train_chunk(self, epoch, device_plan, batch, stop):
         """Mini-batches ``[batch, stop)``: one compiled call per piece the feeder stages; returns the global step."""
         with self.timer.measure("train"):
+            if self.options.train_clock is not None:  # one assign per chunk: the rate is constant within it
+                self.options.train_clock.seconds.assign(self.timer.seconds["train"])
             for first, last in self.feeder.pieces(batch, stop):
                 # Reading the result waits for the device, so the time is honest.
                 steps_now, bad_step = self.functions.train_chunk(*device_plan, first, last).numpy()
@@ -252,16 +307,19 @@ class EpochDriver:
         Returns:
             True when the fit should stop.
         """
-        options = self.options
+        options, rows = self.options, self.history.rows
         self.logs = self.train_metrics.result()
-        last = epoch == options.epochs - 1
-        if not options.eval_every or steps_now % options.eval_every == 0 or last or self.model.stop_training:
-            if not (self.history.rows and self.history.rows[-1]["step"] == steps_now):
-                self._eval_row(epoch + epoch_progress)
+        grid_k = self._clock_check() if self.timer.seconds["train"] >= self.watch else None
+        ending = epoch == options.epochs - 1 or self.model.stop_training or self.budget_spent
+        if grid_k is not None:
+            self._eval_row(epoch + epoch_progress, grid_k)
+        elif (ending or (self.grid is None and (not options.eval_every or steps_now % options.eval_every == 0))) \
+                and not (rows and rows[-1]["step"] == steps_now):
+            self._eval_row(epoch + epoch_progress)  # the epoch's, every eval_every steps, or the fit's final one
         epoch_logs = {**self.logs, **self.last_val}
         self.callbacks.on_epoch_end(epoch, epoch_logs)
         self.logs = epoch_logs
-        stopping = self._stop() or self.model.stop_training
+        stopping = self._stop() or self.model.stop_training or self.budget_spent
         if self.checkpointer is not None:
             self.checkpointer.save(epoch=epoch + 1, batch=0, rows=self.history.rows, timer=self.timer.seconds,
                                    logs=self.logs, last_val=self.last_val, stopped=stopping)
@@ -280,13 +338,28 @@ class EpochDriver:
             except Exception as err:
                 raise selector_error(err, self.selector, epoch, "on_batch_end")
 
+    def _next_watch(self):
+        budget = self.options.time_budget_s
+        self.watch = min(math.inf if self.grid is None else self.grid.next_time,
+                         math.inf if budget is None or self.budget_spent else budget)
+
+    def _clock_check(self):
+        """At a chunk boundary past :attr:`watch`: the ``k`` of the grid point crossed (or None); marks the budget."""
+        seconds = self.timer.seconds["train"]
+        grid_k = None if self.grid is None else self.grid.due(seconds)
+        budget = self.options.time_budget_s
+        self.budget_spent = self.budget_spent or (budget is not None and seconds >= budget)
+        self._next_watch()
+        return grid_k
+
     def _stop(self):
         rows, target = self.history.rows, self.options.target
         if self.options.stop_at_target and rows and history_lib.reached(rows[-1], target):
             self.model.stop_training = True
         return self.model.stop_training
 
-    def _eval_row(self, epoch_progress):
+    def _eval_row(self, epoch_progress, grid_k=None):
+        """Evaluates and appends a history row; ``grid_k``: the grid point of an ``eval_every_seconds`` evaluation."""
         val, extra = {}, {}
         if self.options.validation is not None:
             with self.timer.measure("eval"):
@@ -297,8 +370,13 @@ class EpochDriver:
         for name, data in self.options.extra_evaluations:
             with self.timer.measure("eval"):
                 extra.update(self.evaluate(data, prefix=f"{name}_"))
-        row = {"epoch": round(float(epoch_progress), 6), **self.tables.counts(), **self.timer.row(), **self.logs,
-               **val, **extra}
+        grid = {}
+        if self.grid is not None:  # the final, off-grid evaluation: NaN
+            grid = {"eval_grid_k": math.nan if grid_k is None else grid_k,
+                    "eval_overshoot_s": math.nan if grid_k is None else
+                    self.timer.seconds["train"] - grid_k * self.grid.period}
+        row = {"epoch": round(float(epoch_progress), 6), **self.tables.counts(), **self.timer.row(), **grid,
+               **self.logs, **val, **extra}
         self.history.rows.append(row)
         self.last_val = val
 

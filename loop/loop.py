@@ -31,6 +31,7 @@ from loop import data as data_lib
 from loop import distribute as distribute_lib
 from loop import history as history_lib
 from loop import objective as objective_lib
+from loop import schedules
 from loop import streaming as streaming_lib
 from loop import validation
 from loop.driver import EpochDriver, FitOptions, Timer, callback_list, selector_error
@@ -292,8 +293,8 @@ class Loop:
 
     # -------------------------------------------------------------------- fit
     def fit(self, x, y=None, *, epochs, sample_weight=None, class_weight=None, validation_data=None, target=None,
-            stop_at_target=False, eval_every=None, callbacks=None, verbose=1, checkpoint_dir=None,
-            extra_evaluations=None):
+            stop_at_target=False, eval_every=None, eval_every_seconds=None, time_budget_s=None, train_clock=None,
+            callbacks=None, verbose=1, checkpoint_dir=None, extra_evaluations=None):
         """Trains the model, asking the selector for a plan every epoch.
 
         Args:
@@ -328,6 +329,15 @@ class Loop:
             stop_at_target: end the fit as soon as the target is reached.
             eval_every: evaluate every this many optimizer steps instead of once
                 per epoch (plus at the end of training).
+            eval_every_seconds: ``T``: evaluate on a grid of the training clock (``train_time_s``) instead: at
+                the first chunk boundary at or after each ``k * T`` (once, for the latest ``k``, however many a
+                chunk crosses) and at the end of the fit, so every method is looked at equally often per
+                training second (AlgoPerf).  Rows get ``eval_grid_k`` and ``eval_overshoot_s = train_time_s -
+                k * T`` (NaN for the final, off-grid row).  Not with ``eval_every``; a resumed fit keeps the grid.
+            time_budget_s: stop at the first chunk boundary where the training clock reaches it, then evaluate.
+            train_clock: a :class:`loop.schedules.TrainClock` set to the training clock before every chunk, for
+                a :class:`loop.schedules.ClockSchedule` (default: the optimizer's ``ClockSchedule``'s clock); runs
+                are then no longer bit-identical across repetitions, the rate following measured seconds.
             callbacks: ``keras.callbacks.Callback`` objects.
             verbose: 0 silent, 1 progress bar, 2 one line per epoch.
             checkpoint_dir: save a checkpoint there at every epoch end and on
@@ -356,7 +366,10 @@ class Loop:
         settings, extra = validation.fit_options(
             epochs=epochs, eval_every=eval_every, verbose=verbose, target=target, stop_at_target=stop_at_target,
             extra=extra_evaluations, metric_names=self.metric_names, validated=validation_data is not None,
-            loss_name=self.loss_name, selector=self.selector, filter_mode=self._filter_mode)
+            loss_name=self.loss_name, selector=self.selector, filter_mode=self._filter_mode,
+            eval_every_seconds=eval_every_seconds, time_budget_s=time_budget_s,
+            train_clock=schedules.clock_of(self.optimizer) if train_clock is None else train_clock,
+            multi_worker=distribute_lib.multi_worker(self.strategy))
         self._use_data(x, y, sample_weight, class_weight)
         data = self.data
         validation_set = None if validation_data is None else data.evaluation_set(validation_data, "validation_data")
@@ -387,7 +400,7 @@ class Loop:
                     self.selector.on_train_begin(state)  # an in-step filter's variables are replicated too
             except Exception as err:
                 raise selector_error(err, self.selector, 0, "on_train_begin")
-        functions.trace()
+        functions.trace(warm=self.strategy is None)
         self.history = history_lib.History(rows=resume.rows if resume else None, target=options.target,
                                            selector=describe(self.selector),
                                            params={"batch_size": self.batch_size, "seed": self.seed, "epochs": epochs})

@@ -1,12 +1,14 @@
-"""Learning-rate schedules with a decay horizon in optimizer steps, and a method's own step budget.
+"""Learning-rate schedules with a decay horizon in optimizer steps or training seconds, and a step budget.
 
-Who owns what: :class:`WarmupDecay` is a
+Who owns what: :func:`rate` is the formula below, written once; :class:`WarmupDecay` is a
 ``keras.optimizers.schedules.LearningRateSchedule`` (serializable with
 ``get_config``/``from_config`` and ``keras.optimizers.schedules.serialize``)
 that the optimizer evaluates at its ``iterations`` inside the loop's compiled
 step; :func:`make_schedule` builds one from a shape name and fractions;
 :func:`step_budget` counts the optimizer steps a selector makes in an epoch cap,
-so that every method's schedule decays within its own steps.
+so that every method's schedule decays within its own steps.  :class:`ClockSchedule` is the same
+formula over seconds of the training clock (a :class:`TrainClock` that ``Loop.fit`` sets once per
+compiled chunk), so that every method's schedule decays over the same budget in seconds.
 
 The rate of the update at optimizer step ``t`` (0-based, the optimizer's
 ``iterations`` before the update), for a peak rate ``lr``, a horizon of ``H``
@@ -46,8 +48,10 @@ import math
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["SHAPES", "WarmupDecay", "make_schedule", "step_budget", "describe_schedule"]
+__all__ = ["SHAPES", "WarmupDecay", "make_schedule", "step_budget", "describe_schedule", "rate", "TrainClock",
+           "ClockSchedule", "clock_of"]
 
 #: The schedule shapes: ``constant`` (after an optional warm-up), ``cosine`` and ``linear`` decay.
 SHAPES = ("constant", "cosine", "linear")
@@ -71,6 +75,38 @@ def check_shape(shape, name="schedule"):
         raise ValueError(f"{name} {shape!r} is not a schedule shape; choose {', '.join(SHAPES[:-1])} or "
                          f"{SHAPES[-1]}")
     return shape
+
+
+def rate(position, peak, horizon, shape, warmup=0.0, alpha=0.0, *, offset=1.0, ops=np):
+    """The rate at ``position`` of a schedule over ``horizon`` (the formula above): the one place it is written.
+
+    Both schedules call it, :class:`WarmupDecay` with the optimizer step and
+    :class:`ClockSchedule` with the training clock's seconds, in the same unit
+    as ``horizon`` and ``warmup``.
+
+    Args:
+        position: ``t``: an array (``ops=np``) or a float tensor (``ops=keras.ops``).
+        peak: the peak rate ``lr``.
+        horizon: ``H``, where the decay ends.
+        shape: one of :data:`SHAPES`.
+        warmup: ``W < H``, the length of the linear warm-up (0: none).
+        alpha: the final rate as a fraction of ``peak`` (``cosine`` and ``linear``).
+        offset: the warm-up rate is ``peak * (t + offset) / W``: 1 for steps (the update at step ``t`` is the
+            ``t + 1``-th, so no step trains at rate 0), 0 for seconds (the ramp starts from 0 at 0 s).
+        ops: ``numpy`` or ``keras.ops``.
+    """
+    end = peak if shape == "constant" else alpha * peak
+    progress = ops.clip((position - float(warmup)) / float(horizon - warmup), 0.0, 1.0)
+    if shape == "cosine":
+        decayed = end + (peak - end) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+    elif shape == "linear":
+        decayed = peak - (peak - end) * progress
+    else:
+        decayed = ops.full_like(position, peak)
+    if not warmup:
+        return decayed
+    return ops.where(position < float(warmup), peak * ops.minimum((position + offset) / float(warmup), 1.0),
+                     decayed)
 
 
 @keras.saving.register_keras_serializable(package="loop")
@@ -113,33 +149,13 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.learning_rate if self.shape == "constant" else self.alpha * self.learning_rate
 
     def __call__(self, step):
-        ops = keras.ops
-        t = ops.cast(step, "float32")
-        lr, end = self.learning_rate, self.final
-        warm = float(max(self.warmup, 1))
-        ramp = ops.minimum((t + 1.0) / warm, 1.0) if self.warmup else 1.0
-        progress = ops.clip((t - float(self.warmup)) / float(self.horizon - self.warmup), 0.0, 1.0)
-        if self.shape == "cosine":
-            decayed = end + (lr - end) * 0.5 * (1.0 + ops.cos(math.pi * progress))
-        elif self.shape == "linear":
-            decayed = lr - (lr - end) * progress
-        else:
-            decayed = ops.full_like(t, lr)
-        return ops.where(t < float(self.warmup), lr * ramp, decayed)
+        return rate(keras.ops.cast(step, "float32"), self.learning_rate, self.horizon, self.shape, self.warmup,
+                    self.alpha, offset=1.0, ops=keras.ops)
 
     def values(self, steps):
         """The rates of the steps ``steps`` (an int: ``0 .. steps - 1``; or an array of steps), in float64."""
         t = np.arange(steps, dtype=np.float64) if np.ndim(steps) == 0 else np.asarray(steps, np.float64)
-        lr, end = self.learning_rate, self.final
-        progress = np.clip((t - self.warmup) / (self.horizon - self.warmup), 0.0, 1.0)
-        if self.shape == "cosine":
-            decayed = end + (lr - end) * 0.5 * (1.0 + np.cos(np.pi * progress))
-        elif self.shape == "linear":
-            decayed = lr - (lr - end) * progress
-        else:
-            decayed = np.full_like(t, lr)
-        ramp = np.minimum((t + 1.0) / max(self.warmup, 1), 1.0)
-        return np.where(t < self.warmup, lr * ramp, decayed)
+        return rate(t, self.learning_rate, self.horizon, self.shape, self.warmup, self.alpha, offset=1.0)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "horizon": self.horizon, "shape": self.shape,
@@ -148,6 +164,105 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __repr__(self):
         return (f"WarmupDecay(learning_rate={self.learning_rate:g}, horizon={self.horizon}, shape={self.shape!r}, "
                 f"warmup={self.warmup}, alpha={self.alpha:g})")
+
+
+def _positive(name, value, unit):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number{unit}, got {value!r}")
+    return float(value)
+
+
+class TrainClock:
+    """The training clock a :class:`ClockSchedule` reads: seconds in a non-trainable float64 ``tf.Variable``.
+
+    Pass it to ``Loop.fit(..., train_clock=clock)`` (a fit whose optimizer's
+    rate is a :class:`ClockSchedule` drives that schedule's clock even without
+    it): before every compiled chunk call the fit assigns the training clock
+    (``train_time_s``: training and selection, never evaluation) to
+    :attr:`seconds`, one assign per chunk.  The variable lives on one device and
+    is only assigned outside the compiled step, so it may be created inside or
+    outside a ``tf.distribute`` strategy's scope.
+
+    Args:
+        seconds: the starting value.
+    """
+
+    def __init__(self, seconds=0.0):
+        self.seconds = tf.Variable(float(seconds), dtype=tf.float64, trainable=False, name="train_clock_seconds")
+
+    def __repr__(self):
+        return f"TrainClock(seconds={float(self.seconds.numpy()):g})"
+
+
+@keras.saving.register_keras_serializable(package="loop")
+class ClockSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """:class:`WarmupDecay`'s shapes over seconds of the training clock instead of optimizer steps.
+
+    The position is ``clock.seconds`` (see :class:`TrainClock`), so each method's
+    rate decays over the budget's unit, training seconds, as in Kaddour et al.
+    (2023), whose budgets are wall-clock time; the formula is :func:`rate`'s
+    with a ramp from 0 at 0 s (``peak * t / warmup_s``).  ``Loop.fit`` sets the
+    clock once per compiled chunk, so the rate is constant within a chunk.
+
+    What it gives up: a run is no longer bit-identical across repetitions (its
+    rate follows measured seconds, which vary from run to run); a fit resumed
+    from a checkpoint continues from its restored clock.
+
+    Args:
+        clock: the :class:`TrainClock` it reads.
+        peak: the peak rate, > 0.
+        horizon_s: the training second at which the decay ends, > 0.
+        shape: ``"constant"``, ``"cosine"`` or ``"linear"``.
+        warmup_s: warm-up seconds, ``0 <= warmup_s < horizon_s``.
+        alpha: the final rate as a fraction of ``peak``, in [0, 1].
+
+    Raises:
+        ValueError: an argument out of range, naming it.
+    """
+
+    def __init__(self, clock, peak, horizon_s, *, shape="constant", warmup_s=0.0, alpha=0.0):
+        if not isinstance(clock, TrainClock):
+            raise ValueError(f"clock must be a loop.schedules.TrainClock, got {type(clock).__name__}")
+        self.clock = clock
+        self.peak = _positive("peak", peak, "")
+        self.horizon_s = _positive("horizon_s", horizon_s, " of training seconds")
+        self.warmup_s = _fraction("warmup_s", warmup_s, 0.0, math.inf)
+        if self.warmup_s >= self.horizon_s:
+            raise ValueError(f"warmup_s={warmup_s!r} must be shorter than horizon_s={horizon_s!r}; shorten the "
+                             "warm-up or lengthen the horizon")
+        self.shape = check_shape(shape, "shape")
+        self.alpha = _fraction("alpha", alpha)
+
+    def __call__(self, step):
+        del step  # the position is the training clock, not the optimizer step
+        return rate(keras.ops.cast(self.clock.seconds, "float32"), self.peak, self.horizon_s, self.shape,
+                    self.warmup_s, self.alpha, offset=0.0, ops=keras.ops)
+
+    def values(self, seconds):
+        """The rates at the training seconds ``seconds`` (an array), in float64."""
+        return rate(np.asarray(seconds, np.float64), self.peak, self.horizon_s, self.shape, self.warmup_s,
+                    self.alpha, offset=0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "horizon_s": self.horizon_s, "shape": self.shape, "warmup_s": self.warmup_s,
+                "alpha": self.alpha}
+
+    @classmethod
+    def from_config(cls, config):
+        """A schedule on a fresh :class:`TrainClock` (a clock is not part of a config): pass it to ``fit``."""
+        return cls(TrainClock(), **config)
+
+    def __repr__(self):
+        return (f"ClockSchedule(peak={self.peak:g}, horizon_s={self.horizon_s:g}, shape={self.shape!r}, "
+                f"warmup_s={self.warmup_s:g}, alpha={self.alpha:g})")
+
+
+def clock_of(optimizer):
+    """The :class:`TrainClock` of ``optimizer``'s :class:`ClockSchedule` (a ``LossScaleOptimizer``'s inner
+    optimizer's), or None."""
+    schedule = getattr(getattr(optimizer, "inner_optimizer", optimizer), "_learning_rate", None)
+    return schedule.clock if isinstance(schedule, ClockSchedule) else None
 
 
 def make_schedule(learning_rate, shape, budget_steps, *, horizon=1.0, warmup=0.0, alpha=0.0):

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from loop import history as history_lib
 from loop.protocol import describe
+from loop.schedules import TrainClock
 
 RANDOM_ACCESS_HINT = ("the loop gathers mini-batches by index, which a tf.data pipeline cannot do. Pass an (x, y) "
                       "pair of arrays, or a random-access source that streams by index: a NumPy memmap "
@@ -117,18 +118,21 @@ def fit_settings(*, epochs, eval_every, verbose, target, stop_at_target, tracked
 
 
 def fit_options(*, epochs, eval_every, verbose, target, stop_at_target, extra, metric_names, validated, loss_name,
-                selector, filter_mode):
+                selector, filter_mode, eval_every_seconds=None, time_budget_s=None, train_clock=None,
+                multi_worker=False):
     """``fit``'s options, checked before any data is read: :func:`fit_settings` and :func:`extra_evaluations`.
 
     Args:
         epochs, eval_every, verbose, target, stop_at_target: ``fit``'s arguments.
+        eval_every_seconds, time_budget_s, train_clock: ``fit``'s options on the training clock; each worker of a
+            multi-worker strategy (``multi_worker``) measures its own clock, so they are refused there.
         extra: ``fit``'s ``extra_evaluations``.
         metric_names: the loop's metric names; a target may name ``loss``, them, and with ``validated``
             (``validation_data`` given) their ``val_`` columns.
         validated: ``validation_data`` was given.
         loss_name: the loss's name, for the range of a ``loss`` target.
         selector, filter_mode: the loop's selector and its in-step filter's mode (an ``"accumulate"`` filter
-            refuses ``eval_every``).
+            refuses ``eval_every``, not ``eval_every_seconds``).
 
     Returns:
         ``(settings, extra)``: :func:`fit_settings`'s dict and :func:`extra_evaluations`'s.
@@ -141,9 +145,27 @@ def fit_options(*, epochs, eval_every, verbose, target, stop_at_target, extra, m
     if eval_every is not None and filter_mode == "accumulate":
         raise ValueError(f"eval_every={eval_every!r} counts optimizer steps, which the accumulating filter of "
                          f"{describe(selector)} decouples from the plan's batches; leave eval_every=None "
-                         "to evaluate once per epoch")
+                         "to evaluate once per epoch, or evaluate on the training clock (eval_every_seconds=...)")
+    if eval_every is not None and eval_every_seconds is not None:
+        raise ValueError(f"pass eval_every={eval_every!r} (optimizer steps) or eval_every_seconds="
+                         f"{eval_every_seconds!r} (training seconds), not both")
+    seconds = {"eval_every_seconds": eval_every_seconds, "time_budget_s": time_budget_s}
+    for name, value in seconds.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                np.isfinite(value) and value > 0)):
+            raise ValueError(f"{name} must be a positive number of training seconds (the history's train_time_s) "
+                             f"or None, got {value!r}")
+    if train_clock is not None and not isinstance(train_clock, TrainClock):
+        raise ValueError(f"train_clock must be a loop.schedules.TrainClock (the clock a ClockSchedule reads) or "
+                         f"None, got {type(train_clock).__name__}")
+    clocked = [n for n, v in {**seconds, "train_clock": train_clock}.items() if v is not None]
+    if clocked and multi_worker:
+        raise ValueError(f"{', '.join(clocked)} follow this worker's measured clock, on which the workers of a "
+                         "multi-worker strategy would disagree (and wait for each other); use eval_every= and a "
+                         "step schedule (loop.schedules.make_schedule) there")
     settings = fit_settings(epochs=epochs, eval_every=eval_every, verbose=verbose, target=target,
                             stop_at_target=stop_at_target, tracked=tracked, loss_name=loss_name)
+    settings.update({n: None if v is None else float(v) for n, v in seconds.items()}, train_clock=train_clock)
     return settings, extra_evaluations(extra)
 
 

@@ -24,6 +24,7 @@ lines out of the terminal.  The run goes through the one campaign loop
 """
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -280,6 +281,8 @@ def _plan(parser, args, command):
             specs.insert(0, "shuffle")
         labels.check_unique([labels.selector_key(s)[0] for s in specs])
         entries = _entries(args, suite)
+        if args.tune is not None:  # --tune K wins over the entries' own trial counts
+            entries = [dataclasses.replace(item, trials=None) for item in entries]
         checks.targets(targets, entries)
         if trials:
             entries = _with_targets(entries, targets)
@@ -311,7 +314,6 @@ def _available(specs, stream=None):
 
 def _entries(args, suite):
     """The suite's entries, or those ``--datasets`` names, with the command line's overrides applied."""
-    import dataclasses
 
     from loop import datasets
     from loop.bench.suites import SUITES, entry
@@ -334,9 +336,17 @@ def _entries(args, suite):
     workload = {k: v for k, v in (("epochs", args.epochs), ("n_train", args.n_train), ("n_test", args.n_test))
                 if v is not None}
     hp = {name: getattr(args, name) for name in ("schedule", "warmup", "horizon") if getattr(args, name) is not None}
-    return [dataclasses.replace(item, workload=dataclasses.replace(item.workload, **workload),
+    return [dataclasses.replace(item, workload=_resized(item.workload, workload),
                                 hyperparameters=dataclasses.replace(item.hyperparameters, **hp),
                                 selectors=None if args.selectors else item.selectors) for item in chosen]
+
+
+def _resized(workload, fields):
+    """``workload`` with ``--epochs``/``--n-train``/``--n-test``; on the seconds clock a new epoch cap scales the
+    evaluation period with it, so the budget keeps its number of evaluations."""
+    if "epochs" in fields and workload.eval_period is not None:
+        fields = {**fields, "eval_period": workload.eval_period * fields["epochs"] / workload.epochs}
+    return dataclasses.replace(workload, **fields)
 
 
 def _with_targets(entries, targets):
@@ -345,8 +355,6 @@ def _with_targets(entries, targets):
     A search reads the target while it runs (each study's best, pruning), so it must be known before the first
     trial; an untuned run reads ``--target`` only in its tables.
     """
-    import dataclasses
-
     found = []
     for item in entries:
         chosen = dict(targets.get(item.name, {})) or dict(targets.get(None, {}))

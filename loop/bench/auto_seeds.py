@@ -51,7 +51,7 @@ def parse_seeds(text):
         low, high = int(parts[1]), int(parts[2])
     except ValueError:
         raise ValueError(f"--seeds {text!r} is not auto:MIN:MAX with two integers; give e.g. --seeds auto:5:15 "
-                         "(5 seeds, then up to 15 where the speedup interval contains 1)") from None
+                         "(5 seeds, then up to 15 where the verdict is undecided)") from None
     if not 1 <= low <= high:
         raise ValueError(f"--seeds {text!r} needs 1 <= MIN <= MAX, got MIN={low}, MAX={high}; give e.g. "
                          "--seeds auto:5:15")
@@ -72,8 +72,9 @@ def _stored_records(out, entries, labels_, precision):
 def undecided(records, *, min_seeds, max_seeds, targets=None, n_boot=10_000):
     """The next trials the auto-seed rule asks for, from stored one-trial studies (:func:`loop.bench.store.load`).
 
-    Per workload, a selector other than the baseline whose paired wall-clock speedup's 95% interval
-    (:func:`loop.bench.scoring.summarize`) contains 1 and that has fewer than ``max_seeds`` studies gets its next
+    Per workload, a selector other than the baseline whose paired wall-clock verdict
+    (:func:`loop.bench.scoring.summarize`) is undecided ("no difference", or too few paired studies for the sign
+    test) and that has fewer than ``max_seeds`` studies gets its next
     study (the smallest missing one); so does the baseline when it lacks that study, since the speedup is paired by
     study.  A pair with no interval (no paired study) gets none: there is nothing to decide.
 
@@ -92,8 +93,8 @@ def undecided(records, *, min_seeds, max_seeds, targets=None, n_boot=10_000):
         seeds.setdefault((r["workload"], r["selector"]), set()).add(int(r["study"]))
     todo = {}
     for row in table.itertuples(index=False):
-        if row.selector == scoring.BASELINE or scoring.verdict(row.speedup_ci_low, row.speedup_ci_high) != \
-                "no difference":
+        # Undecided: the sign test says "no difference", or there are too few paired studies for it.
+        if row.selector == scoring.BASELINE or row.verdict not in ("no difference", scoring.TOO_FEW):
             continue
         have = seeds.get((row.dataset, row.selector), set())
         if len(have) >= max_seeds or len(have) < min_seeds:
@@ -148,7 +149,7 @@ def run_auto(entries, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
         rounds += 1
         if progress:
             pairs = "; ".join(f"{name} study {seed}: {', '.join(chosen)}" for (name, seed), chosen in todo.items())
-            print(f"auto seeds, round {rounds}: speedup interval contains 1 -> {pairs}", file=stream, flush=True)
+            print(f"auto seeds, round {rounds}: verdict undecided -> {pairs}", file=stream, flush=True)
         ran = 0
         for (name, seed), chosen in todo.items():
             summary = campaign.run_campaign([by_name[name]], [keyed[label] for label in chosen], [seed], out,

@@ -15,6 +15,7 @@ is recomputed from the stored trials, so a killed campaign resumes with the same
 """
 
 import math
+import os
 
 from loop.bench import labels as labels_lib
 from loop.bench import records as records_lib
@@ -91,8 +92,8 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
         selectors: string specs (``"dybat:delta=0.5"``) or selector objects/functions.
         studies: an int (studies ``0..studies-1``) or a list of study numbers; study ``s`` trains with seed ``s``.
         out: the results directory.
-        trials: K for a search (K quasirandom trials per study, exact pruning; every workload needs a target);
-            None for one trial per study at the entry's hyper-parameters.
+        trials: K for a search (K quasirandom trials per study, exact pruning; every workload needs a target; an
+            entry's own ``trials`` wins); None for one trial per study at the entry's hyper-parameters.
         data_dir: passed to ``loop.datasets.load`` (default ``$LOOP_DATA_DIR``).
         retry_failed: train again the trials stored as failed.
         progress: show progress (:class:`loop.bench.progress.Progress`) on ``stream`` (default stderr).
@@ -119,7 +120,9 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
     store = store_lib.Store(out)
     store_lib.check_out_precision(out, precision)
     store.sweep()
-    planned = {(item.name, label): len(studies) * (trials or 1)
+    per_entry = {item.name: (search_lib.check_trials(item.trials) if item.trials is not None else trials)
+                 if trials is not None else None for item in entries}
+    planned = {(item.name, label): len(studies) * (per_entry[item.name] or 1)
                for item in entries for spec, label in keyed if item.runs(spec)}
     meter = Progress(planned, stream, enabled=progress)
     summary = {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0,
@@ -129,17 +132,10 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
             chosen = [(spec, label) for spec, label in keyed if item.runs(spec)]
             data = _Data(item.workload, data_dir)
             try:
-                centre = None
-                if trials is not None:
-                    centre = search_lib.range_test(item.workload, item.hyperparameters, data, out,
-                                                   precision=precision)["center_lr"]
-                    meter.note(f"{item.name}: range test suggests lr {centre:.3g} (min-loss lr / 10); learning "
-                               f"rates searched in [{centre * search_lib.LR_RANGE[0]:.3g}, "
-                               f"{centre * search_lib.LR_RANGE[1]:.3g}]")
+                context = _Context(item, per_entry[item.name], data, out, precision, meter)
                 for study in studies:
                     for spec, label in chosen:
-                        _run_study(item, spec, label, study, trials, centre, data, store, summary,
-                                   meter, precision=precision, retry_failed=retry_failed)
+                        _run_study(context, spec, label, study, store, summary, retry_failed=retry_failed)
             except _Unloadable as err:
                 summary["unloadable"].append((item.name, str(err)))
                 meter.note(f"cannot load {item.name}, skipping its trials: {err}")
@@ -152,27 +148,61 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
     return summary
 
 
-def _plan(item, spec, study, trials, centre):
-    """The study's trials: ``[(Hyperparameters, knobs), ...]`` (one at the entry's hyper-parameters untuned)."""
-    if trials is None:
-        return [(item.hyperparameters, {})]
-    from loop.selectors import from_string
+class _Context:
+    """What every study of one workload shares: its entry, K, data, and (run once, cached, off every trial's
+    clock) the range test's centre of a search and the seconds clock's calibration."""
 
-    base = from_string(spec) if isinstance(spec, str) else spec
-    shared, own = search_lib.search_space(centre, base)
-    return search_lib.points(item.hyperparameters, shared, own, trials, study)
+    def __init__(self, item, trials, data, out, precision, meter):
+        self.item, self.trials, self.data, self.out, self.precision, self.meter = (item, trials, data, out, precision,
+                                                                                   meter)
+        self.centre = self.calibration = None
+        workload = item.workload
+        # The one-clock protocol trains RhoLoss's irreducible losses once per study, off the clock (training.py).
+        self.irreducible_dir = os.path.join(out, "irreducible", workload.label) if workload.clock == "seconds" \
+            else None
+        if workload.clock == "seconds":
+            from loop.bench.calibration import calibrate
+
+            self.calibration = calibrate(workload, item.hyperparameters, data, out, precision=precision)
+            meter.note(f"{item.name}: a Shuffle epoch takes {self.calibration['seconds_per_epoch']:.3g}s here: "
+                       f"budget {self.calibration['budget_s']:.3g}s of training, an evaluation every "
+                       f"{self.calibration['eval_period_s']:.3g}s")
+        if trials is not None:
+            self.centre = search_lib.range_test(workload, item.hyperparameters, data, out,
+                                                precision=precision)["center_lr"]
+            low, high = search_lib.SECONDS_LR_RANGE if workload.clock == "seconds" else search_lib.LR_RANGE
+            meter.note(f"{item.name}: range test suggests lr {self.centre:.3g} (min-loss lr / 10); learning "
+                       f"rates searched in [{self.centre * low:.3g}, {self.centre * high:.3g}]")
+
+    def plan(self, spec, study):
+        """The study's trials: ``[(Hyperparameters, knobs, units, space), ...]`` (one at the entry's
+        hyper-parameters when not searched)."""
+        if self.trials is None:
+            return [(self.item.hyperparameters, {}, None, None)]
+        from loop.selectors import from_string
+
+        base = from_string(spec) if isinstance(spec, str) else spec
+        clock = self.item.workload.clock
+        shared, own = search_lib.search_space(self.centre, base, clock)
+        space = {name: [kind, list(args)] for name, kind, args in shared + own}
+        pooled = self.item.name if clock == "seconds" else None
+        return [(hp, knobs, units, space if units is not None else None)
+                for hp, knobs, units in search_lib.points(self.item.hyperparameters, shared, own, self.trials,
+                                                          study, pooled)]
 
 
-def _run_study(item, spec, method, study, trials, centre, data, store, summary, meter, *, precision, retry_failed):
+def _run_study(context, spec, method, study, store, summary, *, retry_failed):
     from loop.bench.training import train_one
 
+    item, meter, data = context.item, context.meter, context.data
     target = item.workload.target
     best = math.inf
-    for k, (hp, knobs) in enumerate(_plan(item, spec, study, trials, centre)):
+    for k, (hp, knobs, units, space) in enumerate(context.plan(spec, study)):
         label, factory = labels_lib.with_knobs(spec, knobs)
-        limit = best if trials is not None and math.isfinite(best) else None
+        limit = best if context.trials is not None and math.isfinite(best) else None
         planned = records_lib.new(item.workload, hp, selector=method, trial_selector=label, knobs=knobs,
-                                  study=study, trial=k, precision=precision, time_limit_s=limit)
+                                  study=study, trial=k, precision=context.precision, time_limit_s=limit,
+                                  search_units=units, search_space=space)
         stored = _stored(store, planned, retry_failed)
         if stored is not None:
             summary["skipped"] += 1
@@ -189,7 +219,8 @@ def _run_study(item, spec, method, study, trials, centre, data, store, summary, 
                 continue
             ds, train, test = data()
             meter.begin(item.name, method, study, k)
-            record = train_one(ds, train, test, item.workload, hp, planned, factory, time_limit_s=limit)
+            record = train_one(ds, train, test, item.workload, hp, planned, factory, time_limit_s=limit,
+                               calibration=context.calibration, irreducible_dir=context.irreducible_dir)
             store.save(record)
         summary["ran"] += 1
         for status in ("failed", "pruned", "not_applicable"):

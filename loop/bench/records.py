@@ -14,6 +14,9 @@ a search's study has ``K`` trials.  A record (layout :data:`LAYOUT`) is a JSON-r
   ``n_val``, ``n_test``, ``model``, ``compute_dtype``, ``init_fingerprint``, ``label_noise``), the schedule that
   trained (``loop_epochs``, ``schedule``), the pruning limit (``time_limit_s``);
 * **what it cost**: ``costs`` (``wall_s``: the whole trial, set-up and evaluation included; ``flops_per_sample``);
+* **on which clock**: ``clock`` (None on the epochs clock; on the seconds clock the calibration's
+  ``seconds_per_epoch`` and the ``budget_s`` and ``eval_period_s`` it gave, :mod:`loop.bench.calibration`); for a
+  searched trial ``search_units`` and ``search_space`` (its point's coordinates and the space);
 * **where it ran**: ``machine`` (:func:`machine`: CPU model and instruction set, GPU models, TensorFlow and Keras
   versions, host name).
 
@@ -95,7 +98,7 @@ def hardware(record):
 
 
 def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None, study, trial=0,
-        precision=DEFAULT_PRECISION, time_limit_s=None):
+        precision=DEFAULT_PRECISION, time_limit_s=None, search_units=None, search_space=None):
     """A record of a trial about to train: every field it will have, the outcome fields empty.
 
     Args:
@@ -106,6 +109,8 @@ def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None,
         study, trial: the study (and training seed) and the trial within it.
         precision: the ``keras.mixed_precision`` policy.
         time_limit_s: the pruning limit the trial trains under, or None.
+        search_units, search_space: for a searched trial, its point's coordinates in ``[0, 1)`` by dimension and
+            the space (``{name: [kind, args]}``), so the report can count winners at a range's edge.
     """
     return {"layout": LAYOUT, "workload": workload.label, "dataset": workload.dataset,
             "workload_config": workload.config(), "hyperparameters": hyperparameters.config(),
@@ -115,7 +120,8 @@ def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None,
             "status": OK, "error": None, "task": None, "metrics": [], "loss": None, "target_metric": None,
             "n_train": None, "n_val": None, "n_test": None, "model": None, "compute_dtype": None,
             "init_fingerprint": None, "loop_epochs": None, "schedule": None,
-            "costs": {"wall_s": None, "flops_per_sample": None}, "machine": None, "frame": []}
+            "costs": {"wall_s": None, "flops_per_sample": None}, "machine": None, "clock": None,
+            "search_units": search_units, "search_space": search_space, "frame": []}
 
 
 def identity(record):

@@ -16,9 +16,13 @@ gets the same tuning budget, and it is scored by the time to a fixed target):
   horizon, uniform in ``[0, 0.1]``).  Then the selector's own knobs: its class attribute ``tune_space``
   (``{"ratio": ("uniform", 0.1, 0.5)}``; kinds ``"uniform"``, ``"log-uniform"``, ``"int"`` (both ends included)
   and ``"choice"``).
-* **Points** (:func:`trial_points`): scrambled Halton sequences (``scipy.stats.qmc.Halton``, fixed seeds).  The
-  shared dimensions come from one engine seeded by the study alone and the selector's own from a second, so trial
-  ``k`` of study ``s`` has the same learning rate, shape, horizon and warm-up for every selector.
+* **Points**: scrambled Halton sequences (``scipy.stats.qmc.Halton``, fixed seeds).  On the seconds clock
+  (:func:`pooled_points`, AlgoPerf's rule) one pool of :data:`POOL` points per workload is dealt to the studies in
+  a seeded random order, so no trial index is tied to one corner of the space; the learning rate spans
+  :data:`SECONDS_LR_RANGE` of the suggestion and the horizon a tenth to all of the time budget
+  (:data:`SECONDS_DIMENSIONS`).  On the epochs clock (:func:`trial_points`, the older suites) the shared dimensions
+  come from one engine seeded by the study alone.  Either way the selector's own knobs come from a second engine,
+  so trial ``k`` of study ``s`` has the same learning rate, shape, horizon and warm-up for every selector.
 * **Exact pruning** (:mod:`loop.bench.campaign`): a trial whose training clock passes its study's best time so far
   cannot win, so it stops at its first evaluation past that time, stored as ``pruned``.
 """
@@ -28,6 +32,7 @@ import json
 import math
 import os
 import time
+import zlib
 
 import numpy as np
 
@@ -41,6 +46,17 @@ LR_RANGE = (0.1, 3.0)
 SHARED_DIMENSIONS = (("schedule", "choice", ("constant", "cosine", "linear")),
                      ("horizon", "uniform", 0.3, 1.0),
                      ("warmup", "uniform", 0.0, 0.1))
+
+#: The seconds clock's search (the one-clock protocol): the learning rate log-uniform in [0.3, 5] x the range
+#: test's suggestion (the epochs clock's [0.1, 3] never had a winner below 0.35x in results/tuned-v2, and spirals'
+#: winners reached 2.9x, its top); the horizon log-uniform over a tenth to all of the time budget; the warm-up.
+SECONDS_LR_RANGE = (0.3, 5.0)
+SECONDS_DIMENSIONS = (("schedule", "choice", ("constant", "cosine", "linear")),
+                      ("horizon", "log-uniform", 0.1, 1.0),
+                      ("warmup", "uniform", 0.0, 0.1))
+
+#: Points in a workload's search pool (:func:`pooled_points`): enough for 32 studies of 8 trials.
+POOL = 256
 
 #: The kinds of a search dimension.
 KINDS = ("uniform", "log-uniform", "int", "choice")
@@ -112,13 +128,15 @@ def _stream_seed(stream, study):
     return int(np.random.SeedSequence([stream, int(study)]).generate_state(1)[0])
 
 
-def search_space(suggested_lr, selector):
+def search_space(suggested_lr, selector, clock="epochs"):
     """The search space of one selector on one workload: the shared dimensions, then the selector's own.
 
     Args:
-        suggested_lr: the range test's suggestion; the learning rate is
-            log-uniform in ``[suggested_lr * 0.1, suggested_lr * 3]`` (:data:`LR_RANGE`).
+        suggested_lr: the range test's suggestion; the learning rate is log-uniform in ``[suggested_lr * 0.1,
+            suggested_lr * 3]`` (:data:`LR_RANGE`) on the epochs clock, in ``[suggested_lr * 0.3, suggested_lr *
+            5]`` (:data:`SECONDS_LR_RANGE`) on the seconds clock.
         selector: a selector object; its class attribute ``tune_space`` gives its own dimensions.
+        clock: the workload's clock (:data:`loop.bench.workloads.CLOCKS`): which shared dimensions.
 
     Returns:
         ``(shared, own)``: lists of ``(name, kind, args)``.
@@ -128,8 +146,10 @@ def search_space(suggested_lr, selector):
     """
     if not (isinstance(suggested_lr, (int, float)) and math.isfinite(suggested_lr) and suggested_lr > 0):
         raise ValueError(f"the learning-rate suggestion must be a positive number, got {suggested_lr!r}")
-    shared = [("learning_rate", "log-uniform", (suggested_lr * LR_RANGE[0], suggested_lr * LR_RANGE[1]))]
-    shared += [(name, *check_dimension(name, (kind, *args))) for name, kind, *args in SHARED_DIMENSIONS]
+    low, high = SECONDS_LR_RANGE if clock == "seconds" else LR_RANGE
+    shared = [("learning_rate", "log-uniform", (suggested_lr * low, suggested_lr * high))]
+    dimensions = SECONDS_DIMENSIONS if clock == "seconds" else SHARED_DIMENSIONS
+    shared += [(name, *check_dimension(name, (kind, *args))) for name, kind, *args in dimensions]
     tune_space = getattr(type(selector), "tune_space", {}) or {}
     if not isinstance(tune_space, dict):
         raise ValueError(f"{type(selector).__name__}.tune_space must be a dict {{knob: (kind, ...)}}, got "
@@ -142,6 +162,37 @@ def search_space(suggested_lr, selector):
                              f"constructor arguments ({', '.join(params) or 'none'})")
         own.append((name, *check_dimension(f"{type(selector).__name__}.{name}", spec)))
     return shared, own
+
+
+def _values(dimensions, units):
+    return {name: map_unit(kind, args, units[i]) for i, (name, kind, args) in enumerate(dimensions)}
+
+
+def pooled_points(shared, own, count, study, workload):
+    """The ``count`` trial points of a study drawn from its workload's pool: ``[(shared_values, own_values,
+    units), ...]``, ``units`` the points' coordinates in ``[0, 1)`` by dimension name.
+
+    AlgoPerf's rule: one pool of :data:`POOL` scrambled Halton points per workload (seeded by the workload's name),
+    dealt to studies in a seeded random order, ``count`` each: study ``s`` gets the pool's points at positions
+    ``order[s * count:(s + 1) * count]``.  So no trial index is tied to a fixed corner of the space, and trial
+    ``k`` of study ``s`` has the same shared values for every selector; the selector's own knobs come from a second
+    pool of the workload dealt the same way.
+
+    Raises:
+        ValueError: ``(study + 1) * count`` exceeds the pool.
+    """
+    if (study + 1) * count > POOL:
+        raise ValueError(f"{workload}: study {study} with {count} trials needs {(study + 1) * count} points of the "
+                         f"search pool, which has {POOL}; run fewer studies or trials")
+    seed = zlib.crc32(workload.encode())
+    order = np.random.default_rng([_SHARED_STREAM, seed]).permutation(POOL)[study * count:(study + 1) * count]
+    shared_units = unit_points(len(shared), POOL, _stream_seed(_SHARED_STREAM, seed))[order]
+    own_units = unit_points(len(own), POOL, _stream_seed(_OWN_STREAM, seed))[order]
+    found = []
+    for k in range(count):
+        units = {name: float(u) for (name, *_), u in zip(shared + own, [*shared_units[k], *own_units[k]])}
+        found.append((_values(shared, shared_units[k]), _values(own, own_units[k]), units))
+    return found
 
 
 def trial_points(shared, own, count, study):
@@ -160,11 +211,18 @@ def trial_points(shared, own, count, study):
     return points
 
 
+def points(search_base, shared, own, count, study, workload=None):
+    """The trials of a study as ``[(Hyperparameters, knobs, units), ...]``, the entry's hyper-parameters
+    ``search_base`` with the shared dimensions replaced (its batch size stays).
 
-def points(search_base, shared, own, count, study):
-    """The trials of a study as ``[(Hyperparameters, knobs), ...]``: :func:`trial_points` applied to the entry's
-    hyper-parameters ``search_base`` (its batch size stays; the shared dimensions replace the rest)."""
-    return [(dataclasses.replace(search_base, **shared_point), own_point)
+    With ``workload`` (a name: the seconds clock) the points come from the workload's pool
+    (:func:`pooled_points`); without it, from the study's own engines (:func:`trial_points`, the epochs clock's
+    search), and ``units`` is None.
+    """
+    if workload is not None:
+        return [(dataclasses.replace(search_base, **shared_point), own_point, units)
+                for shared_point, own_point, units in pooled_points(shared, own, count, study, workload)]
+    return [(dataclasses.replace(search_base, **shared_point), own_point, None)
             for shared_point, own_point in trial_points(shared, own, count, study)]
 
 
@@ -254,5 +312,6 @@ def describe_point(hyperparameters, knobs):
     return ", ".join(parts + [f"{k}={v}" for k, v in knobs.items()])
 
 
-__all__ = ["KINDS", "LR_RANGE", "SHARED_DIMENSIONS", "check_dimension", "check_trials", "describe_point", "map_unit",
-           "points", "range_test", "search_space", "trial_points", "unit_points"]
+__all__ = ["KINDS", "LR_RANGE", "POOL", "SECONDS_DIMENSIONS", "SECONDS_LR_RANGE", "SHARED_DIMENSIONS",
+           "check_dimension", "check_trials", "describe_point", "map_unit", "points", "pooled_points", "range_test",
+           "search_space", "trial_points", "unit_points"]

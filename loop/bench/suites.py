@@ -30,12 +30,15 @@ class Entry:
         selectors: the suite's selector specs this workload runs (None: all of them); ``--selectors`` overrides
             it.  Not part of a trial's identity, so changing the list never re-runs stored trials.
         note: why the entry is as it is (e.g. which selectors it leaves out).
+        trials: K for this workload in a searched suite (None: the suite's ``tune``); e.g. more trials where an
+            epoch takes under a second.  ``--tune K`` overrides it.
     """
 
     workload: Workload
     hyperparameters: Hyperparameters = Hyperparameters()
     selectors: tuple | None = None
     note: str = ""
+    trials: int | None = None
 
     @property
     def name(self):
@@ -48,13 +51,13 @@ class Entry:
 
 
 def entry(dataset, epochs, *, learning_rate=None, batch_size=None, schedule="constant", warmup=0.0, horizon=1.0,
-          selectors=None, note="", **workload):
-    """An :class:`Entry` from flat keyword arguments: the hyper-parameters' fields, ``selectors``, ``note``, and
+          selectors=None, note="", trials=None, **workload):
+    """An :class:`Entry` from flat keyword arguments: the hyper-parameters' fields, ``selectors``, ``note``, ``trials``, and
     the :class:`~loop.bench.workloads.Workload`'s fields (``dataset``, ``epochs`` and ``**workload``)."""
     return Entry(workload=Workload(dataset=dataset, epochs=epochs, **workload),
                  hyperparameters=Hyperparameters(learning_rate=learning_rate, batch_size=batch_size,
                                                  schedule=schedule, warmup=warmup, horizon=horizon),
-                 selectors=None if selectors is None else tuple(selectors), note=note)
+                 selectors=None if selectors is None else tuple(selectors), note=note, trials=trials)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -74,9 +77,39 @@ class Suite:
     tune: int = 0
 
 
+def _one_clock(dataset, epochs, target, eval_period, **fields):
+    """A workload of the one-clock protocol: its validation split, a fixed target, the seconds clock."""
+    return entry(dataset, epochs, target={"val_accuracy": target}, stop_at_target=True, validation="split",
+                 clock="seconds", eval_period=eval_period, **fields)
+
+
+#: The A/A control every tuned workload runs: Shuffle drawing from another stream.  Its row must say "no difference".
+AA = "shuffle_aa"
+
+#: The main job: the one-clock tuned protocol at small scale, offline.  Targets and caps are the split pilot's
+#: (``benchmarks/full_pilot.py --validation split``, results/split-pilot): iris and wine reach theirs within 1-3
+#: epochs of a few mini-batches, so their evaluation grid is one compiled chunk (an epoch) wide; spirals is the
+#: workload where the comparison means something.
 DEFAULT = Suite(
     name="default",
-    description="offline, a few minutes on 2 CPU cores: generated spirals and scikit-learn's iris and wine",
+    description="the one-clock tuned protocol at small scale, offline, about 5 minutes on 2 CPU cores: spirals, iris "
+                "and wine on validation splits, 3 quasirandom trials per study, 5 studies, an A/A control",
+    selectors=("shuffle", AA, "infobatch", "selective_backprop", "rs2"),
+    studies=5,
+    tune=3,
+    entries=(
+        _one_clock("spirals", 50, 0.97, 2.0),
+        _one_clock("iris", 6, 0.955, 0.5),
+        _one_clock("wine", 5, 0.965, 0.25),
+    ),
+)
+
+#: The main job of the older protocol (an evaluation per loop epoch, a constant learning rate, targets inferred from
+#: Shuffle's best test accuracy): kept for its stored results and tests.
+UNTUNED = Suite(
+    name="untuned",
+    description="the older, untuned protocol: spirals, iris and wine at a constant rate, each selector evaluated per "
+                "loop epoch on the test set, targets inferred from Shuffle; not a verdict",
     entries=(
         entry("spirals", epochs=25),
         entry("iris", epochs=40),
@@ -87,7 +120,7 @@ DEFAULT = Suite(
 SEEDS = Suite(
     name="seeds",
     description="every dataset of the original experiments on real data, sized for ~25 minutes on 2 CPU cores",
-    entries=DEFAULT.entries + (
+    entries=UNTUNED.entries + (
         entry("boston", epochs=40),
         entry("music_genre", epochs=30),
         entry("mnist", epochs=5, n_train=8000, n_test=2000),
@@ -201,9 +234,11 @@ TUNED_ENTRIES = [
 
 #: Equal tuning for every method (AlgoPerf's rule): K=6 quasirandom trials of learning rate, schedule, horizon,
 #: warm-up and the method's own knobs per study, 3 studies, exact pruning (docs/bench.md, "The tuned suite").
-TUNED = Suite(
-    name="tuned",
-    description="every selector tuned alike on validation splits: 6 quasirandom trials per study (learning rate "
+TUNED_V2 = Suite(
+    name="tuned-v2",
+    description="the previous tuned protocol (v2, results/tuned-v2): each selector evaluated per loop epoch and "
+                "decayed over its own steps; every selector tuned alike on validation splits: 6 quasirandom trials "
+                "per study (learning rate "
                 "around a range test's, schedule shape, horizon, warm-up, the method's knob), a study's score its "
                 "fastest trial to the split pilot's target; 3 studies",
     selectors=TUNED_SELECTORS,
@@ -212,6 +247,35 @@ TUNED = Suite(
     entries=tuple(TUNED_ENTRIES),
 )
 
+
+
+#: The tuned suite on one clock (v3): every method is evaluated on one grid of training seconds (about 9 evaluations
+#: before Shuffle's target: the evaluation period is the split pilot's median epochs to target / 9), decays over
+#: training seconds and trains within one time budget (the epoch cap in Shuffle epochs of seconds,
+#: :mod:`loop.bench.calibration`); 5 studies, 8 trials where an epoch takes under a second, an A/A control
+#: (ShuffleAA) on every workload.  Fashion-MNIST last, with 3 studies (docs/bench.md estimates the cost).
+TUNED_V3_SELECTORS = ("shuffle", AA, "rs2", "selective_backprop", "infobatch", "random_drop", "rho_loss")
+_V3_LARGE = ("shuffle", AA, "rs2", "selective_backprop", "infobatch", "random_drop")
+
+TUNED = Suite(
+    name="tuned",
+    description="every selector tuned alike on one clock (validation splits, one evaluation grid in training "
+                "seconds, schedules over training seconds, one time budget): 6-8 quasirandom trials per study from "
+                "one pool per workload, 5 studies, an A/A control",
+    selectors=TUNED_V3_SELECTORS,
+    studies=5,
+    tune=6,
+    entries=(
+        _one_clock("spirals", 50, 0.97, 2.0, selectors=TUNED_V3_SELECTORS, trials=8, note="every tuned selector"),
+        _one_clock("music_genre", 30, 0.61, 1.1, selectors=TUNED_V3_SELECTORS, trials=8,
+                   note="every tuned selector"),
+        _one_clock("mnist", 6, 0.98, 0.33, name="mnist_noisy20", label_noise=0.2, selectors=TUNED_V3_SELECTORS,
+                   note="20% noisy training labels, where the RHO-LOSS paper predicts a win: every tuned selector"),
+        _one_clock("mnist", 8, 0.985, 0.4, selectors=_V3_LARGE, note=_NO_RHO),
+        _one_clock("fashion_mnist", 18, 0.92, 0.95, selectors=_V3_LARGE, note=_NO_RHO + "; run with --seeds 3"),
+    ),
+)
+
 #: By name.  The command line's ``--datasets`` takes a workload's entry from the last suite here that has it (the
 #: chosen suite's own first), so ``full`` comes after ``tuned``: ``--datasets mnist`` keeps the full suite's entry.
-SUITES = {suite.name: suite for suite in (DEFAULT, SEEDS, TUNED, VARIANTS, FULL)}
+SUITES = {suite.name: suite for suite in (DEFAULT, UNTUNED, SEEDS, TUNED_V2, TUNED, VARIANTS, FULL)}

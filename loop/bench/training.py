@@ -13,6 +13,7 @@ Validation: a workload with ``validation="split"`` validates on a split held out
 (``Loop.fit(extra_evaluations=...)``, timed as evaluation) as ``test_*`` columns that choose nothing.
 """
 
+import os
 import time
 import traceback
 
@@ -62,7 +63,8 @@ def weights_fingerprint(model):
     return float(sum(np.abs(w).astype(np.float64).sum() for w in model.get_weights()))
 
 
-def train_one(ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None):
+def train_one(ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None,
+              calibration=None, irreducible_dir=None):
     """Trains the trial that ``record`` (from :func:`loop.bench.records.new`) plans, fills its outcome and returns
     it; never raises for a failed training (status ``failed``, with the error), so a campaign goes on.
 
@@ -75,6 +77,12 @@ def train_one(ds, train, test, workload, hyperparameters, record, make_selector,
         record: the planned record; filled in place.
         make_selector: builds a fresh selector.
         time_limit_s: exact pruning's limit (training-clock seconds), or None.
+        calibration: on the seconds clock, :func:`loop.bench.calibration.calibrate`'s result (the budget and the
+            evaluation period in seconds); required there.
+        irreducible_dir: where a selector with ``fit_irreducible`` (RhoLoss) keeps its irreducible losses, one
+            file per study and selector configuration (:func:`irreducible_losses`): computed once, off every
+            trial's clock, and reused by every trial of the study; None: it trains them inside the fit, on the
+            clock.
 
     Raises:
         ValueError: the record's precision is not one of :data:`loop.bench.precision.PRECISIONS`.
@@ -85,16 +93,90 @@ def train_one(ds, train, test, workload, hyperparameters, record, make_selector,
     check_precision(precision)
     keras.backend.clear_session()  # before the policy: clear_session resets the global policy to float32
     record["machine"] = records_lib.machine()
+    if workload.clock == "seconds" and calibration is None:
+        raise ValueError(f"{workload.label}: a workload on the seconds clock trains with a calibration "
+                         "(loop.bench.calibration.calibrate), which gives its budget and evaluation period in seconds")
     with global_policy(precision):
-        return _train(ds, train, test, workload, hyperparameters, record, make_selector, time_limit_s)
+        return _train(ds, train, test, workload, hyperparameters, record, make_selector, time_limit_s, calibration,
+                      irreducible_dir)
 
 
-def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s):
+def irreducible_losses(ds, train, workload, hp, selector, study, directory):
+    """RhoLoss's irreducible losses for one study, computed once and cached (the paper's amortized accounting).
+
+    The file ``<directory>/study_<s>-<configuration>.npz`` (:class:`loop.selectors.rho_loss.IrreducibleLosses`) is
+    keyed by the selector's repr, so another holdout or irreducible-loss model gets its own.  On a miss the losses are
+    computed as the selector's ``on_train_begin`` would, from study ``s``'s seeded weights
+    (``keras.utils.set_random_seed(s)``, then the workload's model), except that the irreducible-loss model trains
+    with the dataset's optimizer at its default constant rate, not the trial's schedule: every trial of the study
+    shares it, whatever its point (the RHO-LOSS paper's IL model has hyper-parameters of its own).
+
+    Returns:
+        ``(path, IrreducibleLosses)``.
+    """
+    import hashlib
+    import os
+
+    import keras
+
+    from loop.selectors.rho_loss import IrreducibleLosses
+
+    configuration = hashlib.sha256(repr(selector).encode()).hexdigest()[:8]
+    path = os.path.join(directory, f"study_{study}-{configuration}.npz")
+    try:
+        return path, IrreducibleLosses.load(path)
+    except ValueError:
+        pass
+    keras.utils.set_random_seed(study)
+    model = ds.model(workload.model, **workload.model_kwargs)
+    optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {"learning_rate": ds.learning_rate}})
+    losses = selector.fit_irreducible(*train, model=model, loss=ds.loss, optimizer=optimizer,
+                                      batch_size=hp.batch_size or ds.batch_size, seed=study)
+    os.makedirs(directory, exist_ok=True)
+    losses.save(path)
+    keras.backend.clear_session()
+    return path, losses
+
+
+#: On the seconds clock the time budget ends a trial; its epoch cap, in the method's own epochs, is this many times
+#: the budget's Shuffle epochs (a cap no method should reach: a pruned epoch is at most this much cheaper).
+SECONDS_EPOCH_MARGIN = 20
+
+
+def _clock_options(workload, hp, selector, n, batch_size, peak, calibration):
+    """What the seconds clock gives a fit: ``(epochs, schedule, fit options, record's clock)``."""
+    from loop import schedules
+
+    budget_s, period_s = calibration["budget_s"], calibration["eval_period_s"]
+    epochs, _ = schedules.step_budget(selector, workload.epochs * SECONDS_EPOCH_MARGIN, n, batch_size)
+    clock = schedules.TrainClock()
+    horizon_s = hp.horizon * budget_s
+    rate = schedules.ClockSchedule(clock, peak, horizon_s, shape=hp.schedule, warmup_s=hp.warmup * horizon_s)
+    options = {"eval_every_seconds": period_s, "time_budget_s": budget_s, "train_clock": clock}
+    described = {"seconds_per_epoch": calibration["seconds_per_epoch"], "budget_s": budget_s,
+                 "eval_period_s": period_s, "horizon_s": horizon_s}
+    return epochs, rate, options, described
+
+
+def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s, calibration, irreducible_dir):
     import keras
 
     from loop import Loop, costs, schedules
     from loop.selectors import Selector
 
+    selector = make_selector()
+    if irreducible_dir is not None and callable(getattr(selector, "fit_irreducible", None)) and \
+            getattr(selector, "irreducible", None) is None:
+        try:
+            path, losses = irreducible_losses(ds, train, workload, hp, selector, record["study"], irreducible_dir)
+        except Exception as err:
+            record.update(status=records_lib.FAILED, error=f"irreducible losses: {type(err).__name__}: {err}"[:500],
+                          traceback=traceback.format_exc()[-4000:])
+            return record
+        selector.irreducible = path  # read in on_train_begin, left out of the repr
+        record["costs"]["irreducible_s"] = losses.seconds  # spent once per study, off every trial's clock
+        record["irreducible"] = {"file": os.path.basename(path), "fingerprint": losses.fingerprint(),
+                                 "seconds": losses.seconds}
     keras.utils.set_random_seed(record["study"])
     val, extra = validation_data(ds, workload, test)
     record.update({"task": ds.task, "metrics": list(ds.metrics), "loss": ds.loss, "target_metric": ds.target_metric,
@@ -109,7 +191,6 @@ def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s):
         model = ds.model(workload.model, **workload.model_kwargs)
         record.update({"model": model.name, "compute_dtype": model.compute_dtype,
                        "init_fingerprint": weights_fingerprint(model)})
-        selector = make_selector()
         tasks = getattr(selector, "tasks", None) or Selector.tasks
         if ds.task not in tasks:
             record["status"] = records_lib.NOT_APPLICABLE
@@ -117,22 +198,41 @@ def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s):
                                f"{ds.task} task")
             return record
         batch_size = hp.batch_size or ds.batch_size
-        epochs, steps = schedules.step_budget(selector, workload.epochs, len(train[1]), batch_size)
+        peak = hp.learning_rate or ds.learning_rate
+        clock_options = {}
+        if workload.clock == "seconds":
+            epochs, rate, clock_options, record["clock"] = _clock_options(workload, hp, selector, len(train[1]),
+                                                                          batch_size, peak, calibration)
+            record["schedule"] = schedules.describe_schedule(rate)
+        else:
+            epochs, steps = schedules.step_budget(selector, workload.epochs, len(train[1]), batch_size)
+            rate = schedules.make_schedule(peak, hp.schedule, steps, horizon=hp.horizon, warmup=hp.warmup)
+            record["schedule"] = {**schedules.describe_schedule(rate), "step_budget": steps}
         record["loop_epochs"] = epochs
-        rate = schedules.make_schedule(hp.learning_rate or ds.learning_rate, hp.schedule, steps,
-                                       horizon=hp.horizon, warmup=hp.warmup)
-        record["schedule"] = {**schedules.describe_schedule(rate), "step_budget": steps}
         optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {"learning_rate": rate}})
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=record["study"])
-        limit = None if time_limit_s is None else TrainTimeLimit(lambda: loop.history, time_limit_s)
+        limit = pruned_at = None
+        if time_limit_s is not None and workload.clock == "seconds":
+            # Exact pruning on the clock itself: the fit stops at the first chunk boundary past the limit.
+            clock_options["time_budget_s"] = min(clock_options["time_budget_s"], float(time_limit_s))
+        elif time_limit_s is not None:
+            limit = TrainTimeLimit(lambda: loop.history, time_limit_s)
         hist = loop.fit(train, epochs=epochs, validation_data=val, verbose=0, target=workload.target,
                         stop_at_target=workload.stop_at_target, extra_evaluations=extra,
-                        callbacks=[limit] if limit else None)
+                        callbacks=[limit] if limit else None, **clock_options)
         record["frame"] = hist.frame.to_dict(orient="records")
-        if limit is not None and limit.stopped_at is not None:
+        if limit is not None:
+            pruned_at = limit.stopped_at
+        elif time_limit_s is not None and hist.rows:
+            from loop import history as history_lib
+
+            last = hist.rows[-1]
+            if last["train_time_s"] >= time_limit_s and not history_lib.reached(last, hist.target):
+                pruned_at = float(last["train_time_s"])
+        if pruned_at is not None:
             record["status"] = records_lib.PRUNED
-            record["error"] = (f"pruned: training time {limit.stopped_at:.3f}s passed the limit "
+            record["error"] = (f"pruned: training time {pruned_at:.3f}s passed the limit "
                                f"{time_limit_s:.3f}s before the target")
         record["costs"]["flops_per_sample"] = costs.forward_flops(model, train[0])  # after the fit: never timed
     except Exception as err:  # a failed trial is a result, not a crash of the campaign

@@ -19,6 +19,12 @@ import dataclasses
 #: What a workload's ``val_*`` columns read: the test set (the older suites) or a split of the training set.
 VALIDATIONS = ("test", "split")
 
+#: A workload's clock: what its evaluations, schedules and budget are measured in.  ``"epochs"`` (the older
+#: suites): each method is evaluated once per loop epoch and decays over its own step budget.  ``"seconds"`` (the
+#: one-clock protocol): every method is evaluated on one grid of training-clock seconds, decays over training
+#: seconds, and trains within one time budget (:mod:`loop.bench.calibration` converts Shuffle epochs to seconds).
+CLOCKS = ("epochs", "seconds")
+
 #: The learning-rate schedule shapes (``loop.schedules.SHAPES``, repeated here so that the command line's help need
 #: not import Keras; a test keeps the two equal).
 SCHEDULE_SHAPES = ("constant", "cosine", "linear")
@@ -53,6 +59,14 @@ class Workload:
         target: a fixed target ``{metric: threshold}`` (or ``{metric: (threshold, "min"|"max")}``); None: the
             tables infer one from Shuffle's runs.
         stop_at_target: end each trial at its first evaluation that meets ``target`` (``epochs`` is then a cap).
+        clock: ``"epochs"`` (the older suites: an evaluation per loop epoch, each method's schedule over its own
+            step budget, ``epochs`` a cap in the method's own epochs) or ``"seconds"`` (one clock for every method,
+            AlgoPerf's and "No Train No Gain"'s rule: the budget is ``epochs`` Shuffle epochs of training-clock
+            seconds on the machine that runs the campaign, every method is evaluated at the first chunk boundary
+            after each multiple of ``eval_period`` Shuffle epochs of seconds, and its learning rate decays over
+            training seconds).
+        eval_period: with ``clock="seconds"``, the evaluation period in Shuffle epochs (e.g. 0.4: about 9
+            evaluations before Shuffle's target at 3.5 epochs).
     """
 
     dataset: str
@@ -68,6 +82,8 @@ class Workload:
     name: str | None = None
     target: dict | None = None
     stop_at_target: bool = False
+    clock: str = "epochs"
+    eval_period: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.dataset, str) or not self.dataset:
@@ -97,6 +113,17 @@ class Workload:
                              "name, e.g. name='mnist_noisy20', so its trials are stored and tabled apart")
         if self.name is not None and (not isinstance(self.name, str) or not self.name.isidentifier()):
             raise ValueError(f"{self.dataset}: name={self.name!r} must be a name such as 'mnist_noisy20'")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"{self.label}: clock={self.clock!r}; choose 'epochs' (an evaluation per loop epoch) or "
+                             "'seconds' (one evaluation grid and schedule unit for every method)")
+        if (self.clock == "seconds") != (self.eval_period is not None):
+            raise ValueError(f"{self.label}: eval_period={self.eval_period!r} with clock={self.clock!r}; the "
+                             "seconds clock needs an evaluation period in Shuffle epochs (e.g. eval_period=0.4), "
+                             "and the epochs clock evaluates once per epoch (leave eval_period out)")
+        if self.eval_period is not None and (isinstance(self.eval_period, bool) or not isinstance(
+                self.eval_period, (int, float)) or not 0 < self.eval_period <= self.epochs):
+            raise ValueError(f"{self.label}: eval_period={self.eval_period!r} must be a positive number of Shuffle "
+                             f"epochs, at most the budget's {self.epochs}")
 
     @property
     def label(self):
@@ -117,8 +144,9 @@ class Hyperparameters:
         batch_size: the nominal batch size; None for the dataset's default.
         schedule: the schedule's shape, ``"constant"``, ``"cosine"`` or ``"linear"`` (:mod:`loop.schedules`).
         warmup: linear warm-up steps as a fraction of the horizon, in [0, 1).
-        horizon: the decay horizon as a fraction of each trial's own step budget
-            (:func:`loop.schedules.step_budget` of the epoch cap), in (0, 1].
+        horizon: the decay horizon as a fraction of the budget, in (0, 1]: of each trial's own step budget
+            (:func:`loop.schedules.step_budget` of the epoch cap) on the epochs clock, of the time budget on the
+            seconds clock.
     """
 
     learning_rate: float | None = None

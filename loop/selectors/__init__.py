@@ -1,6 +1,6 @@
 """Batch selectors: callables that turn the loop's per-epoch state into a plan of mini-batches.
 
-One module per family: :mod:`~loop.selectors.baselines` (shuffle, frozen order),
+One module per family: :mod:`~loop.selectors.baselines` (shuffle, its A/A control, frozen order),
 :mod:`~loop.selectors.class_based` (single-class and class-balanced batches),
 :mod:`~loop.selectors.loss_based` (orderings and rank sampling by last-seen loss),
 :mod:`~loop.selectors.sampling` (weighted random orders),
@@ -15,7 +15,7 @@ through the ``loop.selectors`` entry-point group (:mod:`~loop.selectors.plugins`
 """
 
 from loop.selectors.base import Selector, describe, from_string, register, registered
-from loop.selectors.baselines import Freeze, Shuffle, chunk
+from loop.selectors.baselines import Freeze, Shuffle, ShuffleAA, chunk
 from loop.selectors.class_based import Heterogeneous, Homogeneous
 from loop.selectors.dybat import DyBAT
 from loop.selectors.dynamic import DynamicBatchSize
@@ -24,15 +24,15 @@ from loop.selectors.infobatch import InfoBatch
 from loop.selectors.loss_based import Curriculum, LossSorted, OnlineBatchSelection
 from loop.selectors.ordered_sgd import OrderedSGD
 from loop.selectors.random_drop import RandomDrop
-from loop.selectors.rho_loss import RhoLoss
+from loop.selectors.rho_loss import IrreducibleLosses, RhoLoss
 from loop.selectors.rs2 import RS2
 from loop.selectors.sampling import WeightedRandom, weighted_permutation
 from loop.selectors.selective_backprop import SelectiveBackprop
 from loop.selectors.stale_selective_backprop import StaleSelectiveBackprop
 
 __all__ = [
-    "Selector", "Shuffle", "Freeze", "chunk", "describe", "from_string", "register", "registered",
+    "Selector", "Shuffle", "ShuffleAA", "Freeze", "chunk", "describe", "from_string", "register", "registered",
     "Homogeneous", "Heterogeneous", "LossSorted", "Curriculum", "OnlineBatchSelection", "WeightedRandom",
     "weighted_permutation", "DynamicBatchSize", "DyBAT", "ImportanceSampling", "SelectiveBackprop",
-    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop", "RhoLoss", "RS2",
+    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop", "RhoLoss", "IrreducibleLosses", "RS2",
 ]

@@ -1,4 +1,4 @@
-"""The reference selectors: seeded random shuffling and one frozen order."""
+"""The reference selectors: seeded random shuffling, its A/A control on another random stream, and one frozen order."""
 
 import numpy as np
 
@@ -30,6 +30,45 @@ class Shuffle(Selector):
 
     def __call__(self, state):
         return chunk(state.rng.permutation(state.num_samples), state.batch_size, self.drop_last)
+
+
+#: The constant :class:`ShuffleAA` mixes into its seed: its own random stream, never Shuffle's.
+AA_STREAM = 0x5A5A_A0A0
+
+
+@register("shuffle_aa")
+class ShuffleAA(Selector):
+    """Shuffle on another random stream: the benchmark's A/A control.
+
+    Definition: a fresh permutation of all samples every epoch, cut into
+    mini-batches of ``batch_size`` (the last one smaller unless
+    ``drop_last``), exactly as :class:`Shuffle`; only the permutations come
+    from another random stream.  Each epoch draws one integer ``s`` from
+    ``state.rng`` (the loop's seed and the epoch) and permutes with
+    ``np.random.default_rng(np.random.SeedSequence([s, AA_STREAM]))``, a
+    generator that shares no draws with Shuffle's.  So for the same seed its
+    plans are not Shuffle's, yet runs repeat by seed and resume from a
+    checkpoint like Shuffle's: it keeps no state.
+
+    Why it exists: an A/A test of the benchmark.  ``ShuffleAA`` draws like
+    Shuffle, so its runs differ from Shuffle's only as two independent
+    Shuffle runs would (the same model initialisation, independent batch
+    orders); the benchmark tunes, stores and tables it as one more
+    method, and must report "no difference" against Shuffle.  A speed-up or a
+    significant difference found for it measures the noise and the bias of the
+    pipeline (tuning, pairing of seeds, the statistics), not a method.
+
+    Args:
+        drop_last: drop the last, smaller batch of each epoch (as Shuffle's).
+    """
+
+    def __init__(self, drop_last=False):
+        self.drop_last = drop_last
+
+    def __call__(self, state):
+        seed = int(state.rng.integers(2 ** 63 - 1))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, AA_STREAM]))
+        return chunk(rng.permutation(state.num_samples), state.batch_size, self.drop_last)
 
 
 @register("freeze")

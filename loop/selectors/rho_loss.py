@@ -1,8 +1,14 @@
-"""RHO-LOSS: train on the candidates with the highest reducible holdout loss."""
+"""RHO-LOSS: train on the candidates with the highest reducible holdout loss; its irreducible losses, reusable."""
 
+import copy
+import dataclasses
+import hashlib
 import math
+import os
 import re
 import time
+import types
+import typing
 
 import keras
 import numpy as np
@@ -11,6 +17,145 @@ import tensorflow as tf
 from loop.objective import per_sample_loss
 from loop.selectors._common import check_number
 from loop.selectors.base import Selector, register
+
+#: The version of :meth:`IrreducibleLosses.save`'s file layout.
+IRREDUCIBLE_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class IrreducibleLosses:
+    """RhoLoss's irreducible losses, computed once (:meth:`RhoLoss.fit_irreducible`) and reused by many fits.
+
+    The holdout the irreducible-loss (IL) model trained on, and its losses on
+    the other training rows: what ``RhoLoss.on_train_begin`` computes, and
+    what ``RhoLoss(irreducible=...)`` uses instead of computing it.  Frozen,
+    its arrays read-only; :meth:`save` and :meth:`load` keep it in one
+    ``.npz`` file.
+
+    Attributes:
+        holdout: int64, the sorted indices of the holdout rows.
+        losses: float32 ``[num_samples - len(holdout)]``, the IL losses of the
+            other rows, in increasing index order (:attr:`rest`).
+        seconds: the seconds it took to split the holdout, fit the IL model
+            and compute its losses.
+        seed: the loop seed it was computed for (``fit_irreducible``'s
+            ``seed``), None when unknown.
+
+    Raises:
+        ValueError: arrays of the wrong kind, repeated, unsorted or
+            out-of-range holdout indices, or a negative or non-finite ``seconds``.
+    """
+
+    holdout: np.ndarray
+    losses: np.ndarray
+    seconds: float
+    seed: typing.Optional[int] = None
+
+    def __post_init__(self):
+        holdout, losses = np.asarray(self.holdout), np.asarray(self.losses)
+        if holdout.ndim != 1 or (holdout.size and holdout.dtype.kind not in "iu"):
+            raise ValueError(f"IrreducibleLosses: holdout must be a 1-D integer index array, got shape "
+                             f"{holdout.shape} and dtype {holdout.dtype}")
+        if losses.ndim != 1 or (losses.size and losses.dtype.kind != "f"):
+            raise ValueError(f"IrreducibleLosses: losses must be a 1-D float array, got shape {losses.shape} and "
+                             f"dtype {losses.dtype}")
+        holdout = holdout.astype(np.int64)
+        n = len(holdout) + len(losses)
+        if holdout.size and (np.any(np.diff(holdout) <= 0) or holdout[0] < 0 or holdout[-1] >= n):
+            raise ValueError(f"IrreducibleLosses: holdout must hold sorted, distinct indices in [0, {n}) "
+                             f"(len(holdout) + len(losses)), got {holdout[:5].tolist()}...")
+        seconds = self.seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.number)) or not (
+                math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"IrreducibleLosses: seconds must be a finite number >= 0, got {seconds!r}")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"IrreducibleLosses: seed must be an integer or None, got {seed!r}")
+        for name, value in (("holdout", holdout), ("losses", losses.astype(np.float32))):  # copies, both
+            value.flags.writeable = False
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "seconds", float(seconds))
+        object.__setattr__(self, "seed", None if seed is None else int(seed))
+
+    @property
+    def num_samples(self):
+        """The training-set size the losses are for: holdout and rest together."""
+        return len(self.holdout) + len(self.losses)
+
+    @property
+    def rest(self):
+        """The sorted indices of the rows that are not in the holdout (those of :attr:`losses`)."""
+        return np.setdiff1d(np.arange(self.num_samples), self.holdout)
+
+    def table(self):
+        """float32 ``[num_samples]``: the IL loss of every row, NaN on the holdout (RhoLoss's device table)."""
+        table = np.full(self.num_samples, np.nan, np.float32)
+        table[self.rest] = self.losses
+        return table
+
+    @classmethod
+    def from_table(cls, holdout, table, seconds, seed=None):
+        """From the holdout and a ``[num_samples]`` table (NaN on the holdout), as ``RhoLoss`` keeps them."""
+        table = np.asarray(table, np.float32)
+        rest = np.ones(len(table), bool)
+        rest[np.asarray(holdout)] = False
+        return cls(np.asarray(holdout), table[rest], seconds, seed)
+
+    def fingerprint(self):
+        """12 hex digits of a SHA-256 of the holdout and the losses: the same for equal results, in any process."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.holdout, "<i8").tobytes())
+        digest.update(np.ascontiguousarray(self.losses, "<f4").tobytes())
+        return digest.hexdigest()[:12]
+
+    def save(self, path):
+        """Writes it to ``path`` (an ``.npz`` file; written to a temporary file, then renamed over ``path``).
+
+        Returns:
+            ``path``.
+        """
+        path = os.fspath(path)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(temporary, "wb") as f:
+                np.savez(f, format=np.int64(IRREDUCIBLE_FORMAT), holdout=self.holdout, losses=self.losses,
+                         seconds=np.float64(self.seconds), seed=np.int64(-1 if self.seed is None else self.seed))
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Reads what :meth:`save` wrote.
+
+        Raises:
+            ValueError: no such file, or not a file :meth:`save` wrote; naming the path.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"irreducible losses {path!r}: no such file; write one with "
+                             "RhoLoss(...).fit_irreducible(x, y, model=..., ...).save(path)")
+        try:
+            f = np.load(path, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise ValueError(f"it holds a single {type(f).__name__}, not an .npz archive")
+            with f:
+                version = int(f["format"])
+                if version != IRREDUCIBLE_FORMAT:
+                    raise ValueError(f"format {version}, this version reads format {IRREDUCIBLE_FORMAT}")
+                seed = int(f["seed"])
+                return cls(f["holdout"], f["losses"], float(f["seconds"]), None if seed < 0 else seed)
+        except (OSError, KeyError, ValueError) as err:
+            raise ValueError(f"irreducible losses {path!r} is not a file IrreducibleLosses.save wrote ({err})") from err
+
+    def __deepcopy__(self, memo):
+        return self  # frozen, with read-only arrays: copies can share it
+
+    def __repr__(self):
+        seed = "" if self.seed is None else f", seed={self.seed}"
+        return (f"IrreducibleLosses(num_samples={self.num_samples}, holdout={len(self.holdout)}, "
+                f"seconds={self.seconds:.3g}{seed}, fingerprint={self.fingerprint()!r})")
 
 
 @register("rho_loss")
@@ -44,7 +189,14 @@ class RhoLoss(Selector):
     The time to fit the irreducible-loss model and to compute its losses counts
     as training and selection time, so it is part of the time to target; the
     history reports it also on its own, as ``setup_time_s``, and the selector
-    keeps it in ``irreducible_time_s_``.  An epoch forwards every non-holdout
+    keeps it in ``irreducible_time_s_``.  Or step 1 runs once, before and
+    outside any fit (:meth:`fit_irreducible`, returning an
+    :class:`IrreducibleLosses`), and every fit given it
+    (``RhoLoss(irreducible=...)``) uses its holdout and losses without
+    training: the same holdout, losses and plans as a fit that computes them
+    itself, with ``setup_time_s`` about 0 and the IL time out of the time to
+    target (``irreducible_time_s_`` then holds the precomputed seconds, spent
+    off the clock).  An epoch forwards every non-holdout
     sample once and takes ``ceil(n_train / B)`` optimizer steps (B times fewer
     than ``Shuffle``'s per sample): :meth:`epochs_for_budget` gives the epochs
     that match a baseline's gradient steps.
@@ -64,6 +216,13 @@ class RhoLoss(Selector):
             best epoch (by loss); 0 trains every epoch and keeps the last.
         irreducible_patience: stop after this many epochs without a lower
             validation loss (None: train every epoch, then keep the best).
+        irreducible: None (step 1 runs in ``on_train_begin``, on the training
+            clock), or precomputed irreducible losses: an
+            :class:`IrreducibleLosses` from :meth:`fit_irreducible` or the path
+            of the file its ``save`` wrote (read in ``on_train_begin``).  It
+            must be for the fit's training set (the same number of samples and
+            holdout size).  It is left out of the repr: it changes where the
+            IL time is spent, not the method.
 
     Reference: code ``OATML/RHO-Loss``: ``src/models/MultiModels.py``
     (``training_step``: ``selected_batch_size = max(1, int(batch_size *
@@ -100,18 +259,29 @@ class RhoLoss(Selector):
       with Keras' ``fit`` inside the strategy's scope (tested with a
       one-device ``MirroredStrategy``); for many workers, fit it beforehand
       and pass it with ``irreducible_epochs=0``.
+    * Amortized or not.  By default the IL model trains inside every fit and
+      its time counts, the honest cost of one run.  The paper trains the IL
+      model once and reuses it across runs (its cost amortized and reported
+      apart from the target model's), as does Kaddour et al., "No Train No
+      Gain" (NeurIPS 2023); ``irreducible=`` gives that accounting:
+      :meth:`fit_irreducible` once per training set and seed, off the
+      clock, then every fit (say, every trial of a tuning study) reuses it.
+      The benchmark can so report RHO-LOSS both ways.
 
     Raises:
         ValueError: ``presample`` <= 1, ``holdout`` or
             ``irreducible_validation`` out of range, a negative epoch count, a
-            non-positive batch size, or an ``irreducible_model`` that is not a
-            Keras model or does not fit the data.
+            non-positive batch size, an ``irreducible_model`` that is not a
+            Keras model or does not fit the data, or an ``irreducible`` that
+            is neither an :class:`IrreducibleLosses` nor a path (in
+            ``on_train_begin``: a missing file, or losses for another number
+            of samples or holdout size).
     """
 
     filter_mode = "compact"
 
     def __init__(self, presample=10.0, holdout=0.5, irreducible_model=None, irreducible_epochs=100,
-                 irreducible_batch_size=None, irreducible_validation=0.1, irreducible_patience=5):
+                 irreducible_batch_size=None, irreducible_validation=0.1, irreducible_patience=5, irreducible=None):
         self.presample = check_number("RhoLoss", "presample", presample, low=1, low_open=True)
         self.holdout = check_number("RhoLoss", "holdout", holdout, low=0, high=1, low_open=True, high_open=True)
         if irreducible_model is not None and not isinstance(irreducible_model, keras.Model):
@@ -128,10 +298,29 @@ class RhoLoss(Selector):
         self.irreducible_patience = irreducible_patience
         self.irreducible_validation = check_number("RhoLoss", "irreducible_validation", irreducible_validation,
                                                    low=0, high=1, high_open=True)
+        if irreducible is not None and not isinstance(irreducible, (IrreducibleLosses, str, os.PathLike)):
+            raise ValueError(f"RhoLoss: irreducible={irreducible!r} is neither an IrreducibleLosses nor the path of "
+                             "one; pass None (fit the irreducible-loss model in on_train_begin), the result of "
+                             "RhoLoss(...).fit_irreducible(...) or the path its save(path) wrote")
+        self.irreducible = irreducible
         self.holdout_ = None              # sorted indices of the holdout
         self.irreducible_ = None          # float32 [N] irreducible losses (NaN on the holdout); a tf.Variable
         self.irreducible_time_s_ = None   # seconds to fit the IL model and compute its losses
         self.seed_ = None
+
+    def __repr__(self):
+        """The hyper-parameters as the base class writes them, without ``irreducible``.
+
+        Precomputed irreducible losses give the same holdout, losses and plans
+        as those the fit would compute, so they change where the time is spent,
+        not the method: runs with and without them share one label in the
+        tables (and one checkpoint identity).
+        """
+        if self.irreducible is None:
+            return super().__repr__()
+        plain = copy.copy(self)
+        plain.irreducible = None
+        return Selector.__repr__(plain)
 
     # ------------------------------------------------------------------ sizes
     def holdout_size(self, num_samples):
@@ -168,20 +357,135 @@ class RhoLoss(Selector):
     def on_train_begin(self, state):
         self._batch_size = int(state.batch_size)
         self._big = self.presample_size(self._batch_size)
-        if self.seed_ is None:
+        if self.seed_ is None:  # drawn in either case: the epoch-0 plan comes from the same state.rng after it
             self.seed_ = int(state.rng.integers(2 ** 31 - 1))
         if self.irreducible_ is None:
-            if state.inputs is None or state.model is None:
-                raise ValueError("RhoLoss needs state.inputs and state.model to fit its irreducible-loss model; "
-                                 "run it with loop.Loop, whose State provides them")
-            start = time.perf_counter()
-            rng = np.random.default_rng(self.seed_)
-            self.holdout_ = np.sort(rng.permutation(state.num_samples)[:self.holdout_size(state.num_samples)])
-            self.irreducible_ = self._irreducible_losses(state, rng)
-            self.irreducible_time_s_ = time.perf_counter() - start
+            if self.irreducible is not None:  # computed beforehand, off the training clock
+                given = self._given_irreducible(state.num_samples)
+                self.holdout_ = np.array(given.holdout)
+                self.irreducible_ = given.table()
+                self.irreducible_time_s_ = given.seconds
+            else:
+                if state.inputs is None or state.model is None:
+                    raise ValueError("RhoLoss needs state.inputs and state.model to fit its irreducible-loss model; "
+                                     "run it with loop.Loop, whose State provides them")
+                self._fit_table(state)
         if not isinstance(self.irreducible_, tf.Variable):
             self.irreducible_ = tf.Variable(np.asarray(self.irreducible_, np.float32), trainable=False,
                                             name="rho_irreducible")
+
+    def _fit_table(self, state):
+        """Splits the holdout, fits the IL model, fills ``holdout_``, ``irreducible_`` and ``irreducible_time_s_``.
+
+        Reads ``self.seed_`` and ``self._batch_size``, and of ``state`` its
+        ``num_samples``, ``inputs``, ``labels``, ``model``, ``optimizer`` and ``loss``.
+        """
+        start = time.perf_counter()
+        rng = np.random.default_rng(self.seed_)
+        self.holdout_ = np.sort(rng.permutation(state.num_samples)[:self.holdout_size(state.num_samples)])
+        self.irreducible_ = self._irreducible_losses(state, rng)
+        self.irreducible_time_s_ = time.perf_counter() - start
+
+    def _given_irreducible(self, num_samples):
+        """The ``irreducible`` argument as an :class:`IrreducibleLosses` (read from its file), checked against the data.
+
+        Raises:
+            ValueError: no such file, or losses for another number of
+                training samples or another holdout size, naming both.
+        """
+        given = self.irreducible
+        if not isinstance(given, IrreducibleLosses):
+            given = IrreducibleLosses.load(given)
+        where = "" if isinstance(self.irreducible, IrreducibleLosses) else f" ({os.fspath(self.irreducible)!r})"
+        if given.num_samples != num_samples:
+            raise ValueError(f"RhoLoss: the precomputed irreducible losses{where} are for {given.num_samples} "
+                             f"training samples, but this fit's training set has {num_samples}; compute them for "
+                             "this training set with RhoLoss(...).fit_irreducible(x, y, ...)")
+        expected = self.holdout_size(num_samples)
+        if len(given.holdout) != expected:
+            raise ValueError(f"RhoLoss: the precomputed irreducible losses{where} set aside a holdout of "
+                             f"{len(given.holdout)} of the {num_samples} training samples, but holdout="
+                             f"{self.holdout} sets aside {expected}; compute them with the same holdout")
+        return given
+
+    def fit_irreducible(self, x, y=None, *, model=None, loss=None, optimizer=None, batch_size=32, seed=0):
+        """Computes the irreducible losses once, outside any fit, as ``on_train_begin`` would; returns them.
+
+        It does what :meth:`on_train_begin` does for a ``Loop(model,
+        loss=loss, optimizer=optimizer, batch_size=batch_size, seed=seed)``
+        fitting ``(x, y)``, up to the irreducible losses: the same seeded
+        holdout, the same irreducible-loss model (a fresh
+        ``keras.models.clone_model(model)``, or a copy of
+        ``irreducible_model``, compiled with the loss and a copy of the
+        optimizer as the loop resolves them), trained the same way, and its
+        losses on the other rows.  Pass the result (or the path its
+        :meth:`IrreducibleLosses.save` wrote) as ``RhoLoss(irreducible=...)``,
+        with this selector's other hyper-parameters, and the fit uses them
+        instead of training: the same holdout, losses and plans, without the
+        IL model's time on the training clock.  This selector is left as it
+        is.
+
+        Two things come from outside its arguments, as in a fit: the IL
+        model's initial weights are drawn as ``keras.models.clone_model``
+        draws them, from Keras' global random state at the call (seeded by
+        ``keras.utils.set_random_seed``), so call it where the fit would run
+        ``on_train_begin`` (e.g. right after seeding and building the model)
+        to get the very losses that fit would compute; and TensorFlow's op
+        determinism (``Loop(deterministic=True)`` turns it on) is whatever
+        the process has set.  Call it inside a ``tf.distribute`` strategy's
+        scope to fit under it.
+
+        Args:
+            x, y: the training data as ``Loop.fit`` takes it: arrays (``x`` a
+                dict or tuple of them) and ``y``, an ``(x, y)`` pair as ``x``, or
+                a :class:`loop.streaming.RandomAccess` (``y`` None).
+            model: the model the loop will train (its architecture is copied,
+                its compile gives the loss and optimizer left None); may be None
+                with an ``irreducible_model`` that is compiled.
+            loss, optimizer: the loop's ``loss`` and ``optimizer`` arguments
+                (a learning-rate schedule is copied with the optimizer).
+            batch_size: the loop's batch size (capped at the data's size).
+            seed: the loop's seed.
+
+        Returns:
+            An :class:`IrreducibleLosses` with ``seed=seed``.
+
+        Raises:
+            ValueError: no model to copy, no loss, fewer than 2 samples, or a
+                model that does not fit the data (as in a fit).
+        """
+        from loop import objective
+        from loop.streaming import RandomAccess
+
+        if isinstance(x, RandomAccess):
+            inputs, labels = x, np.asarray(x.labels)
+        else:
+            if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
+                x, y = x
+            if y is None:
+                raise ValueError("RhoLoss.fit_irreducible: y is None; pass the targets (or an (x, y) pair)")
+            inputs, labels = tf.nest.map_structure(np.asarray, x), np.asarray(y)
+        batch_size = check_number("RhoLoss.fit_irreducible", "batch_size", batch_size, low=1, integer=True)
+        seed = check_number("RhoLoss.fit_irreducible", "seed", seed, low=0, integer=True)
+        if model is not None:
+            compiled, loss, _ = objective.compiled_defaults(model, optimizer, loss, [])
+            optimizer = objective.training_optimizer(optimizer, compiled, model)
+        elif self.irreducible_model is None:
+            raise ValueError("RhoLoss.fit_irreducible: pass model=... (the model the loop will train: its "
+                             "architecture is copied), or build the selector with an irreducible_model")
+        elif not self.irreducible_model.compiled:
+            if loss is None:
+                raise ValueError("RhoLoss.fit_irreducible: no loss: pass loss=... (the loop's loss) or compile "
+                                 "the irreducible_model")
+            optimizer = keras.optimizers.get(optimizer or "adam")
+        work = self.clone()
+        work._batch_size = min(int(batch_size), len(labels))
+        work.seed_ = int(np.random.default_rng([seed, 0]).integers(2 ** 31 - 1))  # on_train_begin's draw
+        work.holdout_size(len(labels))  # fewer than 2 samples: its message
+        state = types.SimpleNamespace(num_samples=len(labels), inputs=inputs, labels=labels, model=model,
+                                      optimizer=optimizer, loss=loss)
+        work._fit_table(state)
+        return IrreducibleLosses.from_table(work.holdout_, work.irreducible_, work.irreducible_time_s_, seed)
 
     def _irreducible_model(self, state):
         """A trainable, compiled copy of the irreducible-loss model (the user's object is never trained)."""

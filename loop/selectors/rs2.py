@@ -50,8 +50,14 @@ class RS2(Selector):
     * Randomness: the reference shuffles with the global NumPy generator
       seeded once; here each permutation is drawn from ``state.rng``.
     * The paper pairs RS2 with a learning-rate schedule over the total
-      number of rounds; the schedule is the loop's optimizer's business,
-      not the selector's.
+      number of rounds (the code's ``CosineAnnealingLR(optimizer,
+      len(train_loader) * epochs)`` decays over the subset loader's steps);
+      the schedule is the loop's optimizer's business, not the selector's,
+      but :meth:`expected_steps` counts a run's optimizer steps,
+      ``epochs * ceil(k / b)``, so that ``loop.schedules.step_budget`` sizes
+      the schedule's horizon to the steps the rounds make (about the
+      baseline's ``E * ceil(n / b)``), not to ``epochs`` whole epochs of
+      ``ceil(n / b)`` steps, which would leave the rate undecayed.
 
     Args:
         ratio: the fraction of the training set per epoch, in (0, 1].
@@ -102,3 +108,16 @@ class RS2(Selector):
         batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
         steps = baseline_epochs * math.ceil(num_samples / batch_size)
         return math.ceil(steps / math.ceil(self.round_size(num_samples) / batch_size))
+
+    def expected_steps(self, epochs, num_samples, batch_size):
+        """Optimizer steps of ``epochs`` loop epochs (exact): ``epochs * ceil(k / b)``, one per batch of a round.
+
+        ``k = round_size(num_samples)`` and ``b = min(batch_size, num_samples)``,
+        as in :meth:`epochs_for_budget`; a schedule's horizon in steps
+        (``loop.schedules.step_budget``) so ends within the run's rounds.
+        """
+        owner = "RS2.expected_steps"
+        epochs = check_number(owner, "epochs", epochs, low=0, integer=True)
+        num_samples = check_number(owner, "num_samples", num_samples, low=1, integer=True)
+        batch_size = min(check_number(owner, "batch_size", batch_size, low=1, integer=True), num_samples)
+        return epochs * math.ceil(self.round_size(num_samples) / batch_size)

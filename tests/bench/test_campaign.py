@@ -260,7 +260,8 @@ class FakeRuns:
             return base * (1.0 + 0.08 * (-1) ** study * (1 + study % 3))
         return base
 
-    def train_one(self, ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None):
+    def train_one(self, ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None,
+                  calibration=None, irreducible_dir=None):
         if self.stop_after is not None and len(self.calls) >= self.stop_after:
             raise KeyboardInterrupt("killed")
         label, study = record["trial_selector"], record["study"]
@@ -492,22 +493,31 @@ def test_parse_seeds():
         auto_seeds.AutoSeeds(3, 2)
 
 
-def test_auto_seeds_add_studies_only_where_the_interval_contains_1_and_stop_at_max(tmp_path, monkeypatch):
+def test_auto_seeds_add_studies_only_where_the_verdict_is_undecided_and_stop_at_max(tmp_path, monkeypatch):
     fake = FakeRuns(monkeypatch)
     out = str(tmp_path / "out")
-    summary = auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
-    assert studies_of(out, "Freeze()") == [0, 1, 2]                      # a clear win after the first 3 studies
-    assert studies_of(out, "Homogeneous()") == list(range(7))            # undecided: up to MAX
-    assert studies_of(out, "Shuffle()") == list(range(7))                # paired by study with the undecided pair
-    assert summary["rounds"] == 4 and summary["ran"] == 3 * 3 + 2 * 4 and summary["skipped"] == 0
-    assert summary["seeds"] == {("toy", "Shuffle()"): 7, ("toy", "Freeze()"): 3, ("toy", "Homogeneous()"): 7}
-    assert len(fake.calls) == len(set(fake.calls)) == 17                 # no trial twice
-    table = scoring.summarize(store.load(out), n_boot=500).set_index("selector")
+    summary = auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(5, 9), out, progress=False)
+    assert studies_of(out, "Freeze()") == [0, 1, 2, 3, 4]                # a clear win after the first 5 studies
+    assert studies_of(out, "Homogeneous()") == list(range(9))            # undecided: up to MAX
+    assert studies_of(out, "Shuffle()") == list(range(9))                # paired by study with the undecided pair
+    assert summary["rounds"] == 4 and summary["ran"] == 3 * 5 + 2 * 4 and summary["skipped"] == 0
+    assert summary["seeds"] == {("toy", "Shuffle()"): 9, ("toy", "Freeze()"): 5, ("toy", "Homogeneous()"): 9}
+    assert len(fake.calls) == len(set(fake.calls)) == 23                 # no trial twice
+    table = scoring.summarize(store.load(out)).set_index("selector")
     assert table.loc["Freeze()", "verdict"] == "win"
     assert table.loc["Homogeneous()", "verdict"] == "no difference"
     # Everything is stored: running it again trains nothing and decides the same.
-    again = auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
-    assert again["ran"] == 0 and len(fake.calls) == 17 and again["seeds"] == summary["seeds"]
+    again = auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(5, 9), out, progress=False)
+    assert again["ran"] == 0 and len(fake.calls) == 23 and again["seeds"] == summary["seeds"]
+
+
+def test_too_few_studies_for_the_sign_test_are_undecided(tmp_path, monkeypatch):
+    FakeRuns(monkeypatch)
+    out = str(tmp_path / "out")
+    run_campaign([TOY], AUTO_SPECS, 3, out, progress=False)
+    # Freeze() is faster in 3 of 3 studies, but 3 studies cannot carry a claim at 5%: every pair gets study 3.
+    assert auto_seeds.undecided(store.load(out), min_seeds=3, max_seeds=10) == {
+        ("toy", 3): ["Shuffle()", "Freeze()", "Homogeneous()"]}
 
 
 def test_auto_seeds_with_min_equal_max_is_a_fixed_count(tmp_path, monkeypatch):
@@ -520,29 +530,26 @@ def test_auto_seeds_with_min_equal_max_is_a_fixed_count(tmp_path, monkeypatch):
 def test_undecided_pairs_the_baseline_and_picks_the_smallest_missing_study(tmp_path, monkeypatch):
     FakeRuns(monkeypatch)
     out = str(tmp_path / "out")
-    run_campaign([TOY], AUTO_SPECS, [0, 1, 3], out, progress=False)
+    run_campaign([TOY], AUTO_SPECS, [0, 1, 2, 3, 5], out, progress=False)
     records = store.load(out)
-    assert auto_seeds.undecided(records, min_seeds=3, max_seeds=10, n_boot=200) == {
-        ("toy", 2): ["Shuffle()", "Homogeneous()"]}
-    assert auto_seeds.undecided(records, min_seeds=3, max_seeds=3, n_boot=200) == {}  # at MAX: no more
+    assert auto_seeds.undecided(records, min_seeds=3, max_seeds=10) == {("toy", 4): ["Shuffle()", "Homogeneous()"]}
+    assert auto_seeds.undecided(records, min_seeds=3, max_seeds=5) == {}  # at MAX: no more
     baseline_has_it = [r for r in records if not (r["selector"] == "Homogeneous()" and r["study"] == 3)]
-    run_campaign([TOY], ["shuffle"], [2], out, progress=False)
-    baseline_has_it += [r for r in store.load(out) if r["selector"] == "Shuffle()" and r["study"] == 2]
-    assert auto_seeds.undecided(baseline_has_it, min_seeds=2, max_seeds=10, n_boot=200) == {
-        ("toy", 2): ["Homogeneous()"]}  # Shuffle() already has study 2
+    assert auto_seeds.undecided(baseline_has_it, min_seeds=2, max_seeds=10) == {
+        ("toy", 3): ["Homogeneous()"]}  # Shuffle() already has study 3
 
 
 def test_a_killed_auto_run_resumes_from_what_is_stored(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
-    killed = FakeRuns(monkeypatch, stop_after=11)  # killed in the second added round
+    killed = FakeRuns(monkeypatch, stop_after=18)  # killed in the second added round
     with pytest.raises(KeyboardInterrupt):
-        auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
-    assert len(store.load(out)) == 11
+        auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(5, 9), out, progress=False)
+    assert len(store.load(out)) == 18
     resumed = FakeRuns(monkeypatch)
-    summary = auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(3, 7), out, n_boot=500, progress=False)
+    summary = auto_seeds.run_auto([TOY], AUTO_SPECS, auto_seeds.AutoSeeds(5, 9), out, progress=False)
     assert not set(resumed.calls) & set(killed.calls)                   # nothing stored is trained again
-    assert len(killed.calls) + len(resumed.calls) == 17                  # the same trials as without the kill
-    assert summary["seeds"] == {("toy", "Shuffle()"): 7, ("toy", "Freeze()"): 3, ("toy", "Homogeneous()"): 7}
+    assert len(killed.calls) + len(resumed.calls) == 23                  # the same trials as without the kill
+    assert summary["seeds"] == {("toy", "Shuffle()"): 9, ("toy", "Freeze()"): 5, ("toy", "Homogeneous()"): 9}
 
 
 def test_auto_seeds_need_the_baseline(tmp_path):

@@ -40,7 +40,7 @@ def test_bad_arguments_exit_2_with_a_message(args, message, capsys, tmp_path):
 
 
 #: Arguments of a run that takes seconds, should a check fail to stop it.
-TINY = ["--datasets", "spirals", "--selectors", "shuffle", "--seeds", "1", "--epochs", "1", "--n-train", "50",
+TINY = ["--suite", "untuned", "--datasets", "spirals", "--selectors", "shuffle", "--seeds", "1", "--epochs", "1", "--n-train", "50",
         "--n-test", "20", "--no-plots", "--bootstrap", "10"]
 
 
@@ -259,7 +259,8 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
     from loop.bench.reporting import SEED000_CAPTION
 
     out = str(tmp_path / "out")
-    code = main(["--datasets", "spirals", "--selectors", "heterogeneous", "--seeds", "2", "--epochs", "2",
+    code = main(["--suite", "untuned", "--datasets", "spirals", "--selectors", "heterogeneous", "--seeds", "2",
+                 "--epochs", "2",
                  "--n-train", "200", "--n-test", "100", "--out", out, "--bootstrap", "200"])
     assert code == 0
     captured = capsys.readouterr()
@@ -290,7 +291,8 @@ def test_tiny_cli_run_writes_tables_and_plots(tmp_path, capsys):
 
 def test_a_suite_killed_with_sigkill_loses_no_completed_run(tmp_path):
     out = str(tmp_path / "out")
-    cmd = [sys.executable, "-m", "loop.bench", "--datasets", "spirals", "--selectors", "shuffle,freeze",
+    cmd = [sys.executable, "-m", "loop.bench", "--suite", "untuned", "--datasets", "spirals", "--selectors",
+           "shuffle,freeze",
            "--seeds", "3", "--epochs", "2", "--n-train", "200", "--n-test", "100", "--out", out, "--no-plots"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -505,7 +507,8 @@ def test_seeds_auto_is_parsed_and_listed_in_help(capsys):
 def test_seeds_auto_runs_through_the_cli_and_the_table_shows_verdicts(tmp_path, capsys, monkeypatch):
     from loop.bench import training
 
-    def fake_train_one(ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None):
+    def fake_train_one(ds, train, test, workload, hyperparameters, record, make_selector, *, time_limit_s=None,
+                       calibration=None, irreducible_dir=None):
         label, study = record["trial_selector"], record["study"]
         seconds = {"Shuffle()": 10.0, "Freeze()": 5.0}.get(label, 10.0 * (1 + 0.1 * (-1) ** study))
         record.update({"task": "classification", "metrics": ["accuracy"], "loss": "sparse_categorical_crossentropy",
@@ -519,29 +522,30 @@ def test_seeds_auto_runs_through_the_cli_and_the_table_shows_verdicts(tmp_path, 
     monkeypatch.setattr(training, "prepare_dataset", lambda workload, data_dir=None: (None, None, None))
     monkeypatch.setattr(training, "train_one", fake_train_one)
     out = tmp_path / "out"
-    args = ["--datasets", "spirals", "--selectors", "freeze,homogeneous", "--seeds", "auto:2:4", "--out", str(out),
+    args = ["--suite", "untuned", "--datasets", "spirals", "--selectors", "freeze,homogeneous", "--seeds", "auto:5:7",
+            "--out", str(out),
             "--no-plots", "--bootstrap", "200"]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "x auto:2:4 studies in float32" in captured.err and "auto seeds, round 1" in captured.err
-    assert "more studies for spirals Homogeneous() (4), spirals Shuffle() (4)" in captured.err
-    assert "loop.bench: trained 10 trials (0 pruned, 0 failed, 0 not applicable), skipped 0 already stored" in \
+    assert "x auto:5:7 studies in float32" in captured.err and "auto seeds, round 1" in captured.err
+    assert "more studies for spirals Homogeneous() (7), spirals Shuffle() (7)" in captured.err
+    assert "loop.bench: trained 19 trials (0 pruned, 0 failed, 0 not applicable), skipped 0 already stored" in \
         captured.err
     markdown = (out / "table.md").read_text()  # the full table
-    assert "| spirals | Freeze() | 2 | 2/2 |" in markdown
-    assert "| spirals | Homogeneous() | 4 | 4/4 |" in markdown
+    assert "| spirals | Freeze() | 5 | 5/5 |" in markdown
+    assert "| spirals | Homogeneous() | 7 | 7/7 |" in markdown
     header = next(line for line in markdown.splitlines() if line.startswith("| dataset | selector |"))
-    assert "| speedup [95% CI] | verdict |" in header and "| bwd verdict |" in header
+    assert "| verdict |" in header and "| bwd verdict |" in header
     row = next(line for line in markdown.splitlines() if "| Freeze() |" in line)
     assert "| 2 [2, 2] | win |" in row
     assert "| no difference |" in next(line for line in markdown.splitlines() if "| Homogeneous() |" in line)
     printed = {line.split()[0]: line.split()[1:] for line in captured.out.splitlines() if line.startswith("  ")}
-    assert printed["Freeze()"][0] == "2/2" and printed["Freeze()"][-4:] == ["2", "[2,", "2]", "win"]
-    assert printed["Homogeneous()"][0] == "4/4" and printed["Homogeneous()"][-2:] == ["no", "difference"]
+    assert printed["Freeze()"][0] == "5/5" and printed["Freeze()"][-4:] == ["2", "[2,", "2]", "win"]
+    assert printed["Homogeneous()"][0] == "7/7" and printed["Homogeneous()"][-2:] == ["no", "difference"]
     assert "verdict" in (out / "table.csv").read_text().splitlines()[0]
     assert main(args) == 0  # resumed: everything is stored
     err = capsys.readouterr().err
-    assert "loop.bench: trained 0 trials (0 pruned, 0 failed, 0 not applicable), skipped 6 already stored" in err
+    assert "loop.bench: trained 0 trials (0 pruned, 0 failed, 0 not applicable), skipped 15 already stored" in err
     assert "auto seeds, round" not in err  # the MIN studies; no round is left
 
 

@@ -105,10 +105,10 @@ def test_points_are_hyper_parameters_that_keep_the_entrys_batch_size():
     shared, own = search.search_space(0.01, Knobbed())
     chosen = search.points(Hyperparameters(batch_size=16, learning_rate=0.5), shared, own, 3, 0)
     assert len(chosen) == 3
-    for (hp, knobs), (point, own_point) in zip(chosen, search.trial_points(shared, own, 3, 0)):
+    for (hp, knobs, units), (point, own_point) in zip(chosen, search.trial_points(shared, own, 3, 0)):
         assert isinstance(hp, Hyperparameters) and hp.batch_size == 16
-        assert {k: getattr(hp, k) for k in point} == point and knobs == own_point
-    text = search.describe_point(*chosen[0])
+        assert {k: getattr(hp, k) for k in point} == point and knobs == own_point and units is None
+    text = search.describe_point(*chosen[0][:2])
     assert text.startswith(f"lr {chosen[0][0].learning_rate:.3g}, {chosen[0][0].schedule}, horizon ")
     assert "ratio=" in text and "width=" in text
 
@@ -262,16 +262,16 @@ def test_a_search_needs_a_target_a_trial_a_good_space_and_one_precision(tmp_path
 
 
 def test_the_committed_layout1_tuning_trials_resume_without_training(tmp_path, monkeypatch):
-    """results/tuned (layout-1 trials and range tests, in the repository) resumes under today's search: the same
+    """results/tuned-v2 (layout-1 trials and range tests, in the repository) resumes under today's search: the same
     points, the same identities, the cached range test; nothing trains again."""
     out = tmp_path / "out"
     for name in ("Shuffle-c606dfca", "RS2-7f20ce81"):
-        shutil.copytree(os.path.join(REPO, "results", "tuned", "runs", "spirals", name),
+        shutil.copytree(os.path.join(REPO, "results", "tuned-v2", "runs", "spirals", name),
                         out / "runs" / "spirals" / name)
     (out / "lr_range").mkdir()
-    shutil.copy(os.path.join(REPO, "results", "tuned", "lr_range", "spirals.json"), out / "lr_range")
+    shutil.copy(os.path.join(REPO, "results", "tuned-v2", "lr_range", "spirals.json"), out / "lr_range")
     cached = (out / "lr_range" / "spirals.json").read_bytes()
-    spirals = next(item for item in SUITES["tuned"].entries if item.name == "spirals")
+    spirals = next(item for item in SUITES["tuned-v2"].entries if item.name == "spirals")
     no_training(monkeypatch)
     summary = run_campaign([spirals], ["shuffle", "rs2"], [0, 1], str(out), trials=6, progress=False)
     assert summary == {**EMPTY, "skipped": 2 * 2 * 6}
@@ -285,7 +285,7 @@ def test_the_tuned_suite_validates_on_splits_at_the_split_pilots_targets_and_nam
     """Each tuned workload reads a validation split, with the target and cap the committed split pilot chose."""
     from loop.bench.__main__ import _available
 
-    tuned = SUITES["tuned"]
+    tuned = SUITES["tuned-v2"]
     assert tuned.tune == 6 and tuned.studies == 3
     pilot_dir = os.path.join(REPO, "results", "split-pilot")
     for item in tuned.entries:
@@ -362,7 +362,7 @@ def test_tuned_cli_run_prints_the_study_table_and_resumes(tmp_path, capsys):
     (["--warmup", "1.0"], "warmup 1.0 must be a fraction of the horizon in [0, 1)"),
     (["--tune", "2", "--seeds", "auto:2:3"], "does not combine with a search"),
     (["--tune", "-1"], "--tune must be at least 0"),
-    (["--tune", "2"], "spirals: a search scores each study by its fastest trial to a fixed target"),
+    (["--suite", "untuned", "--tune", "2"], "spirals: a search scores each study by its fastest trial to a fixed target"),
 ])
 def test_bad_schedule_and_search_arguments_exit_2(args, message, capsys, tmp_path):
     from loop.bench.__main__ import main
@@ -382,9 +382,9 @@ def test_a_dataset_named_on_the_command_line_keeps_the_full_suites_entry():
                               schedule=None, warmup=None, horizon=None)
     full = {item.name: item for item in SUITES["full"].entries}
     assert _entries(args, SUITES["default"]) == [full["mnist"], SUITES["default"].entries[0]]
-    tuned = {item.name: item for item in SUITES["tuned"].entries}
+    tuned = {item.name: item for item in SUITES["tuned-v2"].entries}
     args.datasets = "music_genre,spirals"
-    assert _entries(args, SUITES["tuned"]) == [tuned["music_genre"], tuned["spirals"]]
+    assert _entries(args, SUITES["tuned-v2"]) == [tuned["music_genre"], tuned["spirals"]]
     args.datasets = "mnist,spirals"
     args.schedule, args.horizon, args.epochs = "cosine", 0.5, 3
     chosen = _entries(args, SUITES["default"])
@@ -394,3 +394,25 @@ def test_a_dataset_named_on_the_command_line_keeps_the_full_suites_entry():
     assert chosen[0].selectors == full["mnist"].selectors  # the entry's selectors, unless --selectors names some
     args.selectors = "shuffle,freeze"
     assert all(item.selectors is None for item in _entries(args, SUITES["default"]))
+
+
+def test_a_workloads_pool_is_dealt_to_studies_without_repeats_and_shared_across_selectors():
+    shared, own = search.search_space(0.01, Knobbed(), clock="seconds")
+    plain_shared, _ = search.search_space(0.01, object(), clock="seconds")
+    studies = [search.pooled_points(shared, own, 8, s, "spirals") for s in range(5)]
+    rates = [p[0]["learning_rate"] for study in studies for p in study]
+    assert len(set(rates)) == 40  # one pool, dealt without replacement
+    for s, study in enumerate(studies):
+        plain = search.pooled_points(plain_shared, [], 8, s, "spirals")
+        assert [p[0] for p in study] == [p[0] for p in plain]  # trial k shares its point across selectors
+        for values, knobs, units in study:
+            assert 0.003 <= values["learning_rate"] <= 0.05 and 0.1 <= values["horizon"] <= 1.0
+            assert set(units) == {"learning_rate", "schedule", "horizon", "warmup", "ratio", "width"}
+            assert all(0.0 <= u < 1.0 for u in units.values())
+    # Another workload gets another deal, even one whose name shares a prefix.
+    assert search.pooled_points(shared, own, 8, 0, "mnist") != search.pooled_points(shared, own, 8, 0, "mnist_noisy20")
+    # No trial index is tied to one corner: the first trial's rate varies across studies over the range's halves.
+    first = np.log([study[0][0]["learning_rate"] for study in studies])
+    assert len(set(first)) == 5
+    with pytest.raises(ValueError, match="needs 264 points of the search pool, which has 256"):
+        search.pooled_points(shared, own, 8, 32, "spirals")

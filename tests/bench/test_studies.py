@@ -55,13 +55,13 @@ def test_a_one_trial_study_is_won_by_its_trial_and_a_not_applicable_study_keeps_
 
 def test_the_tables_score_the_winners_paired_by_study_against_tuned_shuffle():
     trials = []
-    for study in range(3):
+    for study in range(5):
         trials += [_trial("Shuffle()", study, 0, [0.5, 0.95], seconds_per_eval=2.0),      # 4 s
                    _trial("Shuffle()", study, 1, [0.5, 0.6, 0.95], seconds_per_eval=1.0),  # 3 s: wins
                    _trial("Knobbed()", study, 0, [0.95], seconds_per_eval=1.5),            # 1.5 s: wins
                    _trial("Knobbed()", study, 1, [0.5, 0.95], seconds_per_eval=5.0)]
     table = summary.summarize(studies.study_winners(trials), n_boot=200).set_index("selector")
-    assert list(table.index) == ["Shuffle()", "Knobbed()"] and list(table["seeds"]) == [3, 3]
+    assert list(table.index) == ["Shuffle()", "Knobbed()"] and list(table["seeds"]) == [5, 5]
     assert table.loc["Shuffle()", "time_to_target_s"] == 3.0 and table.loc["Shuffle()", "speedup"] == 1.0
     assert table.loc["Knobbed()", "speedup"] == pytest.approx(2.0) and table.loc["Knobbed()", "verdict"] == "win"
 
@@ -108,3 +108,44 @@ def test_a_failed_trial_never_wins_even_where_its_history_met_the_target():
               _trial("Shuffle()", 0, 1, [0.95, math.nan], seconds_per_eval=1.0, status="failed")]  # NaN loss later
     assert time_to(trials[1], TARGET) == math.inf
     assert studies.study_winners(trials)[0]["winner"] == 0
+
+
+def _searched(selector, study, trial, values, units, *, seconds_per_eval=1.0, workload="spirals"):
+    space = {"learning_rate": ["log-uniform", [0.001, 0.03]], "schedule": ["choice", ["constant", "cosine"]],
+             "horizon": ["uniform", [0.3, 1.0]]}
+    if "ratio" in units:
+        space["ratio"] = ["uniform", [0.1, 0.5]]
+    return dict(_trial(selector, study, trial, values, seconds_per_eval=seconds_per_eval, workload=workload),
+                search_units=dict(units), search_space=space)
+
+
+def test_edge_hits_count_the_winners_near_either_end_of_each_searched_range():
+    trials = []
+    for study in range(5):
+        # trial 1 wins every study (1 s to the target); its learning rate sits at the top edge in studies 0-2,
+        # its horizon at the bottom edge in study 4 only; trial 0 (a loser) is always at an edge and never counts
+        lr = 0.95 if study < 3 else 0.5
+        horizon = 0.05 if study == 4 else 0.5
+        trials += [_searched("Shuffle()", study, 0, [0.5, 0.95], {"learning_rate": 0.0, "schedule": 0.99,
+                                                                  "horizon": 0.99}, seconds_per_eval=3.0),
+                   _searched("Shuffle()", study, 1, [0.95], {"learning_rate": lr, "schedule": 0.0,
+                                                            "horizon": horizon})]
+        trials.append(_searched("RS2()", study, 0, [0.95], {"learning_rate": 0.5, "schedule": 0.5, "horizon": 0.5,
+                                                           "ratio": 0.1 if study == 0 else 0.5}))
+    edges = studies.edge_hits(trials)
+    assert set(edges.columns) == {"workload", "selector", "dimension", "kind", "at_low", "at_high", "edge",
+                                  "studies"}
+    assert "schedule" not in set(edges["dimension"])  # a choice has no edge
+    shuffle = edges[edges["selector"] == "Shuffle()"].set_index("dimension")
+    assert list(shuffle.index) == ["learning_rate", "horizon"]
+    assert (shuffle.loc["learning_rate", "at_high"], shuffle.loc["learning_rate", "edge"]) == (3, 3)
+    assert (shuffle.loc["horizon", "at_low"], shuffle.loc["horizon", "at_high"]) == (1, 0)
+    assert set(shuffle["studies"]) == {5} and shuffle.loc["horizon", "kind"] == "uniform"
+    rs2 = edges[edges["selector"] == "RS2()"].set_index("dimension")
+    assert rs2.loc["ratio", "edge"] == 1 and rs2.loc["learning_rate", "edge"] == 0  # u = 0.1: within the margin
+    assert studies.edge_hits(trials, margin=0.05).set_index(["selector", "dimension"]).loc[
+        ("RS2()", "ratio"), "edge"] == 0
+    # older results (no search_units) give no rows and no error
+    assert studies.edge_hits([_trial("Shuffle()", 0, 0, [0.95])]).empty and studies.edge_hits([]).empty
+    with pytest.raises(ValueError, match="margin=0.5"):
+        studies.edge_hits(trials, margin=0.5)

@@ -104,17 +104,58 @@ def test_paired_ratios_pair_by_study_and_score_misses():
 
 def test_paired_speedup_gives_the_median_ratio_its_interval_and_verdict():
     base = {s: 10.0 for s in range(6)}
-    win = speedups.paired_speedup(base, {s: 4.0 + 0.1 * s for s in range(6)}, n_boot=500)
+    win = speedups.paired_speedup(base, {s: 4.0 + 0.1 * s for s in range(6)})
     assert win.verdict == "win" and win.low > 1.0 and win.speedup == pytest.approx((10 / 4.2 + 10 / 4.3) / 2)
-    loss = speedups.paired_speedup(base, {s: 20.0 if s % 2 else math.inf for s in range(6)}, n_boot=500)
+    assert (win.low, win.high) == (10 / 4.5, 10 / 4.0)  # n = 6: k = 1, [min, max]
+    assert win.ratios == tuple(10 / (4.0 + 0.1 * s) for s in range(6)) and win.false_win_rate == 1 / 64
+    loss = speedups.paired_speedup(base, {s: 20.0 if s % 2 else math.inf for s in range(6)})
     assert loss.verdict == "loss" and loss.high < 1.0 and loss.speedup == pytest.approx(0.25)  # 0, .5, 0, .5 ...
-    same = speedups.paired_speedup(base, {s: 10.0 * (0.8 if s % 2 else 1.25) for s in range(6)}, n_boot=500)
+    same = speedups.paired_speedup(base, {s: 10.0 * (0.8 if s % 2 else 1.25) for s in range(6)})
     assert same.verdict == "no difference" and same.low < 1.0 < same.high
-    one = speedups.paired_speedup(base, {0: 2.0}, n_boot=500)  # one pair: a point estimate, no interval
-    assert one.speedup == 5.0 and one.verdict == "n/a" and math.isnan(one.low)
+    few = speedups.paired_speedup(base, {s: 2.0 for s in range(4)})  # 4 of 4 faster: 1 in 16 by chance
+    assert few.speedup == 5.0 and few.verdict == "n/a (< 5 studies)" == speedups.TOO_FEW and math.isnan(few.low)
+    assert math.isnan(few.false_win_rate) and few.ratios == (5.0,) * 4
+    one = speedups.paired_speedup(base, {0: 2.0})  # one pair: a point estimate, no interval
+    assert one.speedup == 5.0 and one.verdict == speedups.TOO_FEW and math.isnan(one.low)
     none = speedups.paired_speedup(base, {7: 2.0})
-    assert math.isnan(none.speedup) and none.verdict == "n/a"
-    assert tuple(win) == (win.speedup, win.low, win.high, win.verdict)
+    assert math.isnan(none.speedup) and none.verdict == "n/a" and none.ratios == ()
+    assert tuple(win)[:4] == (win.speedup, win.low, win.high, win.verdict)
+    assert speedups.paired_speedup(base, {s: 2.0 for s in range(6)}, n_boot=50) == speedups.paired_speedup(
+        base, {s: 2.0 for s in range(6)})  # n_boot is accepted and changes nothing
+
+
+def test_the_order_statistic_rank_and_the_false_win_rate_are_exact():
+    from scipy.stats import binom
+
+    assert [speedups.order_statistic_k(n) for n in range(1, 13)] == [None] * 4 + [1, 1, 1, 2, 2, 2, 3, 3]
+    assert speedups.MIN_STUDIES == 5 and speedups.TOO_FEW == "n/a (< 5 studies)"
+    assert speedups.false_win_rate(5) == 1 / 32 and speedups.coverage(5) == 0.9375
+    assert speedups.false_win_rate(8) == 9 / 256 and speedups.false_win_rate(10) == 11 / 1024
+    assert math.isnan(speedups.false_win_rate(4)) and math.isnan(speedups.coverage(3))
+    for n in range(5, 40):
+        k = speedups.order_statistic_k(n)
+        assert binom.cdf(k - 1, n, 0.5) <= 0.05 < binom.cdf(k, n, 0.5)  # the largest such k
+        assert speedups.false_win_rate(n) == pytest.approx(binom.cdf(k - 1, n, 0.5), rel=1e-12)
+    assert speedups.order_statistic_k(8, level=0.01) == 1 and speedups.min_studies(0.01) == 7
+    assert speedups.too_few(0.01) == "n/a (< 7 studies)"
+    with pytest.raises(ValueError, match="level=0.7"):
+        speedups.order_statistic_k(8, level=0.7)
+
+
+def test_the_median_interval_is_a_pair_of_order_statistics_misses_included():
+    assert speedups.median_interval([1.3, 0.9, 1.1, 1.2, 1.05]) == (0.9, 1.3)                  # n = 5: [min, max]
+    assert speedups.median_interval([5, 1, 7, 3, 2, 8, 4, 6]) == (2.0, 7.0)                    # n = 8: k = 2
+    assert speedups.median_interval([0.0, 2.0, math.inf, 3.0, 4.0, 5.0, 6.0, 1.5]) == (1.5, 6.0)
+    assert speedups.median_interval([math.inf] * 5) == (math.inf, math.inf)
+    assert all(math.isnan(v) for v in speedups.median_interval([1.0, 2.0, 3.0, 4.0]))
+    assert all(math.isnan(v) for v in speedups.median_interval([]))
+    assert speedups.sign_verdict([1.1, 1.2, 1.3, 1.4, 1.01]) == "win"           # 5 of 5 faster
+    assert speedups.sign_verdict([1.1, 1.2, 1.3, 1.4, 1.0]) == "no difference"  # a tie at 1 is not faster
+    assert speedups.sign_verdict([0.0] * 5) == "loss" and speedups.sign_verdict([math.inf] * 5) == "win"
+    assert speedups.sign_verdict([2.0, 2, 2, 2, 2, 2, 2, 0.5]) == "win"         # n = 8: 7 of 8 suffice
+    assert speedups.sign_verdict([2.0, 2, 2, 2, 2, 2, 0.5, 0.5]) == "no difference"
+    assert speedups.sign_verdict([2.0] * 4) == speedups.TOO_FEW and speedups.sign_verdict([]) == "n/a"
+    assert speedups.ratios_text([1.123, 0.98, 0.0, math.inf, 0.004]) == "1.12, 0.98, 0, inf, 0.004"
 
 
 def test_the_aggregate_is_the_median_without_nan():
@@ -132,7 +173,7 @@ def test_verdict_reads_the_interval_against_1():
     assert speedups.verdict(1.0, 1.0) == "no difference" and speedups.verdict(1.0, 2.0) == "no difference"
     assert speedups.verdict(math.inf, math.inf) == "win" and speedups.verdict(0.0, 0.0) == "loss"
     assert speedups.verdict(math.nan, math.nan) == "n/a" and speedups.verdict(None, None) == "n/a"
-    assert set(speedups.VERDICTS) == {"win", "loss", "no difference", "n/a"}
+    assert set(speedups.VERDICTS) == {"win", "loss", "no difference", "n/a", "n/a (< 5 studies)"}
 
 
 # --------------------------------------------------------------------------------------------------- grouping
@@ -243,18 +284,20 @@ def test_seed000_keeps_study_0_and_the_order_only_selectors_in_order():
 def test_sample_counts_to_target_and_their_paired_savings():
     # Shuffle reaches 0.9 at epoch 3 (300 forwarded, 300 backpropagated); the filter at epoch 2, forwarding
     # 200 per epoch but backpropagating only 50: 400 forwarded, 100 backpropagated.
-    records = [_counted("Shuffle()", s, [0.5, 0.7, 0.9], 100, 100, flops=1000) for s in range(3)]
-    records += [_counted("Filter()", s, [0.6, 0.9, 0.95], 200, 50, flops=1000) for s in range(3)]
+    records = [_counted("Shuffle()", s, [0.5, 0.7, 0.9], 100, 100, flops=1000) for s in range(5)]
+    records += [_counted("Filter()", s, [0.6, 0.9, 0.95], 200, 50, flops=1000) for s in range(5)]
     table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=200).set_index("selector")
     goal = {"val_accuracy": (0.9, "max")}
-    assert targets.time_to(records[3], goal, ("samples_forwarded", "samples_backpropagated")) == (400.0, 100.0)
+    assert targets.time_to(records[5], goal, ("samples_forwarded", "samples_backpropagated")) == (400.0, 100.0)
     assert table.loc["Filter()", "forward_to_target"] == 400 and table.loc["Filter()", "backprop_to_target"] == 100
     # optimizer steps at the first evaluation that meets the target (the toy history's step is the epoch)
-    assert targets.time_to(records[3], goal, "steps") == 2.0
+    assert targets.time_to(records[5], goal, "steps") == 2.0
     assert table.loc["Filter()", "steps_to_target"] == 2 and table.loc["Shuffle()", "steps_to_target"] == 3
     assert table.loc["Filter()", "forward_speedup"] == pytest.approx(300 / 400)
     assert table.loc["Filter()", "backprop_speedup"] == pytest.approx(300 / 100)
     assert table.loc["Filter()", "backprop_speedup_ci_low"] == pytest.approx(3.0)
+    assert table.loc["Filter()", "backprop_verdict"] == "win" and table.loc["Filter()", "verdict"] == "win"
+    assert table.loc["Filter()", "backprop_false_win_rate"] == 1 / 32
     # training FLOPs f * (F + 2 B): Shuffle 1000 * (300 + 600), the filter 1000 * (400 + 200)
     assert table.loc["Shuffle()", "train_gflops_to_target"] == pytest.approx(9e-4)
     assert table.loc["Filter()", "train_gflops_to_target"] == pytest.approx(6e-4)
@@ -271,35 +314,61 @@ def test_runs_stored_without_forward_counts_leave_the_forward_columns_empty():
 
 
 def test_the_table_marks_each_speedup_as_win_loss_or_no_difference():
-    records = [_counted("Shuffle()", s, [0.5, 0.7, 0.9], 100, 100) for s in range(4)]
-    records += [_counted("Fast()", s, [0.9, 0.9, 0.9], 200, 50) for s in range(4)]       # 3x sooner, 1/6 backprop
-    records += [_counted("Slow()", s, [0.5, 0.5, 0.5], 100, 100) for s in range(4)]      # never reaches it
+    records = [_counted("Shuffle()", s, [0.5, 0.7, 0.9], 100, 100) for s in range(5)]
+    records += [_counted("Fast()", s, [0.9, 0.9, 0.9], 200, 50) for s in range(5)]       # 3x sooner, 1/6 backprop
+    records += [_counted("Slow()", s, [0.5, 0.5, 0.5], 100, 100) for s in range(5)]      # never reaches it
     records += [_counted("Mixed()", s, [0.5, 0.7, 0.9] if s % 2 else [0.9, 0.9, 0.9], 100, 100)
-                for s in range(4)]                                                       # 1x and 3x: undecided
+                for s in range(5)]                                                       # 3x, 1x, 3x ...: undecided
     table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=500).set_index("selector")
     assert table.loc["Fast()", "verdict"] == "win" and table.loc["Fast()", "backprop_verdict"] == "win"
     assert table.loc["Slow()", "verdict"] == "loss" and table.loc["Slow()", "backprop_verdict"] == "loss"
     assert table.loc["Mixed()", "verdict"] == "no difference"
     assert table.loc["Shuffle()", "verdict"] == "no difference"  # itself: interval [1, 1]
+    assert (table.loc["Mixed()", "speedup_ci_low"], table.loc["Mixed()", "speedup_ci_high"]) == (1.0, 3.0)
+
+
+def test_the_table_gives_the_per_study_ratios_and_the_verdicts_false_win_rate():
+    records = [_run("Shuffle()", s, [0.5, 0.9]) for s in range(8)]                 # 2 s to 0.9
+    records += [_run("Fast()", s, [0.9], step_s=1.6 if s == 3 else 0.8) for s in range(8)]   # 2.5x, one 1.25x
+    records += [_run("Few()", s, [0.9]) for s in range(3)]                           # 2x in 3 of 3 studies
+    records.append(_run("Fast()", 8, [0.9]))                                        # no Shuffle() study 8: unpaired
+    table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}).set_index("selector")
+    fast = table.loc["Fast()"]
+    assert fast["ratios"] == "2.50, 2.50, 2.50, 1.25, 2.50, 2.50, 2.50, 2.50"  # study order, paired studies only
+    assert fast["paired_studies"] == 8 and fast["seeds"] == 9
+    assert fast["false_win_rate"] == 9 / 256 and fast["verdict"] == "win"             # n = 8: k = 2
+    assert (fast["speedup_ci_low"], fast["speedup_ci_high"]) == (2.5, 2.5)            # x_(2), x_(7)
+    few = table.loc["Few()"]
+    assert few["verdict"] == "n/a (< 5 studies)" and math.isnan(few["false_win_rate"]) and few["speedup"] == 2.0
+    assert math.isnan(few["speedup_ci_low"]) and few["ratios"] == "2.00, 2.00, 2.00" and few["paired_studies"] == 3
+    assert table.loc["Shuffle()", "ratios"] == ", ".join(["1.00"] * 8)
+    columns = list(table.reset_index().columns)
+    assert columns[columns.index("verdict"):columns.index("verdict") + 4] == [
+        "verdict", "paired_studies", "false_win_rate", "ratios"]
+    assert columns.index("backprop_false_win_rate") == columns.index("backprop_verdict") + 1
 
 
 def test_a_row_without_pairs_has_no_verdict():
     records = [_run("Shuffle()", 0, [0.5, 0.9]), _run("Other()", 5, [0.9, 0.9])]  # study 5: no Shuffle() to pair
     table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
     assert table.loc["Other()", "verdict"] == "n/a" and table.loc["Other()", "backprop_verdict"] == "n/a"
+    assert table.loc["Other()", "paired_studies"] == 0 and table.loc["Other()", "ratios"] == ""
 
 
-def test_one_paired_study_is_no_verdict():
-    """One pair has no spread: its 'interval' would be the value itself, and a 3x ratio would read as a win."""
+def test_fewer_than_five_paired_studies_is_no_verdict():
+    """Four of four studies faster happens 1 time in 16 when nothing differs: more than 5%, so no claim."""
     assert all(math.isnan(v) for v in speedups.bootstrap_ci([3.0]))
     assert speedups.bootstrap_ci([3.0], min_values=1) == (3.0, 3.0)
     records = [_counted("Shuffle()", 0, [0.5, 0.7, 0.9], 100, 100), _counted("Fast()", 0, [0.9, 0.9, 0.9], 200, 50)]
     table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
     assert table.loc["Fast()", "speedup"] == 3.0  # the point estimate stays
-    assert table.loc["Fast()", "verdict"] == "n/a" and table.loc["Fast()", "backprop_verdict"] == "n/a"
-    records += [_counted("Shuffle()", 1, [0.5, 0.7, 0.9], 100, 100), _counted("Fast()", 1, [0.9, 0.9, 0.9], 200, 50)]
-    table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}, n_boot=50).set_index("selector")
-    assert table.loc["Fast()", "verdict"] == "win"
+    assert table.loc["Fast()", "verdict"] == "n/a (< 5 studies)" == table.loc["Fast()", "backprop_verdict"]
+    for study in range(1, 5):
+        records += [_counted("Shuffle()", study, [0.5, 0.7, 0.9], 100, 100),
+                    _counted("Fast()", study, [0.9, 0.9, 0.9], 200, 50)]
+        table = summary.summarize(records, targets={None: {"val_accuracy": 0.9}}).set_index("selector")
+        assert table.loc["Fast()", "verdict"] == ("win" if study == 4 else "n/a (< 5 studies)")
+    assert table.loc["Fast()", "false_win_rate"] == 1 / 32 and table.loc["Shuffle()", "verdict"] == "no difference"
 
 
 def test_scoring_imports_no_reporting_no_matplotlib():

@@ -34,7 +34,7 @@ _GROW = ([0.5, 0.95], [1.0, 2.5])
 _SHRINK = ([0.75, 0.8, 0.85, 0.95], [0.5, 4.0, 4.5, 10.0])
 
 
-def _records(studies=3):
+def _records(studies=5):
     records = []
     for study in range(studies):
         records.append(_run("Shuffle()", study, *_BASE))
@@ -66,7 +66,11 @@ def test_known_times_give_known_speedups_at_every_level():
     assert grow["speedup"].to_numpy() == pytest.approx([1.0, 0.8, 1.2, 1.6, 2.0])
     assert grow["time_to_threshold_s"].to_numpy() == pytest.approx([1.0, 2.5, 2.5, 2.5, 2.5])
     assert list(grow["verdict"]) == ["no difference", "loss", "win", "win", "win"]  # identical seeds: [s, s]
-    assert list(grow["reached"]) == [3] * 5 and list(grow["seeds"]) == [3] * 5
+    assert list(grow["reached"]) == [5] * 5 and list(grow["seeds"]) == [5] * 5
+    assert list(grow["false_win_rate"]) == [1 / 32] * 5 and list(grow["paired_studies"]) == [5] * 5
+    assert grow["ratios"].iloc[-1] == "2.00, 2.00, 2.00, 2.00, 2.00"
+    few = thresholds.speedup_by_threshold(_records(studies=4), n_boot=200)
+    assert set(few["verdict"]) == {"n/a (< 5 studies)"} and few["speedup_ci_low"].isna().all()
     shrink = table[table["selector"] == "Shrink()"].sort_values("level")
     assert shrink["speedup"].to_numpy() == pytest.approx([2.0, 4.0, 6.0, 1.0, 0.5])
     base = table[table["selector"] == "Shuffle()"]
@@ -75,16 +79,53 @@ def test_known_times_give_known_speedups_at_every_level():
     assert grow["backprop_to_threshold"].iloc[-1] == 200 and grow["backprop_speedup"].iloc[-1] == pytest.approx(2.5)
 
 
-def test_the_interval_is_the_paired_bootstrap_over_studies():
-    records = _records(studies=4)
+def test_the_interval_is_the_order_statistic_interval_over_studies():
+    records = _records(studies=8)
     for r in records:  # Grow's study 3 misses every level above the easiest: its ratio there is 0
         if r["selector"] == "Grow()" and r["study"] == 3:
             r["frame"]["val_accuracy"] = [0.5, 0.55]
-    table = thresholds.speedup_by_threshold(records, n_boot=500)
+    table = thresholds.speedup_by_threshold(records)
     last = table[(table["selector"] == "Grow()") & (table["level"] == 5)].iloc[0]
-    assert last["reached"] == 3 and last["speedup"] == pytest.approx(2.0)  # median of 2, 2, 2, 0
-    assert last["speedup_ci_low"] == 0.0 and last["speedup_ci_high"] == pytest.approx(2.0)
+    assert last["reached"] == 7 and last["speedup"] == pytest.approx(2.0)  # median of 2 x 7 and 0
+    # n = 8: k = 2, the interval [x_(2), x_(7)] = [2, 2]; 7 of 8 studies faster is a win (false-win rate 9/256)
+    assert last["speedup_ci_low"] == pytest.approx(2.0) and last["speedup_ci_high"] == pytest.approx(2.0)
+    assert last["verdict"] == "win" and last["false_win_rate"] == 9 / 256
+    assert last["ratios"] == "2.00, 2.00, 2.00, 0, 2.00, 2.00, 2.00, 2.00"
+    records = _records(studies=5)
+    for r in records:  # with 5 studies one miss is enough to leave it undecided: k = 1, [min, max] = [0, 2]
+        if r["selector"] == "Grow()" and r["study"] == 3:
+            r["frame"]["val_accuracy"] = [0.5, 0.55]
+    last = thresholds.speedup_by_threshold(records).query("selector == 'Grow()' and level == 5").iloc[0]
+    assert (last["speedup_ci_low"], last["speedup_ci_high"]) == (0.0, pytest.approx(2.0))
     assert last["verdict"] == "no difference"
+
+
+def test_each_level_takes_each_studys_own_fastest_trial():
+    """Trial 0 meets the easy level first, trial 1 the target: the easy level reads trial 0's time."""
+    def trial(selector, study, k, values, times):
+        return dict(_run(selector, study, values, times), trial=k)
+
+    records = []
+    for study in range(5):
+        records.append(trial("Shuffle()", study, 0, *_BASE))                                  # 1 s ... 5 s
+        records.append(trial("Tuned()", study, 0, [0.55, 0.6, 0.7, 0.8, 0.85, 0.88], [0.5, 1, 2, 3, 4, 20]))
+        records.append(trial("Tuned()", study, 1, [0.3, 0.95], [2.0, 2.5]))                  # the target at 2.5 s
+    table = thresholds.speedup_by_threshold(records).set_index(["selector", "level"])
+    # the easy level 0.5: trial 0 meets it at 0.5 s (trial 1 at 2.5 s); the target 0.9: only trial 1, at 2.5 s
+    assert table.loc[("Tuned()", 1), "time_to_threshold_s"] == 0.5 and table.loc[("Tuned()", 1), "speedup"] == 2.0
+    assert table.loc[("Tuned()", 5), "time_to_threshold_s"] == 2.5 and table.loc[("Tuned()", 5), "speedup"] == 2.0
+    assert table.loc[("Tuned()", 4), "time_to_threshold_s"] == 2.5  # 0.8: trial 0 at 3 s, trial 1 at 2.5 s
+    assert table.loc[("Tuned()", 2), "time_to_threshold_s"] == 1.0  # 0.6: trial 0 at 1 s
+    assert (table.loc["Tuned()", "seeds"] == 5).all() and (table.loc["Tuned()", "reached"] == 5).all()
+    # its backpropagated samples are the fastest trial's: 100 per evaluation, trial 0's first evaluation
+    assert table.loc[("Tuned()", 1), "backprop_to_threshold"] == 100.0
+    # the studies' winners alone (the target's fastest trial) give that trial's time at every level
+    from loop.bench.scoring import studies
+
+    winners = thresholds.speedup_by_threshold(studies.study_winners(records)).set_index(["selector", "level"])
+    assert winners.loc[("Tuned()", 1), "time_to_threshold_s"] == 2.5
+    # the levels come from the baseline's winners whichever records are passed
+    assert list(winners.loc["Tuned()", "threshold"]) == list(table.loc["Tuned()", "threshold"])
 
 
 def test_trends_say_which_advantage_grows_and_which_shrinks():
@@ -104,8 +145,8 @@ def test_trends_say_which_advantage_grows_and_which_shrinks():
 def test_a_lower_is_better_metric_counts_down_to_its_target():
     base = ([9.5, 7.5, 5.5, 3.5, 1.5], [1, 2, 3, 4, 5])
     fast = ([5.0, 1.5], [1, 2])
-    records = [_run("Shuffle()", s, *base, metric="val_mae", target=2.0) for s in range(3)]
-    records += [_run("Fast()", s, *fast, metric="val_mae", target=2.0) for s in range(3)]
+    records = [_run("Shuffle()", s, *base, metric="val_mae", target=2.0) for s in range(5)]
+    records += [_run("Fast()", s, *fast, metric="val_mae", target=2.0) for s in range(5)]
     table = thresholds.speedup_by_threshold(records, n_boot=100)
     assert set(table["mode"]) == {"min"}
     assert table.groupby("level")["threshold"].first().to_numpy() == pytest.approx([9.5, 7.625, 5.75, 3.875, 2.0])
@@ -143,7 +184,7 @@ def test_without_a_baseline_run_there_is_no_easy_level_and_the_dataset_is_left_o
     table = thresholds.speedup_by_threshold(records + others, n_boot=50)
     assert set(table["dataset"]) == {"other"}
     given = thresholds.speedup_by_threshold(records, levels=[0.9], n_boot=50)  # explicit levels: kept, no pairs
-    assert set(given["verdict"]) == {"n/a"} and list(given["reached"]) == [3, 3]
+    assert set(given["verdict"]) == {"n/a"} and list(given["reached"]) == [5, 5]
     assert set(thresholds.trends(given)["trend"]) == {"n/a"}
 
 
@@ -157,7 +198,7 @@ def test_the_plot_has_a_log_axis_the_reference_line_and_the_legend_outside(tmp_p
     fig = plot_speedup_by_threshold(table, str(path), columns=2)
     assert path.stat().st_size > 0
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in panels] == ["toy (up to 3 seeds)", "two (up to 3 seeds)"]
+    assert [ax.get_title() for ax in panels] == ["toy (up to 5 seeds)", "two (up to 5 seeds)"]
     for ax in panels:
         assert ax.get_yscale() == "log"
         reference = [line for line in ax.get_lines() if line.get_label() == "Shuffle() (= 1)"]

@@ -5,7 +5,7 @@ import pytest
 
 from loop.selectors import (Curriculum, DyBAT, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
                             InfoBatch, LossSorted, OnlineBatchSelection, OrderedSGD, RS2, SelectiveBackprop,
-                            StaleSelectiveBackprop, WeightedRandom, from_string)
+                            ShuffleAA, StaleSelectiveBackprop, WeightedRandom, from_string)
 from helpers import flatten
 
 SELECTORS = [
@@ -15,7 +15,7 @@ SELECTORS = [
     WeightedRandom(replacement=True), DynamicBatchSize("heterogeneous", k0=8, k1=64, schedule="geometric"),
     DyBAT(delta=0.25), ImportanceSampling(presample=2.0, score="loss"), SelectiveBackprop(beta=1.0, history=64),
     StaleSelectiveBackprop(beta=2.0, staleness=None, history=64), InfoBatch(prune_ratio=0.3, delta=0.5),
-    OrderedSGD(q=4), RS2(ratio=0.3),
+    OrderedSGD(q=4), RS2(ratio=0.3), ShuffleAA(drop_last=True),
 ]
 SPECS = [
     ("homogeneous", "Homogeneous()"),
@@ -36,6 +36,7 @@ SPECS = [
     ("infobatch:prune_ratio=0.3,delta=0.5", "InfoBatch(prune_ratio=0.3, delta=0.5)"),
     ("ordered_sgd:q=4", "OrderedSGD(q=4)"),
     ("rs2:ratio=0.3", "RS2(ratio=0.3)"),
+    ("shuffle_aa:drop_last=True", "ShuffleAA(drop_last=True)"),
 ]
 
 

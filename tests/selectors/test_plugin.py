@@ -380,7 +380,8 @@ def test_the_cli_runs_a_user_module_and_exits_2_on_a_wrong_path(user_module, cap
     err = capsys.readouterr().err
     assert "selector spec 'bad.path:Nope': no module named 'bad'" in err and "Traceback" not in err
     assert not os.path.exists(tmp_path / "x")
-    args = ["--datasets", "spirals", "--selectors", f"{user_module}:HardestFirst:power=2,batches=None,shuffle",
+    args = ["--suite", "untuned", "--datasets", "spirals", "--selectors",
+            f"{user_module}:HardestFirst:power=2,batches=None,shuffle",
             "--seeds", "1", "--epochs", "1", "--n-train", "50", "--n-test", "20", "--no-plots", "--bootstrap", "10",
             "--out", str(tmp_path / "out")]
     assert main(args) == 0

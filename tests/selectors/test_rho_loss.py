@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import StepBatch, make_data, make_loop, make_model
+from helpers import FakeState, StepBatch, make_data, make_loop, make_model
 
-from loop.selectors import RhoLoss
+from loop.selectors import IrreducibleLosses, RhoLoss, from_string
 
 
 def _filter(irreducible, batch_size, presample):
@@ -156,6 +156,7 @@ def test_clone_is_fresh_and_epochs_for_budget_matches_baseline_steps():
     ({"irreducible_batch_size": 0}, "irreducible_batch_size=0"),
     ({"irreducible_validation": 1.0}, "irreducible_validation=1.0"),
     ({"irreducible_patience": 0}, "irreducible_patience=0"),
+    ({"irreducible": 5}, "irreducible=5 is neither an IrreducibleLosses nor the path"),
 ])
 def test_bad_arguments_name_the_value(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
@@ -181,3 +182,154 @@ def test_runs_under_a_mirrored_strategy():
     assert frame["samples_backpropagated"].tolist() == [25, 50]   # 100 training rows, B = 32: 4 steps of b = 8
     assert frame["samples_forwarded"].tolist() == [125, 250]
     assert loop.trained_counts[loop.selector.holdout_].sum() == 0
+
+
+# ------------------------------------------------------------------ precomputed irreducible losses
+IL = dict(presample=5, irreducible_epochs=3)
+
+
+def _precompute(x, y, model, **kwargs):
+    return RhoLoss(**IL, **kwargs).fit_irreducible(x, y, model=model, loss="sparse_categorical_crossentropy",
+                                                   optimizer="adam", batch_size=8, seed=0)
+
+
+def _weights(loop):
+    return np.concatenate([w.ravel() for w in loop.model.get_weights()])
+
+
+def test_a_fit_given_precomputed_losses_trains_bit_identically_to_one_that_fits_them():
+    # Both start from keras.utils.set_random_seed(0) and the model build (make_model), the benchmark's order; the
+    # IL model's initial weights come from Keras' global random state at the clone, here right after the build in
+    # both runs.  The main fit draws nothing from that state (dropout layers seed themselves when built), and
+    # on_train_begin draws its seed from state.rng in both, so the epoch-0 plan follows the same draws.
+    x, y = make_data(n=400)
+    runs = {}
+    for precomputed in (False, True):
+        model = make_model(seed=0, dropout=0.2)
+        given = _precompute(x, y, model) if precomputed else None
+        loop = make_loop(RhoLoss(**IL, irreducible=given), model=model, batch_size=8)
+        runs[precomputed] = loop, loop.fit(x, y, epochs=2, verbose=0), given
+    (fitted, own, _), (reused, history, given) = runs[False], runs[True]
+    np.testing.assert_array_equal(reused.selector.holdout_, fitted.selector.holdout_)
+    np.testing.assert_array_equal(reused.selector.irreducible_.numpy(), fitted.selector.irreducible_.numpy())
+    np.testing.assert_array_equal(given.holdout, fitted.selector.holdout_)
+    np.testing.assert_array_equal(given.table(), fitted.selector.irreducible_.numpy())
+    assert reused.selector.seed_ == fitted.selector.seed_
+    np.testing.assert_array_equal(_weights(reused), _weights(fitted))
+    np.testing.assert_array_equal(reused.trained_counts, fitted.trained_counts)
+    columns = ["step", "samples_seen", "samples_backpropagated", "loss", "accuracy"]
+    assert history.frame[columns].equals(own.frame[columns])
+    # the IL time is off the clock: reported by the result and the selector, not in setup_time_s
+    assert own.frame["setup_time_s"].iloc[-1] >= fitted.selector.irreducible_time_s_ > 0
+    assert history.frame["setup_time_s"].iloc[-1] < min(0.5, own.frame["setup_time_s"].iloc[-1])
+    assert reused.selector.irreducible_time_s_ == given.seconds > 0
+    assert repr(reused.selector) == repr(fitted.selector) == "RhoLoss(presample=5, irreducible_epochs=3)"
+
+
+def test_the_precomputed_path_never_fits_the_irreducible_model(monkeypatch, tmp_path):
+    x, y = make_data(n=200)
+    given = _precompute(x, y, make_model(seed=0))
+    path = given.save(tmp_path / "il.npz")
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the irreducible-loss model was fitted")
+
+    monkeypatch.setattr(RhoLoss, "_fit_table", no_fit)
+    monkeypatch.setattr(RhoLoss, "_irreducible_losses", no_fit)
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    for irreducible in (given, path, str(path)):
+        loop = make_loop(RhoLoss(**IL, irreducible=irreducible), batch_size=8)
+        frame = loop.fit(x, y, epochs=1, verbose=0).frame
+        np.testing.assert_array_equal(loop.selector.holdout_, given.holdout)
+        np.testing.assert_array_equal(loop.selector.irreducible_.numpy(), given.table())
+        assert loop.trained_counts[given.holdout].sum() == 0 and frame["setup_time_s"].iloc[-1] < 0.5
+    # no model or inputs needed either: a bare state will do
+    selector = RhoLoss(**IL, irreducible=given)
+    selector.on_train_begin(FakeState(num_samples=200, batch_size=8))
+    assert np.isin(np.concatenate(selector(FakeState(num_samples=200, batch_size=8))), given.holdout).sum() == 0
+    state = FakeState(num_samples=200, batch_size=8)
+    state.inputs, state.model = x, make_model()
+    with pytest.raises(AssertionError, match="was fitted"):   # the patch holds: without irreducible= it fits
+        RhoLoss(**IL).on_train_begin(state)
+
+
+def test_fit_irreducible_leaves_the_selector_alone_and_repeats():
+    x, y = make_data(n=200)
+    selector = RhoLoss(**IL)
+    first = selector.fit_irreducible(x, y, model=make_model(seed=0), loss="sparse_categorical_crossentropy",
+                                     batch_size=8, seed=3)
+    assert selector.holdout_ is None and selector.irreducible_ is None and selector.seed_ is None
+    again = selector.fit_irreducible((x, y), model=make_model(seed=0), loss="sparse_categorical_crossentropy",
+                                     batch_size=8, seed=3)
+    np.testing.assert_array_equal(first.holdout, again.holdout)
+    np.testing.assert_array_equal(first.losses, again.losses)
+    assert first.fingerprint() == again.fingerprint() and first.seed == 3
+    assert len(first.holdout) == 100 and len(first.losses) == 100 and np.isfinite(first.losses).all()
+    assert np.array_equal(first.rest, np.setdiff1d(np.arange(200), first.holdout))
+    other = selector.fit_irreducible(x, y, model=make_model(seed=0), loss="sparse_categorical_crossentropy",
+                                     batch_size=8, seed=4)
+    assert not np.array_equal(other.holdout, first.holdout)   # the holdout follows the loop's seed
+    with pytest.raises(ValueError, match="pass model="):
+        selector.fit_irreducible(x, y, loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="y is None"):
+        selector.fit_irreducible(x, model=make_model())
+
+
+def test_save_load_round_trip_and_a_stable_short_repr(tmp_path):
+    rng = np.random.default_rng(0)
+    holdout = np.sort(rng.permutation(10)[:4])
+    result = IrreducibleLosses(holdout, rng.random(6).astype(np.float32), 1.25, seed=7)
+    path = result.save(tmp_path / "il.npz")
+    assert path == str(tmp_path / "il.npz") and sorted(p.name for p in tmp_path.iterdir()) == ["il.npz"]
+    loaded = IrreducibleLosses.load(path)
+    np.testing.assert_array_equal(loaded.holdout, result.holdout)
+    np.testing.assert_array_equal(loaded.losses, result.losses)
+    assert (loaded.seconds, loaded.seed, loaded.num_samples) == (1.25, 7, 10)
+    assert repr(loaded) == repr(result) == (f"IrreducibleLosses(num_samples=10, holdout=4, seconds=1.25, seed=7, "
+                                            f"fingerprint={result.fingerprint()!r})")
+    table = result.table()
+    assert np.isnan(table[holdout]).all() and np.array_equal(table[result.rest], result.losses)
+    assert IrreducibleLosses.from_table(holdout, table, 1.25).fingerprint() == result.fingerprint()
+    assert IrreducibleLosses(holdout, result.losses, 0).seed is None
+    IrreducibleLosses(holdout, result.losses, 0).save(path)
+    assert IrreducibleLosses.load(path).seed is None
+    with pytest.raises(ValueError):
+        result.losses[0] = 1.0   # read-only
+    # the selector's repr leaves the precomputed losses out (a path too), and its clone shares them
+    selector = RhoLoss(presample=4, irreducible=result)
+    assert repr(selector) == "RhoLoss(presample=4)" and selector.clone().irreducible is result
+    assert repr(from_string(f"rho_loss:irreducible={str(path)!r}")) == "RhoLoss()"
+    assert from_string(f"rho_loss:irreducible={str(path)!r}").irreducible == str(path)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.array([3, 1]), np.zeros(3, np.float32), 0.0), "sorted, distinct indices in \\[0, 5\\)"),
+    ((np.array([1, 9]), np.zeros(3, np.float32), 0.0), "sorted, distinct indices"),
+    ((np.array([0.5]), np.zeros(3, np.float32), 0.0), "1-D integer index array"),
+    ((np.array([1]), np.zeros((3, 1), np.float32), 0.0), "1-D float array"),
+    ((np.array([1]), np.zeros(3, np.float32), -1.0), "seconds must be"),
+])
+def test_bad_irreducible_losses_are_named(args, match):
+    with pytest.raises(ValueError, match=match):
+        IrreducibleLosses(*args)
+
+
+def test_precomputed_losses_for_other_data_are_refused_naming_both_sizes(tmp_path):
+    result = IrreducibleLosses(np.arange(0, 400, 2), np.zeros(200, np.float32), 1.0)
+    with pytest.raises(ValueError, match="are for 400 training samples, but this fit's training set has 300"):
+        RhoLoss(irreducible=result).on_train_begin(FakeState(num_samples=300))
+    with pytest.raises(ValueError, match="holdout of 200 of the 400 training samples, but holdout=0.3 sets aside "
+                                         "120"):
+        RhoLoss(holdout=0.3, irreducible=result).on_train_begin(FakeState(num_samples=400))
+    path = str(tmp_path / "il.npz")
+    result.save(path)
+    with pytest.raises(ValueError, match=r"losses \('.*il.npz'\) are for 400 .* has 300"):
+        RhoLoss(irreducible=path).on_train_begin(FakeState(num_samples=300))
+    with pytest.raises(ValueError, match="no such file"):
+        RhoLoss(irreducible=str(tmp_path / "missing.npz")).on_train_begin(FakeState(num_samples=400))
+    np.save(tmp_path / "other.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="is not a file IrreducibleLosses.save wrote"):
+        IrreducibleLosses.load(tmp_path / "other.npy")
+    x, y = make_data(n=300)   # through a fit, the loop's message names the selector and the hook
+    with pytest.raises(ValueError, match="are for 400 training samples, but this fit's training set has 300"):
+        make_loop(RhoLoss(irreducible=result), batch_size=8).fit(x, y, epochs=1, verbose=0)

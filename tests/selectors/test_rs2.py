@@ -1,8 +1,11 @@
 """RS2 without replacement: rounds of ceil(r n) samples of a seeded permutation, redrawn when it runs out."""
 
+import math
+
 import numpy as np
 import pytest
 
+from loop import schedules
 from loop.selectors import RS2, SelectiveBackprop, from_string, registered
 from loop.selectors.infobatch import InfoBatch
 from loop.selectors.random_drop import RandomDrop
@@ -74,6 +77,43 @@ def test_epochs_for_budget_matches_the_baselines_steps(epochs, n, batch, expecte
     assert selector.epochs_for_budget(epochs, n, batch) == expected
     k = selector.round_size(n)
     assert expected * -(-k // batch) >= epochs * -(-n // batch)
+
+
+@pytest.mark.parametrize("ratio", [0.05, 0.1, 0.1176, 0.25, 0.3, 0.5, 1.0])
+def test_the_step_budget_is_about_the_baselines_steps_not_whole_epochs(ratio):
+    epochs, n, batch = 10, 50_000, 128
+    selector = RS2(ratio=ratio)
+    loop_epochs, steps = schedules.step_budget(selector, epochs, n, batch)
+    per_round = math.ceil(selector.round_size(n) / batch)
+    baseline = epochs * math.ceil(n / batch)   # 3910, Shuffle's steps
+    assert loop_epochs == selector.epochs_for_budget(epochs, n, batch)
+    assert steps == loop_epochs * per_round == selector.expected_steps(loop_epochs, n, batch)
+    assert baseline <= steps < baseline + per_round   # the rounds' own steps: the schedule decays within the run
+    if ratio < 1:
+        assert steps < loop_epochs * math.ceil(n / batch)   # what step_budget counted without expected_steps
+    else:
+        assert (loop_epochs, steps) == schedules.step_budget(None, epochs, n, batch) == (10, baseline)
+
+
+@pytest.mark.parametrize("ratio,epochs,n,batch,expected", [
+    (0.1, 10, 1000, 32, (80, 320)),   # k = 100: ceil(100 / 32) = 4 steps a round, 320 / 4 = 80 rounds (not 80 * 32)
+    (0.25, 3, 120, 10, (12, 36)),     # k = 30: 3 steps a round
+    (0.1, 2, 100, 32, (8, 8)),        # k = 10: one partial batch a round; the baseline's 2 * 4 steps
+    (0.3, 4, 10, 64, (4, 4)),         # b capped at n = 10: the baseline's 1 step an epoch; k = 3, 1 step a round
+])
+def test_step_budget_by_hand(ratio, epochs, n, batch, expected):
+    assert schedules.step_budget(RS2(ratio=ratio), epochs, n, batch) == expected
+
+
+def test_expected_steps_counts_the_rounds_batches_and_checks_its_arguments():
+    selector = RS2(ratio=0.25)
+    assert selector.expected_steps(12, 120, 10) == 36 and selector.expected_steps(0, 120, 10) == 0
+    x, y = make_data(n=120)
+    history = make_loop(RS2(ratio=0.25), batch_size=8).fit((x, y), epochs=3, verbose=0)
+    assert history.frame["step"].iloc[-1] == selector.expected_steps(3, 120, 8) == 3 * 4   # rounds of 30: 8+8+8+6
+    for args, match in (((-1, 120, 10), "epochs=-1"), ((2, 0, 10), "num_samples=0"), ((2, 120, 1.5), "batch_size=1.5")):
+        with pytest.raises(ValueError, match=rf"RS2.expected_steps: {match}"):
+            selector.expected_steps(*args)
 
 
 def test_a_fit_trains_each_round_and_the_runner_budget_holds():

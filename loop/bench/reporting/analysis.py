@@ -10,9 +10,11 @@ import os
 
 import pandas as pd
 
+from loop.bench.records import NOT_APPLICABLE
 from loop.bench.reporting import formatting
 from loop.bench.scoring import profiles as profiles_lib
 from loop.bench.scoring import thresholds as thresholds_lib
+from loop.bench.scoring.studies import study_winners
 from loop.bench.scoring.targets import BASELINE
 
 #: The files :func:`write_analysis` writes under its ``out_dir``.
@@ -34,17 +36,19 @@ def write_analysis(records, out_dir, targets=None, *, baseline=BASELINE, levels=
     ``profiles.png``.
 
     Args:
-        records: trial records, one per study (the studies' winners for tuned results,
-            :func:`loop.bench.scoring.studies.study_winners`).
+        records: trial records, every trial of every study: the thresholds take each study's fastest trial to
+            each level, the profiles each study's winner at the target
+            (:func:`loop.bench.scoring.studies.study_winners`, chosen here).  Passing the winners alone gives the
+            winners' times at every level.
         out_dir: the directory to write into (created), e.g. ``<out>/analysis``.
         targets: from :func:`loop.bench.scoring.targets.parse_targets`; None uses each workload's own target.
         baseline: the selector speedups are measured against.
         levels, count: the thresholds (:func:`loop.bench.scoring.thresholds.speedup_by_threshold`).
         taus, tau_max, unrun: the profiles (:func:`loop.bench.scoring.profiles.profile_table`).
-        n_boot: bootstrap resamples per interval.
+        n_boot: unused (the intervals are order statistics now); kept for callers.
         plots: also draw the PNGs.
-        unit: what one paired value is, for the text and titles: ``"seeds"``, or ``"studies"`` when
-            ``records`` are tuned winners (one per study).
+        unit: what one paired value is, for the text and titles: ``"seeds"``, or ``"studies"`` for tuned
+            results.
 
     Returns:
         ``{"thresholds", "trends", "backprop_trends", "profile_time", "profile_backprop", "costs_time",
@@ -58,13 +62,14 @@ def write_analysis(records, out_dir, targets=None, *, baseline=BASELINE, levels=
     os.makedirs(out_dir, exist_ok=True)
     by_threshold = thresholds_lib.speedup_by_threshold(records, targets=targets, levels=levels, count=count,
                                                        baseline=baseline, n_boot=n_boot)
+    won = [w for w in study_winners(records) if w["status"] != NOT_APPLICABLE]
     trend = formatting.with_summaries(thresholds_lib.trends(by_threshold, baseline=baseline), by_threshold)
     backprop_trend = formatting.with_summaries(
         thresholds_lib.trends(by_threshold, baseline=baseline, column="backprop_speedup"), by_threshold)
     found = {"thresholds": by_threshold, "trends": trend, "backprop_trends": backprop_trend}
     profile_frames, cost_frames, ratio_frames = [], [], {}
     for measure in profiles_lib.MEASURES:
-        costs = profiles_lib.workload_costs(records, targets=targets, baseline=baseline, measure=measure,
+        costs = profiles_lib.workload_costs(won, targets=targets, baseline=baseline, measure=measure,
                                             unrun=unrun)
         if costs.shape[1] == 0:
             found[f"profile_{measure}"] = found[f"costs_{measure}"] = None
@@ -81,9 +86,12 @@ def write_analysis(records, out_dir, targets=None, *, baseline=BASELINE, levels=
         os.path.join(out_dir, "profiles.csv"), index=False)
     (pd.concat(cost_frames) if cost_frames else pd.DataFrame()).to_csv(
         os.path.join(out_dir, "profile_costs.csv"), index=False)
+    note = formatting.interval_note(by_threshold, unit=unit, baseline=baseline)
     text = ["## Speedup across thresholds", "",
             f"Per dataset, {count} levels from the easy level (median of {baseline}'s first validation "
-            "evaluation) to the target unless given; paired speedup vs the baseline, 95% bootstrap interval.", "",
+            "evaluation) to the target unless given; at each level each study's fastest trial to it; paired "
+            "speedup vs the baseline with the order-statistic interval of the median and the sign-test verdict."
+            + (" " + " ".join(note) if note else ""), "",
             formatting.to_markdown(formatting.threshold_display(by_threshold)), "", "### Trend (wall-clock)", ""]
     text += [f"- {line}" for line in (trend["summary"] if not trend.empty else [])] + [""]
     text += ["### Trend (backpropagated samples)", ""]

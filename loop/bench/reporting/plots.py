@@ -236,7 +236,8 @@ def plot_wallclock(records, path=None, *, targets=None, baseline=None, columns=3
 
 def plot_speedup_by_threshold(table, path=None, *, baseline=BASELINE, column="speedup", columns=3, dpi=80,
                               unit="seeds"):
-    """One panel per workload: the paired speedup against the threshold, with its 95% bootstrap interval.
+    """One panel per workload: the paired speedup against the threshold, with the order-statistic interval of the
+    median (none with fewer than 5 studies).
 
     The y axis is logarithmic with a solid line at 1 (the baseline, named in the legend).  Speedups of 0 (the
     selector's median run missed the level) and ``inf`` (the baseline's did) cannot sit on a log axis: they are
@@ -318,7 +319,7 @@ def plot_speedup_by_threshold(table, path=None, *, baseline=BASELINE, column="sp
         ax.set_visible(False)
     legend_below(fig, handles, top=0.95)
     what = "wall-clock speedup" if column == "speedup" else "backpropagated-samples saving"
-    fig.suptitle(f"paired {what} by threshold, median over {unit}, bars = 95% bootstrap interval; "
+    fig.suptitle(f"paired {what} by threshold, median over {unit}, bars = order-statistic interval of the median; "
                  "triangles: 0 or inf at the edge", fontsize=10)
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

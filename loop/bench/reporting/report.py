@@ -5,27 +5,33 @@
 trial per study, the seed, so their table is the untuned table) and writes
 
 * ``table.csv`` (:func:`loop.bench.scoring.summary.summarize`, every column) and
-  ``table.md`` (the same for people, then the seed 000 table for untuned
-  results, the tuning cost, pruning savings and winning hyper-parameters per
-  tuned workload, and the precision and not-applicable notes);
+  ``table.md`` (the same for people, with the interval and verdict note of
+  :func:`loop.bench.reporting.formatting.interval_note` and the A/A control's
+  lines; then the seed 000 table for untuned results, the tuning cost, pruning
+  savings, winning hyper-parameters and winners at a range edge
+  (:func:`loop.bench.scoring.studies.edge_hits`) per tuned workload, and the
+  precision and not-applicable notes);
 * ``seed000.csv`` (:func:`loop.bench.scoring.summary.seed000`) when every study
   has one trial;
 * ``plots/`` (:mod:`loop.bench.reporting.plots`) and ``analysis/``
-  (:func:`loop.bench.reporting.analysis.write_analysis`);
+  (:func:`loop.bench.reporting.analysis.write_analysis`, given every trial: each
+  threshold level takes each study's fastest trial to it);
 
-and prints the compact table (:func:`loop.bench.reporting.formatting.compact`),
-the seed 000 table or the tuning costs, and the notes.
+and prints the compact table (:func:`loop.bench.reporting.formatting.compact`)
+under the same note, the A/A control's verdict per workload, the seed 000 table
+or the tuning costs with one range-edge line per workload, and the notes.
 """
 
 import os
 import sys
+import textwrap
 
 import pandas as pd
 
 from loop.bench.records import DEFAULT_PRECISION, NOT_APPLICABLE
 from loop.bench.reporting import formatting
 from loop.bench.scoring.grouping import not_applicable
-from loop.bench.scoring.studies import costs, study_winners, winners
+from loop.bench.scoring.studies import costs, edge_hits, study_winners, winners, with_setup
 from loop.bench.scoring.summary import seed000, summarize
 from loop.bench.scoring.targets import BASELINE
 
@@ -42,18 +48,24 @@ def _notes(records, skipped):
 
 def _tuning_sections(records, workloads):
     """The Markdown and the printed lines of the tuned ``workloads``: tuning cost and pruning, winning
-    hyper-parameters (printed: the costs only)."""
-    cost, won = costs(records), winners(records)
+    hyper-parameters, winners at a range edge (printed: the costs and one range-edge line per workload)."""
+    cost, won, edges = costs(records), winners(records), edge_hits(records)
     text = ["## Tuning", "",
             "Per tuned workload: the trials each selector ran, their wall seconds (`tuning_s`), what exact pruning "
-            "saved (`saved_s`, an upper bound), and each study's winning trial with its hyper-parameters.", ""]
+            "saved (`saved_s`, an upper bound), each study's winning trial with its hyper-parameters, and how many "
+            "studies' winners sit at an edge of the searched range (unit coordinate within 0.1 of 0 or 1; choice "
+            "dimensions left out): many there say the range cut the search short.", ""]
     printed = ["Tuning cost and pruning (the winning hyper-parameters are in table.md):", ""]
     for workload in workloads:
         mine = cost[cost["workload"] == workload].round(1).reset_index(drop=True)
         chosen = won[won["workload"] == workload].reset_index(drop=True)
+        edge = edges[edges["workload"] == workload].reset_index(drop=True)
         text += [f"### {workload}: tuning cost and pruning", "", formatting.to_markdown(mine), "",
                  f"### {workload}: winning hyper-parameters", "", formatting.to_markdown(chosen), ""]
-        printed += [f"{workload}:", formatting.to_text(mine), ""]
+        if not edge.empty:
+            text += [f"### {workload}: winners at a range edge", "", formatting.to_markdown(edge), ""]
+        printed += [f"{workload}:", formatting.to_text(mine)] + [f"  {line}" for line in
+                                                                 formatting.edge_lines(edge)] + [""]
     return text, printed
 
 
@@ -68,7 +80,7 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
         records: its trial records; None loads them (``loop.bench.store.load(out)``).
         targets: from :func:`loop.bench.scoring.targets.parse_targets`; None uses each workload's own target.
         plots: whether to draw the PNG figures (``out/plots`` and those of ``out/analysis``).
-        n_boot: bootstrap resamples for the speedups' intervals.
+        n_boot: unused by the tables (their intervals are order statistics now); kept for callers.
         stream: where to print (default: stdout).
         full_table: print every column, as ``table.md`` holds them; by default the compact table, then the seed
             000 table with its caption (untuned results) or the tuning costs (tuned ones).
@@ -83,18 +95,23 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
 
         records = store.load(out)
     skipped = not_applicable(records)
-    scored = [w for w in study_winners(records) if w["status"] != NOT_APPLICABLE]
+    scored = [w for w in study_winners(with_setup(records)) if w["status"] != NOT_APPLICABLE]
     tuned = list(dict.fromkeys(w["workload"] for w in scored if w["trials"] > 1))
     unit = "studies" if tuned else "seeds"
     table = summarize(scored, targets=targets, n_boot=n_boot)
     os.makedirs(out, exist_ok=True)
     table.to_csv(os.path.join(out, "table.csv"), index=False)
     written = [os.path.join(out, "table.csv"), os.path.join(out, "table.md")]
-    text = ["## Time to target", ""]
+    note = formatting.interval_note(table, unit=unit, width=width)
+    control = formatting.aa_lines(table)
+    protocol = formatting.protocol_line(records)
+    text = ["## Time to target", ""] + ([protocol, ""] if protocol else [])
     if tuned:
         text += ["Each study scored by its winning trial (the fastest to the target); speedups over tuned "
                  f"{BASELINE}, paired by study.", ""]
-    text += [formatting.to_markdown(formatting.display(table)), ""]
+    text += ([" ".join(note), ""] if note else []) + [formatting.to_markdown(formatting.display(table)), ""]
+    if control:
+        text += control + [""]
     first = pd.DataFrame()
     if not tuned:
         first = seed000(scored)
@@ -112,14 +129,15 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
     if full_table:
         printed = text
     elif tuned:
-        printed = ["Time to target of each study's winning trial (median over studies); speedup = tuned Shuffle's "
-                   "time / the selector's,", "paired by study, with its 95% bootstrap interval. Every column, and "
-                   "the winning hyper-parameters, are in table.md.", "",
-                   formatting.compact(table, width=width), ""] + tuning_printed + notes
+        printed = textwrap.wrap(protocol, width=width) + ["Time to target of each study's winning trial (median over studies); speedup = tuned Shuffle's "
+                   "time / the selector's,", "paired by study. Every column (the per-study ratios too), and the "
+                   "winning hyper-parameters, are in table.md."] + note + [
+                   "", formatting.compact(table, width=width), ""] + (control + [""] if control else []) \
+            + tuning_printed + notes
     else:
-        printed = ["Time to target (median over seeds); speedup = Shuffle's time / the selector's, paired by seed,",
-                   "with its 95% bootstrap interval. Every column is in table.md and table.csv.", "",
-                   formatting.compact(table, width=width), ""]
+        printed = textwrap.wrap(protocol, width=width) + ["Time to target (median over seeds); speedup = Shuffle's time / the selector's, paired by seed.",
+                   "Every column (the per-seed ratios too) is in table.md and table.csv."] + note + [
+                   "", formatting.compact(table, width=width), ""] + (control + [""] if control else [])
         if not first.empty:
             printed += [formatting.SEED000_CAPTION, "", formatting.to_text(first), ""]
         printed += notes
@@ -138,7 +156,8 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
         from loop.bench.reporting.analysis import write_analysis
 
         where = os.path.join(out, "analysis")
-        write_analysis(scored, where, targets, n_boot=n_boot, plots=plots, unit=unit)
+        trials = [r for r in records if r["status"] != NOT_APPLICABLE]  # each level: each study's fastest trial
+        write_analysis(trials, where, targets, n_boot=n_boot, plots=plots, unit=unit)
         print(f"speedup across thresholds and performance profiles: {os.path.join(where, 'analysis.md')}",
               file=stream)
     return table

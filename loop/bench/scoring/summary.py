@@ -14,9 +14,12 @@ Definitions (also in ``docs/bench.md``):
   ("not reached") when half or more of the studies missed.
 * **Speedup** (:func:`loop.bench.scoring.speedups.paired_speedup`): the median
   over studies of the paired ratio ``baseline time / selector time`` for the
-  same study, with its 95% seeded percentile bootstrap interval and verdict;
-  likewise for forwarded and backpropagated samples.  A selector miss scores 0,
-  a hit where the baseline missed ``inf``.
+  same study (``ratios``: each study's, in study order), with the
+  order-statistic interval of the median and the sign-test verdict, whose
+  false-win rate when nothing differs is ``false_win_rate`` (exact, from the
+  ``paired_studies``; :mod:`loop.bench.scoring.speedups`); likewise for
+  forwarded and backpropagated samples.  A selector miss scores 0, a hit where
+  the baseline missed ``inf``.
 * **Best** train and test metric and loss: per trial the best value over
   evaluations, then the median over studies; the test columns read
   ``test_*`` when the trial validated on a split of the training set, else
@@ -37,7 +40,7 @@ import pandas as pd
 
 from loop.bench.records import NOT_APPLICABLE, OK
 from loop.bench.scoring.grouping import by_workload, selector_order
-from loop.bench.scoring.speedups import aggregate, paired_speedup
+from loop.bench.scoring.speedups import aggregate, paired_speedup, ratios_text
 from loop.bench.scoring.targets import BASELINE, best, dataset_target, test_at, test_metric, time_to
 
 #: The rows of the seed 000 experiment.
@@ -64,10 +67,12 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
             (:func:`loop.bench.scoring.studies.study_winners`); not-applicable records are left out.
         targets: from :func:`loop.bench.scoring.targets.parse_targets`; None uses each workload's own.
         baseline: the label of the selector speedups are measured against.
-        n_boot: bootstrap resamples for each interval.
+        n_boot: unused (the intervals were bootstraps; they are order statistics now); kept for callers.
 
     Returns:
-        A ``pandas.DataFrame`` (columns in ``docs/bench.md``).
+        A ``pandas.DataFrame`` (columns in ``docs/bench.md``): after ``verdict``, ``paired_studies`` (studies
+        paired with the baseline), ``false_win_rate`` (the verdict's, NaN without one) and ``ratios`` (the
+        per-study ratios as text, study order); after ``backprop_verdict``, ``backprop_false_win_rate``.
     """
     from loop import costs  # imports TensorFlow, which the command line's --help does without
 
@@ -96,6 +101,7 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 cost[f"{name}_speedup_ci_low"], cost[f"{name}_speedup_ci_high"] = saving.low, saving.high
                 if name == "backprop":
                     cost["backprop_verdict"] = saving.verdict
+                    cost["backprop_false_win_rate"] = saving.false_win_rate
             flops = [_flops(r) for r in runs if _flops(r)]
             gflops = [costs.training_flops(flops[0], v[3], v[4]) / 1e9 for v in mine] if flops else []
             share = [r["frame"]["selection_time_s"].iloc[-1] / r["frame"]["train_time_s"].iloc[-1]
@@ -111,7 +117,8 @@ def summarize(records, *, targets=None, baseline=BASELINE, n_boot=10_000):
                 "epochs_to_target": aggregate(v[1] for v in mine),
                 "steps_to_target": aggregate(v[2] for v in mine),
                 "speedup": wall.speedup, "speedup_ci_low": wall.low, "speedup_ci_high": wall.high,
-                "verdict": wall.verdict,
+                "verdict": wall.verdict, "paired_studies": len(wall.ratios),
+                "false_win_rate": wall.false_win_rate, "ratios": ratios_text(wall.ratios),
                 **cost,
                 "flops_per_sample": float(flops[0]) if flops else math.nan,
                 "train_gflops_to_target": aggregate(gflops),

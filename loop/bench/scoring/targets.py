@@ -27,6 +27,15 @@ from loop.bench.records import FAILED, NOT_APPLICABLE, OK
 #: The baseline every speedup is measured against, as its table label.
 BASELINE = "Shuffle()"
 
+#: The A/A control: Shuffle drawing from another random stream.  Scored like any selector; when nothing differs
+#: its verdict should read "no difference", so any other verdict says the comparison is not calibrated.
+AA_CONTROL = "ShuffleAA()"
+
+
+def is_aa_control(label):
+    """Whether a table label is the A/A control (:data:`AA_CONTROL`, with or without arguments)."""
+    return isinstance(label, str) and label.split("(", 1)[0] == AA_CONTROL.split("(", 1)[0]
+
 #: The units of :func:`time_to`: the history column each one reads at the first evaluation that meets a target.
 UNITS = {"seconds": "train_time_s", "epochs": "epoch", "steps": "step", "samples_forwarded": "samples_forwarded",
          "samples_backpropagated": "samples_backpropagated"}

@@ -16,9 +16,17 @@ Definitions (also in ``docs/bench.md``, "Speedup across thresholds"):
   with the level as the target, in seconds and in backpropagated samples.  The
   trials are the stored ones: a trial that stopped at its target cannot meet a
   level beyond it.
+* **Each level's own winner.**  A study's time to a level is the shortest over
+  its trials (every trial of a tuned study, pruned ones included: a trial
+  pruned after meeting an easy level did meet it); its backpropagated samples
+  are that fastest trial's.  A one-trial study (untuned results) has its
+  trial's.  The target and the easy level are those of the main table: read
+  from each study's winner at the target
+  (:func:`loop.bench.scoring.studies.study_winners`).
 * **Speedup, interval, verdict** at each level exactly as in the main table
-  (:func:`loop.bench.scoring.speedups.paired_speedup`): paired by study
-  against the baseline.
+  (:func:`loop.bench.scoring.speedups.paired_speedup`: the order-statistic
+  interval of the median and the sign test, ``false_win_rate``): paired by
+  study against the baseline.
 * **Trend** (:func:`trends`): per workload x selector, the ratio of the speedup
   at the last level to that at the first and the Spearman rank correlation of
   the speedup with the level's rank; "grows" when both say up, "shrinks" when
@@ -35,7 +43,8 @@ import pandas as pd
 
 from loop.bench.records import OK
 from loop.bench.scoring.grouping import by_workload, selector_order
-from loop.bench.scoring.speedups import aggregate, paired_speedup
+from loop.bench.scoring.speedups import aggregate, paired_speedup, ratios_text
+from loop.bench.scoring.studies import study_winners
 from loop.bench.scoring.targets import BASELINE, dataset_target, time_to
 
 #: Thresholds per workload unless ``count=`` says otherwise.
@@ -137,22 +146,24 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
     """The speedup table across thresholds: one row per workload x threshold x selector.
 
     Args:
-        records: trial records, one per study (the studies' winners for tuned results); not-applicable records
-            are left out.
+        records: trial records: every trial of every study (each level takes each study's fastest trial to it;
+            the studies' winners alone give the times of the winners at the target); not-applicable records are
+            left out.
         targets: from :func:`loop.bench.scoring.targets.parse_targets`; None uses each workload's own target.
         levels: explicit thresholds, a list for every workload or ``{workload: [thresholds]}`` (workloads not in
             the dict get the default levels); None for the default (:func:`threshold_levels`).
         count: thresholds per workload for the default levels.
         baseline: the label of the selector speedups are measured against.
-        n_boot: bootstrap resamples per interval.
+        n_boot: unused (the intervals were bootstraps; they are order statistics now); kept for callers.
 
     Returns:
         A ``pandas.DataFrame`` with columns ``dataset`` (the workload), ``metric, mode, level`` (1 = easiest),
         ``threshold``, ``levels_from`` ("easy level to target" or "given"), ``selector, seeds`` (studies),
         ``reached`` (studies that met the threshold), ``time_to_threshold_s`` (median over studies, ``inf`` when
-        half or more missed), ``speedup, speedup_ci_low, speedup_ci_high, verdict``, and the same for
-        backpropagated samples (``backprop_to_threshold, backprop_speedup, backprop_speedup_ci_low,
-        backprop_speedup_ci_high, backprop_verdict``).  Workloads without a target are left out, and so are those
+        half or more missed), ``speedup, speedup_ci_low, speedup_ci_high, verdict, paired_studies, false_win_rate,
+        ratios``,
+        and the same for backpropagated samples (``backprop_to_threshold, backprop_speedup,
+        backprop_speedup_ci_low, backprop_speedup_ci_high, backprop_verdict``).  Workloads without a target are left out, and so are those
         without a successful baseline trial unless ``levels`` gives theirs (no easy level; every speedup would be
         n/a).
 
@@ -161,7 +172,8 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
             is invalid.
     """
     rows = []
-    for workload, recs in by_workload(records).items():
+    for workload, trials in by_workload(records).items():
+        recs = study_winners(trials)  # the target and the easy level: as the main table reads them
         target, _ = dataset_target(recs, targets, baseline)
         if not target:
             continue
@@ -174,10 +186,12 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
         for level, threshold in enumerate(thresholds, start=1):
             goal = {metric: (threshold, mode)}
             times, backprop = {}, {}
-            for r in recs:
+            for r in trials:  # each study's fastest trial to this level (ties: the first)
                 seconds, samples = time_to(r, goal, ("seconds", "samples_backpropagated"))
-                times.setdefault(r["selector"], {})[r["study"]] = seconds
-                backprop.setdefault(r["selector"], {})[r["study"]] = samples
+                best = times.setdefault(r["selector"], {}).get(r["study"])
+                if best is None or seconds < best:
+                    times[r["selector"]][r["study"]] = seconds
+                    backprop.setdefault(r["selector"], {})[r["study"]] = samples
             base_times = times.get(baseline, {})
             base_counts = {s: v for s, v in backprop.get(baseline, {}).items() if not math.isnan(v)}
             for label in order:
@@ -192,7 +206,8 @@ def speedup_by_threshold(records, *, targets=None, levels=None, count=DEFAULT_CO
                     "reached": sum(math.isfinite(t) for t in secs.values()),
                     "time_to_threshold_s": aggregate(secs.values()),
                     "speedup": wall.speedup, "speedup_ci_low": wall.low, "speedup_ci_high": wall.high,
-                    "verdict": wall.verdict,
+                    "verdict": wall.verdict, "paired_studies": len(wall.ratios),
+                    "false_win_rate": wall.false_win_rate, "ratios": ratios_text(wall.ratios),
                     "backprop_to_threshold": aggregate(counts.values()),
                     "backprop_speedup": saving.speedup, "backprop_speedup_ci_low": saving.low,
                     "backprop_speedup_ci_high": saving.high, "backprop_verdict": saving.verdict,
