@@ -367,8 +367,10 @@ def _run(args, plan):
     """Trains what ``plan`` asks for; returns the campaign's summary."""
     from loop.bench import auto_seeds, campaign
 
+    counts = sorted({item.trials or plan.trials for item in plan.entries}) if plan.trials else []
+    trials = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}" if counts else ""
     what = (f"{len(plan.entries)} workloads x {len(plan.specs)} selectors x {plan.seeds} studies"
-            + (f" x {plan.trials} trials" if plan.trials else ""))
+            + (f" x {trials} trials" if trials else ""))
     print(f"loop.bench: {what} in {plan.precision} -> {plan.out}", file=sys.stderr)
     options = {"data_dir": plan.data_dir, "retry_failed": args.retry_failed, "precision": plan.precision}
     if isinstance(plan.seeds, auto_seeds.AutoSeeds):

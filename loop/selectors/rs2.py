@@ -1,4 +1,4 @@
-"""RS2: repeated random sampling without replacement, a fresh random subset of the data every epoch."""
+"""RS2: repeated random sampling, a fresh random subset of the data every epoch, without or with replacement."""
 
 import math
 
@@ -59,11 +59,24 @@ class RS2(Selector):
       baseline's ``E * ceil(n / b)``), not to ``epochs`` whole epochs of
       ``ceil(n / b)`` steps, which would leave the rate undecayed.
 
+    With replacement (``replacement=True``, the paper's other variant, "RS2
+    w/ replacement", Algorithm 1 with a fresh uniform subset per round): every
+    round draws ``k`` distinct samples uniformly at random from all ``n``,
+    independently of earlier rounds, so a sample may recur in consecutive
+    rounds and another may wait many; no permutation is kept.  It is the
+    random baseline of the data-pruning literature redrawn every epoch.  The
+    reference (``RS2DataLoader(sampling_with_replacement=True)``) samples
+    ``R%`` of the dataset every epoch with the previous epoch's data available
+    again; here the ``k`` samples come in random order from
+    ``state.rng.permutation(n)[:k]``.
+
     Args:
         ratio: the fraction of the training set per epoch, in (0, 1].
+        replacement: False (default): rounds walk through permutations, each
+            sample once per pass; True: an independent uniform subset every round.
 
     Raises:
-        ValueError: ``ratio`` outside (0, 1].
+        ValueError: ``ratio`` outside (0, 1], or ``replacement`` not a bool.
     """
 
     #: The tunable knob for ``--tune``: the authors' time-to-accuracy scripts sweep r from 0.01 to 0.9
@@ -71,8 +84,12 @@ class RS2(Selector):
     #: 0.5 a round saves little over Shuffle's epoch.
     tune_space = {"ratio": ("uniform", 0.1, 0.5)}
 
-    def __init__(self, ratio=0.1):
+    def __init__(self, ratio=0.1, replacement=False):
         self.ratio = check_number("RS2", "ratio", ratio, low=0, high=1, low_open=True)
+        if not isinstance(replacement, (bool, np.bool_)):
+            raise ValueError(f"RS2: replacement={replacement!r} must be True (a fresh uniform subset every round) or "
+                             "False (rounds walk through permutations)")
+        self.replacement = bool(replacement)
         self.order_ = None     # the current permutation of the training samples
         self.position_ = 0     # how many of its samples earlier rounds took
 
@@ -83,6 +100,8 @@ class RS2(Selector):
     def __call__(self, state):
         n = state.num_samples
         k = self.round_size(n)
+        if self.replacement:  # an independent uniform subset of k distinct samples every round
+            return chunk(state.rng.permutation(n)[:k], state.batch_size)
         if self.order_ is None or len(self.order_) != n:
             self.order_, self.position_ = state.rng.permutation(n), 0
         taken = self.order_[self.position_:self.position_ + k]

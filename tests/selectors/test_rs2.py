@@ -131,3 +131,34 @@ def test_registered_and_tune_spaces():
         kind, low, high = cls.tune_space[knob]
         assert kind == "uniform" and low < high and knob in cls._param_names()
         cls(**{knob: low}), cls(**{knob: high})  # both ends are valid hyper-parameters
+
+
+def test_with_replacement_each_round_is_an_independent_uniform_subset():
+    selector = RS2(ratio=0.25, replacement=True)
+    taken = rounds(selector, 40)
+    assert all(len(t) == 30 and len(np.unique(t)) == 30 for t in taken)  # k distinct samples a round
+    # Independent rounds: the first 4 (one pass's worth) do not cover the data, unlike without replacement.
+    assert len(np.unique(np.concatenate(taken[:4]))) < 120
+    # Uniform: over 40 rounds each sample is drawn about 40 * 30 / 120 = 10 times (binomial sd about 2.7).
+    counts = np.bincount(np.concatenate(taken), minlength=120)
+    assert counts.min() >= 1 and abs(counts.mean() - 10) < 1e-9 and counts.std() > 0
+    assert selector.order_ is None  # no permutation kept: nothing to resume
+    assert all(np.array_equal(a, b) for a, b in zip(taken, rounds(RS2(ratio=0.25, replacement=True), 40)))
+    assert [len(b) for b in selector(FakeState(num_samples=120, batch_size=8))] == [8, 8, 8, 6]
+
+
+def test_replacement_is_named_in_the_repr_and_checked():
+    assert repr(from_string("rs2:ratio=0.2,replacement=True")) == "RS2(ratio=0.2, replacement=True)"
+    assert repr(RS2(ratio=0.2)) == "RS2(ratio=0.2)"
+    with pytest.raises(ValueError, match="replacement='yes' must be True"):
+        RS2(replacement="yes")
+    # The same step budget either way: a round is k samples.
+    assert RS2(0.25, replacement=True).expected_steps(8, 200, 10) == RS2(0.25).expected_steps(8, 200, 10) == 40
+
+
+def test_a_fit_with_replacement_trains_k_samples_a_round():
+    x, y = make_data(n=200)
+    loop = make_loop(RS2(ratio=0.25, replacement=True), batch_size=10)
+    hist = loop.fit((x, y), epochs=8, verbose=0)
+    assert list(hist.frame["samples_seen"]) == [50 * e for e in range(1, 9)]
+    assert loop.trained_counts.sum() == 400 and not np.array_equal(loop.trained_counts, np.full(200, 2))
