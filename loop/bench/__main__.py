@@ -50,27 +50,29 @@ protocol:
   (a "seed"), the workload's reference model is built after
   keras.utils.set_random_seed(s), so every selector of a study starts from the
   same weights (studies are paired across selectors), and trained with
-  Loop(selector=..., seed=s) for the workload's epoch budget, evaluating on its
-  validation data (the test set in the older suites) after every epoch. A study
-  is one trial at the suite's hyper-parameters, or, with --tune K (the tuned
-  suite), K quasirandom trials scored by the fastest (loop.bench.search).  A run goes
-  on to the end of its budget, except in suites whose budgets set
-  stop_at_target (such as full): there it ends at its first evaluation that
-  meets the fixed target, and the budget is an epoch cap.  Time counts
-  training + selection; evaluation time is reported separately.  Time- and
-  epochs-to-target come from loop.history.first_reached.
-  Default target per dataset: 99% of the median best validation accuracy that
-  Shuffle reaches within the budget (lower-is-better metrics such as val_mae:
-  101% of the median best); --target overrides it.  Speedup = median over seeds
-  of (Shuffle time / selector time) for the same seed, with a seeded 95%
-  percentile-bootstrap CI; a selector run that misses the target (or failed)
-  scores 0, one that reaches it where Shuffle's run missed scores inf.  Failed
-  runs (NaN loss, selector error) are stored with their error and count as not
-  reached; they are never dropped.  Verdict: "win" when the speedup's 95%
-  interval lies above 1, "loss" below 1, "no difference" when it contains 1,
-  "n/a" without an interval.  --seeds auto:MIN:MAX runs MIN seeds, then adds
-  one seed at a time (up to MAX) to each dataset-selector pair whose wall-clock
-  speedup interval still contains 1, and to Shuffle where it lacks that seed.
+  Loop(selector=..., seed=s). A study is one trial at the suite's
+  hyper-parameters, or, with --tune K (the tuned suites), K quasirandom trials
+  scored by the fastest (loop.bench.search). On the one-clock workloads (the
+  default and tuned suites) every method is evaluated on one grid of training
+  seconds, its learning rate decays over training seconds, and it trains
+  within one time budget, all measured once per workload as Shuffle epochs on
+  this machine (loop.bench.calibration); the older suites evaluate once per
+  loop epoch. A run ends at its first evaluation that meets the fixed target
+  where the workload sets stop_at_target. Time counts training + selection;
+  evaluation time is reported separately. Targets are read on validation
+  splits in the tuned suites; the older suites infer them from Shuffle's best
+  test accuracy (99%; 101% of the best for lower-is-better metrics), and
+  --target overrides them. Speedup = median over studies of (Shuffle time /
+  selector time) for the same study; a selector run that misses the target
+  (or failed) scores 0, one that reaches it where Shuffle's run missed scores
+  inf. Interval: the order-statistic interval of the median; verdict: a sign
+  test, "win" when at least n-k+1 of n studies were faster, with a stated
+  false-win rate of at most 5% when nothing differs (3.1% with 5 studies);
+  "n/a (< 5 studies)" with fewer. Failed runs (NaN loss, selector error) are
+  stored with their error and count as not reached; they are never dropped.
+  --seeds auto:MIN:MAX runs MIN studies, then adds one at a time (up to MAX)
+  to each workload-selector pair whose verdict is undecided, and to Shuffle
+  where it lacks that study.
   Each trial is written atomically to
   <out>/runs/<workload>/<selector>/study_<s>/trial_<k>.json; re-running with
   the same --out skips the trials already there (older runs, seed_<s>.json,
@@ -157,7 +159,7 @@ def _run_arguments(parser):
     parser.add_argument("--seeds", type=_seeds_argument, metavar="N|auto:MIN:MAX",
                         help="number of studies (seeds 0..N-1; default: the suite's); or auto:MIN:MAX: MIN, then "
                              "one more at a time, up to MAX, for each workload-selector pair whose wall-clock "
-                             "speedup's 95%% interval contains 1")
+                             "verdict is undecided")
     parser.add_argument("--epochs", type=int, help="epoch cap of every workload (default: per workload)")
     parser.add_argument("--n-train", type=int, help="training rows per workload (default: per workload)")
     parser.add_argument("--n-test", type=int, help="test rows evaluated per epoch (default: per workload)")
@@ -183,7 +185,8 @@ def _report_arguments(parser):
                         help="metric=value or workload:metric=value, e.g. val_mae=3.0 (repeatable); "
                              "default: the suite's, else inferred from Shuffle")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the speedup CI")
+    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples of the optional bootstrap "
+                        "interval (the tables use order-statistic intervals)")
     parser.add_argument("--full-table", action="store_true",
                         help="print every column (as table.md holds them) instead of the compact table")
 

@@ -230,3 +230,16 @@ def test_edge_lines_sum_each_workloads_selectors():
     assert formatting.edge_lines(edges) == ["toy: winners at a range edge: horizon 3/10, ratio 0/5",
                                             "mnist: winners at a range edge: learning_rate 0/3"]
     assert formatting.edge_lines(edges.iloc[:0]) == []
+
+
+def test_search_lines_give_the_range_and_the_winning_indices():
+    import pandas as pd
+
+    from loop.bench.reporting.formatting import search_lines
+
+    space = {"learning_rate": ["log-uniform", [0.003, 0.05]], "schedule": ["choice", ["constant"]]}
+    records = [{"workload": "spirals", "search_space": space}] * 3 + [{"workload": "iris", "search_space": None}]
+    won = pd.DataFrame({"workload": ["spirals"] * 4, "trial": [2, 0, 2, 5]})
+    assert search_lines(records, won) == [
+        "spirals: learning rate searched in [0.003, 0.05]; winning trial by index: 0: 1, 2: 2, 5: 1 of 4 studies"]
+    assert search_lines([{"workload": "iris"}], pd.DataFrame()) == []

@@ -371,3 +371,34 @@ def protocol_line(records):
         text += "; each method evaluated once per loop epoch" + (
             ", its schedule over its own steps." if tuned else ".")
     return text
+
+
+def search_lines(records, won):
+    """One line per tuned workload on its learning-rate search: the range searched and how the studies' winners
+    spread over the trial indices, so a reader sees that no fixed index always wins or always loses:
+    ``"spirals: learning rate searched in [0.00345, 0.0575]; winning trial by index: 0: 3, 2: 5, 5: 2 of 35"``.
+
+    Args:
+        records: every trial record (their ``search_space``).
+        won: :func:`loop.bench.scoring.studies.winners` of them.
+
+    Returns:
+        A list of lines (empty without searched records).
+    """
+    lines = []
+    for workload in dict.fromkeys(r["workload"] for r in records):
+        spaces = [r.get("search_space") for r in records if r["workload"] == workload and r.get("search_space")]
+        ranges = {tuple(space["learning_rate"][1]) for space in spaces if "learning_rate" in space}
+        part = won[won["workload"] == workload] if not won.empty else won
+        if not ranges and part.empty:
+            continue
+        text = f"{workload}: "
+        if len(ranges) == 1:
+            low, high = next(iter(ranges))
+            text += f"learning rate searched in [{low:.3g}, {high:.3g}]; "
+        if not part.empty:
+            counts = part["trial"].value_counts().sort_index()
+            text += ("winning trial by index: " + ", ".join(f"{int(k)}: {int(n)}" for k, n in counts.items())
+                     + f" of {len(part)} studies")
+        lines.append(text.rstrip("; "))
+    return lines

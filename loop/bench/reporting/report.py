@@ -64,8 +64,10 @@ def _tuning_sections(records, workloads):
                  f"### {workload}: winning hyper-parameters", "", formatting.to_markdown(chosen), ""]
         if not edge.empty:
             text += [f"### {workload}: winners at a range edge", "", formatting.to_markdown(edge), ""]
+        search = formatting.search_lines([r for r in records if r["workload"] == workload], chosen)
+        text += search + ([""] if search else [])
         printed += [f"{workload}:", formatting.to_text(mine)] + [f"  {line}" for line in
-                                                                 formatting.edge_lines(edge)] + [""]
+                                                                 formatting.edge_lines(edge) + search] + [""]
     return text, printed
 
 
