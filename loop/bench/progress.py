@@ -2,13 +2,18 @@
 
 On a terminal (``stream.isatty()``) a ``tqdm`` bar counts the trials left to train, with the elapsed time, the ETA
 (from the trials trained so far: stored trials that are skipped take no time and leave the bar's total) and the
-current workload, selector, study and trial.  Elsewhere (a log file, CI) it prints at most one line per finished
-workload and selector: its trials trained, stored before, pruned and failed, and the campaign's ETA.
+current workload, selector, study and trial.  Elsewhere (a log file, CI) it prints one line per finished
+workload and selector: its trials trained, stored before, pruned and failed, and the campaign's ETA; and, so that a
+long workload's log is not silent for hours, a short line for a finished trial once :data:`HEARTBEAT_S` have passed
+since the last line.
 """
 
 import math
 import sys
 import time
+
+#: Away from a terminal, the longest silence (seconds) before a finished trial prints a line of its own.
+HEARTBEAT_S = 300.0
 
 
 def format_seconds(seconds):
@@ -38,6 +43,8 @@ class Progress:
         self.trained, self.trained_s = 0, 0.0
         self.to_train = sum(planned.values())
         self.bar = None
+        self.current = None
+        self.last_line = self.start_time
         if enabled and getattr(self.stream, "isatty", lambda: False)():
             from tqdm.auto import tqdm
 
@@ -50,6 +57,7 @@ class Progress:
 
     def begin(self, workload, selector, study, trial):
         """Shows the trial now training."""
+        self.current = (study, trial)
         if self.bar is not None:
             self.bar.set_description_str(f"{workload} {selector} study {study} trial {trial}", refresh=True)
 
@@ -77,15 +85,26 @@ class Progress:
         self.left[key] -= 1
         if self.left[key] == 0 and self.enabled and self.bar is None and (count["trained"] or count["other"]):
             self._line(key, count)
+        elif how == "trained" and self.enabled and self.bar is None and \
+                time.perf_counter() - self.last_line >= HEARTBEAT_S:
+            study, trial = self.current or ("?", "?")
+            print(f"{workload} {selector} study {study} trial {trial}: {record['status']} in "
+                  f"{format_seconds(float((record.get('costs') or {}).get('wall_s') or 0.0))} | "
+                  f"{self._totals()}", file=self.stream, flush=True)
+            self.last_line = time.perf_counter()
 
     def _line(self, key, count):
         parts = [f"{count['trained']} trained in {format_seconds(count['seconds'])}"]
         parts += [f"{count[name]} {word}" for name, word in (("stored", "already stored"), ("pruned", "pruned"),
                                                              ("failed", "FAILED"), ("other", "not trained here"))
                   if count[name]]
+        print(f"{key[0]} {key[1]}: {', '.join(parts)} | {self._totals()}", file=self.stream, flush=True)
+        self.last_line = time.perf_counter()
+
+    def _totals(self):
         elapsed = time.perf_counter() - self.start_time
-        print(f"{key[0]} {key[1]}: {', '.join(parts)} | {self.trained}/{self.to_train} trained, elapsed "
-              f"{format_seconds(elapsed)}, ETA {format_seconds(self.eta())}", file=self.stream, flush=True)
+        return (f"{self.trained}/{self.to_train} trained, elapsed {format_seconds(elapsed)}, ETA "
+                f"{format_seconds(self.eta())}")
 
     def note(self, text):
         """A line that stays above the bar (a range test's result, a dataset that does not load)."""

@@ -467,6 +467,22 @@ def test_progress_prints_one_line_per_finished_workload_and_selector(tmp_path, m
     assert stream.getvalue() == ""  # everything stored: nothing to say
 
 
+def test_a_long_silence_in_a_log_is_broken_by_a_trials_line(tmp_path, monkeypatch):
+    import io
+
+    from loop.bench import progress
+
+    FakeRuns(monkeypatch)
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.0)  # every finished trial is "after a long silence"
+    stream = io.StringIO()
+    run_campaign([TOY], ["shuffle", "freeze"], 2, str(tmp_path / "out"), stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("toy Shuffle() study 0 trial 0: ok in 10s | 1/4 trained, elapsed ")
+    assert lines[1].startswith("toy Freeze() study 0 trial 0: ok in 5s | 2/4 trained")
+    assert lines[2].startswith("toy Shuffle(): 2 trained in 21s | 3/4 trained")  # the selector's line instead
+    assert len(lines) == 4
+
+
 # ----------------------------------------------------------------------------------------- --seeds auto:MIN:MAX
 AUTO_SPECS = ["shuffle", "freeze", "homogeneous"]
 
