@@ -57,12 +57,6 @@ def is_source(x):
     return hasattr(x, "__len__") and hasattr(x, "__getitem__")
 
 
-def _leaf_nbytes(leaf):
-    if isinstance(leaf, np.ndarray):
-        return int(leaf.nbytes)
-    return 0
-
-
 class RandomAccess:
     """Samples read by index from a random-access source, decoded per record.
 
