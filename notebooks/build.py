@@ -2,7 +2,7 @@
 
     python notebooks/build.py                 # write the .ipynb files (no outputs)
     LOOP_DATA_DIR=/path/to/data LOOP_BENCH_OUT=results/<suite> python notebooks/build.py --execute
-    PYTHONPATH=. LOOP_TUNED_OUT=results/tuned python notebooks/build.py --execute 06_tuned_verdict.ipynb
+    PYTHONPATH=$PWD LOOP_TUNED_OUT=$PWD/results/tuned python notebooks/build.py --execute 06_tuned_verdict.ipynb
 
 Every notebook reads LOOP_NOTEBOOK_TINY=1 (tiny sizes, for the tests) and falls
 back to generated spirals when the real data is absent.  Notebooks 02 and 04
@@ -458,8 +458,8 @@ table = scoring.summarize(bests, n_boot=N_BOOT)
 workloads = sorted({r["workload"] for r in bests})
 print(formatting.protocol_line(trials))
 print(f"{len(trials)} trials, {len(bests)} studies' best trials, workloads: {', '.join(workloads)}")
-print("\n".join(formatting.interval_note(table)))
-print("\n".join(formatting.aa_lines(table)))
+print("\\n".join(formatting.interval_note(table)))
+print("\\n".join(formatting.aa_lines(table)))
 '''),
         new_markdown_cell("## Per workload: the studies' best times against tuned Shuffle\n\n"
                           "`scoring.summarize` on the studies' winning trials (`scoring.study_winners`): per selector, "
