@@ -45,6 +45,15 @@ def _raises_mid_fit(state):
     return [np.arange(state.num_samples)]
 
 
+def _two_machines():
+    """Two trials of one workload that ran on different machines, scored together."""
+    from loop.bench.scoring.grouping import one_machine
+
+    cpu = {"cpu": "AMD EPYC", "instruction_set": "AVX-512", "cores": 2, "gpus": []}
+    return one_machine([{"workload": "spirals", "machine": cpu},
+                        {"workload": "spirals", "machine": {**cpu, "gpus": ["NVIDIA H100 80GB HBM3"]}}])
+
+
 CATALOGUE = [
     # ---------------------------------------------------------------- selector output
     Case("selector output", "non-integer indices", ValueError, "indices must be integers",
@@ -185,6 +194,8 @@ CATALOGUE = [
          "eval_every_seconds must be a positive number of training seconds", lambda: tiny_fit(eval_every_seconds=0)),
     Case("training", "train_clock that is not a loop.schedules.TrainClock", ValueError,
          "train_clock must be a loop.schedules.TrainClock", lambda: tiny_fit(train_clock=1.0)),
+    Case("training", "one workload's trials from two machines in one report (python -m loop.bench exits 2)",
+         ValueError, "times measured on different hardware do not pair", _two_machines),
     Case("training", "an accumulating filter under a tf.distribute strategy", ValueError,
          "does not run under a tf.distribute strategy yet", accumulate_under_strategy),
     Case("training", "unknown verbose level", ValueError, "verbose must be 0 (silent), 1 (progress bar) or 2",

@@ -189,6 +189,9 @@ def _report_arguments(parser):
                         "interval (the tables use order-statistic intervals)")
     parser.add_argument("--full-table", action="store_true",
                         help="print every column (as table.md holds them) instead of the compact table")
+    parser.add_argument("--allow-mixed-hardware", action="store_true",
+                        help="report a workload whose trials ran on different machines per machine (by default "
+                             "the tables refuse to pair them)")
 
 
 def _parser(command="run"):
@@ -387,6 +390,20 @@ def _run(args, plan):
     return campaign.run_campaign(plan.entries, plan.specs, plan.seeds, plan.out, trials=plan.trials, **options)
 
 
+def _report(plan, args):
+    """The report of ``plan.out``; 2 (with the reason on stderr) for stored trials that do not pair."""
+    from loop.bench.reporting import report
+    from loop.bench.scoring.grouping import MixedHardwareError
+
+    try:
+        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
+               full_table=args.full_table, allow_mixed_hardware=args.allow_mixed_hardware)
+    except MixedHardwareError as err:
+        print(f"python -m loop.bench: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None):
     """Runs the command line; returns the exit code (2, after the usage and what is wrong, for a bad argument).
 
@@ -411,20 +428,17 @@ def main(argv=None):
         plan = _plan(parser, args, command)
     except SystemExit as exit_:  # parser.error has printed the usage and the message
         return exit_.code
-    from loop.bench.reporting import report
-
     if command == "report":
-        report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
-               full_table=args.full_table)
-        return 0
+        return _report(plan, args)
     start = time.perf_counter()
     summary = _run(args, plan)
     print(f"loop.bench: trained {summary['ran']} trials ({summary['pruned']} pruned, {summary['failed']} failed, "
           f"{summary['not_applicable']} not applicable), skipped {summary['skipped']} already stored"
           + (f", left {summary['claimed']} to another process" if summary["claimed"] else "")
           + f", in {time.perf_counter() - start:.0f}s", file=sys.stderr)
-    report(plan.out, targets=plan.targets, plots=not args.no_plots, n_boot=args.bootstrap,
-           full_table=args.full_table)
+    code = _report(plan, args)
+    if code:
+        return code
     for name, message in summary["unloadable"]:
         print(f"python -m loop.bench: could not load {name}: {message}", file=sys.stderr)
     return 1 if summary["unloadable"] else 0

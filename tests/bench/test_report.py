@@ -1,6 +1,7 @@
 """The one report of a results directory, on synthetic records (no training): untuned and tuned results."""
 
 import io
+import json
 import os
 
 import pandas as pd
@@ -168,3 +169,37 @@ def test_a_report_of_nothing_writes_empty_tables(tmp_path):
     table = report(out, [], n_boot=50, stream=stream, plots=True)
     assert table.empty and "(no runs)" in stream.getvalue()
     assert os.path.exists(os.path.join(out, "table.csv")) and not os.path.exists(os.path.join(out, "analysis"))
+
+
+def test_trials_from_two_machines_do_not_pair_unless_asked(tmp_path, capsys):
+    import copy
+
+    from loop.bench import records as records_lib
+    from loop.bench import store
+    from loop.bench.__main__ import main
+    from loop.bench.campaign import run_campaign
+    from loop.bench.scoring import MixedHardwareError, one_machine
+    from loop.bench.suites import entry
+
+    out = str(tmp_path / "out")
+    run_campaign([entry("spirals", 1, load_options={"n_samples": 200})], ["shuffle"], 2, out, progress=False)
+    records = store.load(out)
+    assert one_machine(records) == records  # one machine: as they are
+    other = copy.deepcopy(records[1])
+    other["machine"] = {**other["machine"], "gpus": ["NVIDIA H100 80GB HBM3"]}
+    with pytest.raises(MixedHardwareError, match=r"spirals: its trials ran on 2 machines \(.*1 trials; .*NVIDIA H100"):
+        one_machine([records[0], other])
+    relabelled = one_machine([records[0], other], allow_mixed=True)
+    assert relabelled[0]["workload"] == f"spirals @ {records_lib.hardware(records[0])}"
+    assert relabelled[1]["workload"].endswith("NVIDIA H100 80GB HBM3") and records[0]["workload"] == "spirals"
+    unknown = {**copy.deepcopy(records[1]), "machine": None}  # older records pair with any machine
+    assert one_machine([records[0], unknown]) == [records[0], unknown]
+    # The command line refuses with exit 2 and writes no table; --allow-mixed-hardware reports per machine.
+    path = store.trial_path(out, "spirals", other["selector"], other["study"], other["trial"])
+    with open(path) as f:
+        stored = json.load(f)
+    store.write_json_atomic(path, {**stored, "machine": other["machine"]})
+    assert main(["report", "--out", out, "--no-plots"]) == 2
+    assert "its trials ran on 2 machines" in capsys.readouterr().err
+    assert main(["report", "--out", out, "--no-plots", "--allow-mixed-hardware"]) == 0
+    assert "spirals @ " in capsys.readouterr().out

@@ -30,7 +30,7 @@ import pandas as pd
 
 from loop.bench.records import DEFAULT_PRECISION, NOT_APPLICABLE
 from loop.bench.reporting import formatting
-from loop.bench.scoring.grouping import not_applicable
+from loop.bench.scoring.grouping import not_applicable, one_machine
 from loop.bench.scoring.studies import costs, edge_hits, study_winners, winners, with_setup
 from loop.bench.scoring.summary import seed000, summarize
 from loop.bench.scoring.targets import BASELINE
@@ -72,7 +72,8 @@ def _tuning_sections(records, workloads):
     return text, printed
 
 
-def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream=None, full_table=False, width=120):
+def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream=None, full_table=False, width=120,
+           allow_mixed_hardware=False):
     """Writes table.csv, table.md, seed000.csv, plots/ and analysis/ under ``out`` and prints the tables.
 
     Each study is scored by its winner (:func:`loop.bench.scoring.studies.study_winners`, chosen by the workload's
@@ -88,6 +89,8 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
         full_table: print every column, as ``table.md`` holds them; by default the compact table, then the seed
             000 table with its caption (untuned results) or the tuning costs (tuned ones).
         width: the widest line of the compact table.
+        allow_mixed_hardware: report a workload measured on several machines per machine
+            (:func:`loop.bench.scoring.grouping.one_machine`); by default that is an error.
 
     Returns:
         The summary ``pandas.DataFrame`` (:func:`loop.bench.scoring.summary.summarize` of the studies' winners).
@@ -97,6 +100,7 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
         from loop.bench import store  # reads every stored trial
 
         records = store.load(out)
+    records = one_machine(records, allow_mixed=allow_mixed_hardware)  # before anything is written
     skipped = not_applicable(records)
     scored = [w for w in study_winners(with_setup(records)) if w["status"] != NOT_APPLICABLE]
     tuned = list(dict.fromkeys(w["workload"] for w in scored if w["trials"] > 1))

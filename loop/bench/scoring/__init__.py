@@ -21,7 +21,7 @@ Nothing here imports :mod:`loop.bench.reporting` or matplotlib; TensorFlow is im
 :func:`~loop.bench.scoring.summary.summarize` (FLOPs).  The main names are re-exported here.
 """
 
-from loop.bench.scoring.grouping import by_workload, not_applicable, selector_order
+from loop.bench.scoring.grouping import MixedHardwareError, by_workload, not_applicable, one_machine, selector_order
 from loop.bench.scoring.speedups import (AGGREGATE, LEVEL, MIN_STUDIES, TOO_FEW, VERDICTS, Speedup, aggregate,
                                          bootstrap_ci, coverage, false_win_rate, median_interval, order_statistic_k,
                                          paired_ratios, paired_speedup, sign_verdict, verdict)
@@ -30,7 +30,7 @@ from loop.bench.scoring.summary import SEED000_SELECTORS, seed000, summarize
 from loop.bench.scoring.targets import (AA_CONTROL, BASELINE, UNITS, best, dataset_target, infer_target,
                                         is_aa_control, parse_targets, test_at, test_metric, time_to)
 
-__all__ = ["AA_CONTROL", "AGGREGATE", "BASELINE", "LEVEL", "MIN_STUDIES", "SEED000_SELECTORS", "TOO_FEW", "UNITS",
+__all__ = ["MixedHardwareError", "one_machine", "AA_CONTROL", "AGGREGATE", "BASELINE", "LEVEL", "MIN_STUDIES", "SEED000_SELECTORS", "TOO_FEW", "UNITS",
            "VERDICTS", "Speedup", "aggregate", "best", "bootstrap_ci", "by_workload", "costs", "coverage",
            "dataset_target", "edge_hits", "false_win_rate", "infer_target", "is_aa_control", "median_interval",
            "not_applicable", "order_statistic_k", "paired_ratios", "paired_speedup", "parse_targets", "seed000",
