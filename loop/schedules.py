@@ -51,7 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["SHAPES", "WarmupDecay", "make_schedule", "step_budget", "describe_schedule", "rate", "TrainClock",
-           "ClockSchedule", "clock_of"]
+           "ClockSchedule", "clock_of", "ScaledRate"]
 
 #: The schedule shapes: ``constant`` (after an optional warm-up), ``cosine`` and ``linear`` decay.
 SHAPES = ("constant", "cosine", "linear")
@@ -258,10 +258,41 @@ class ClockSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 f"warmup_s={self.warmup_s:g}, alpha={self.alpha:g})")
 
 
+class ScaledRate(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate times a factor that a selector sets between epochs: ``base(step) * scale``.
+
+    The hook of a selector that moves the learning rate (KAKURENBO's ``1 / (1 - F)``): the selector owns ``scale``
+    (a float32 ``tf.Variable``, assigned on the host between compiled calls) and gives the user this schedule to
+    build the optimizer with (``KAKURENBO.scaled_learning_rate``).  Unlike weighting the loss, which moves the
+    update as the rate does for SGD only, it scales the update of any optimizer, Adam included.
+
+    Args:
+        base: a float or a ``LearningRateSchedule`` (e.g. :class:`WarmupDecay`, :class:`ClockSchedule`).
+        scale: the ``tf.Variable`` the factor is read from.
+    """
+
+    def __init__(self, base, scale):
+        if not isinstance(scale, tf.Variable):
+            raise ValueError(f"ScaledRate: scale must be a tf.Variable the selector assigns, got {type(scale).__name__}")
+        self.base, self.scale = base, scale
+
+    def __call__(self, step):
+        base = self.base(step) if callable(self.base) else self.base
+        return keras.ops.cast(base, "float32") * keras.ops.cast(self.scale, "float32")
+
+    def get_config(self):
+        return {"base": keras.optimizers.schedules.serialize(self.base) if callable(self.base) else self.base}
+
+    def __repr__(self):
+        return f"ScaledRate({self.base!r}, scale={float(self.scale.numpy()):g})"
+
+
 def clock_of(optimizer):
     """The :class:`TrainClock` of ``optimizer``'s :class:`ClockSchedule` (a ``LossScaleOptimizer``'s inner
-    optimizer's), or None."""
+    optimizer's; also inside a :class:`ScaledRate`), or None."""
     schedule = getattr(getattr(optimizer, "inner_optimizer", optimizer), "_learning_rate", None)
+    if isinstance(schedule, ScaledRate):
+        schedule = schedule.base
     return schedule.clock if isinstance(schedule, ClockSchedule) else None
 
 

@@ -209,6 +209,8 @@ def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s, c
             rate = schedules.make_schedule(peak, hp.schedule, steps, horizon=hp.horizon, warmup=hp.warmup)
             record["schedule"] = {**schedules.describe_schedule(rate), "step_budget": steps}
         record["loop_epochs"] = epochs
+        if callable(getattr(selector, "scaled_learning_rate", None)):  # a selector that moves the rate (KAKURENBO)
+            rate = selector.scaled_learning_rate(rate)
         optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {"learning_rate": rate}})
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
                     batch_size=batch_size, seed=record["study"])

@@ -21,6 +21,7 @@ from loop.selectors.dybat import DyBAT
 from loop.selectors.dynamic import DynamicBatchSize
 from loop.selectors.importance import ImportanceSampling
 from loop.selectors.infobatch import InfoBatch
+from loop.selectors.kakurenbo import KAKURENBO
 from loop.selectors.loss_based import Curriculum, LossSorted, OnlineBatchSelection
 from loop.selectors.ordered_sgd import OrderedSGD
 from loop.selectors.random_drop import RandomDrop
@@ -34,5 +35,6 @@ __all__ = [
     "Selector", "Shuffle", "ShuffleAA", "Freeze", "chunk", "describe", "from_string", "register", "registered",
     "Homogeneous", "Heterogeneous", "LossSorted", "Curriculum", "OnlineBatchSelection", "WeightedRandom",
     "weighted_permutation", "DynamicBatchSize", "DyBAT", "ImportanceSampling", "SelectiveBackprop",
-    "StaleSelectiveBackprop", "InfoBatch", "OrderedSGD", "RandomDrop", "RhoLoss", "IrreducibleLosses", "RS2",
+    "StaleSelectiveBackprop", "InfoBatch", "KAKURENBO", "OrderedSGD", "RandomDrop", "RhoLoss", "IrreducibleLosses",
+    "RS2",
 ]

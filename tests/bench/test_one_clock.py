@@ -141,3 +141,12 @@ def test_the_protocol_line_says_what_was_run(clocked, tmp_path):
     run_campaign([untuned], ["shuffle"], 2, str(tmp_path / "plain"), progress=False)
     assert formatting.protocol_line(store.load(str(tmp_path / "plain"))) == (
         "Protocol: untuned: 2 seeds, targets and stops on the test set; each method evaluated once per loop epoch.")
+
+
+def test_kakurenbo_trains_through_the_benchmark_with_its_rate_hook(clocked, tmp_path):
+    out = str(tmp_path / "out")
+    run_campaign([clocked], ["kakurenbo"], 1, out, trials=2, progress=False)
+    mine = [r for r in store.load(out) if r["selector"].startswith("KAKURENBO")]
+    assert len(mine) == 2 and all(r["status"] in (records.OK, records.PRUNED) for r in mine), \
+        [r.get("error") for r in mine]
+    assert all(r["trial_selector"].startswith("KAKURENBO(fraction=") for r in mine)  # its knob is searched

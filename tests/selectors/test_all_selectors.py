@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from loop.selectors import (Curriculum, DyBAT, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
-                            InfoBatch, LossSorted, OnlineBatchSelection, OrderedSGD, RS2, SelectiveBackprop,
+                            InfoBatch, KAKURENBO, LossSorted, OnlineBatchSelection, OrderedSGD, RS2, SelectiveBackprop,
                             ShuffleAA, StaleSelectiveBackprop, WeightedRandom, from_string)
 from helpers import flatten
 
@@ -15,7 +15,8 @@ SELECTORS = [
     WeightedRandom(replacement=True), DynamicBatchSize("heterogeneous", k0=8, k1=64, schedule="geometric"),
     DyBAT(delta=0.25), ImportanceSampling(presample=2.0, score="loss"), SelectiveBackprop(beta=1.0, history=64),
     StaleSelectiveBackprop(beta=2.0, staleness=None, history=64), InfoBatch(prune_ratio=0.3, delta=0.5),
-    OrderedSGD(q=4), RS2(ratio=0.3), ShuffleAA(drop_last=True),
+    OrderedSGD(q=4), RS2(ratio=0.3), ShuffleAA(drop_last=True), KAKURENBO(fraction=0.2, threshold=0.6),
+    RS2(ratio=0.3, replacement=True),
 ]
 SPECS = [
     ("homogeneous", "Homogeneous()"),
@@ -37,6 +38,8 @@ SPECS = [
     ("ordered_sgd:q=4", "OrderedSGD(q=4)"),
     ("rs2:ratio=0.3", "RS2(ratio=0.3)"),
     ("shuffle_aa:drop_last=True", "ShuffleAA(drop_last=True)"),
+    ("kakurenbo:fraction=0.2,lr_adjust='weights'", "KAKURENBO(fraction=0.2, lr_adjust='weights')"),
+    ("rs2:ratio=0.3,replacement=True", "RS2(ratio=0.3, replacement=True)"),
 ]
 
 
