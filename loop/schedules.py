@@ -258,6 +258,7 @@ class ClockSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 f"warmup_s={self.warmup_s:g}, alpha={self.alpha:g})")
 
 
+@keras.saving.register_keras_serializable(package="loop")
 class ScaledRate(keras.optimizers.schedules.LearningRateSchedule):
     """A learning rate times a factor that a selector sets between epochs: ``base(step) * scale``.
 
@@ -282,6 +283,13 @@ class ScaledRate(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"base": keras.optimizers.schedules.serialize(self.base) if callable(self.base) else self.base}
+
+    @classmethod
+    def from_config(cls, config):
+        """The schedule with a fresh factor of 1 (a factor is the selector's, not part of a config)."""
+        base = config["base"]
+        base = keras.optimizers.schedules.deserialize(base) if isinstance(base, dict) else base
+        return cls(base, tf.Variable(1.0, dtype=tf.float32, trainable=False, name="rate_factor"))
 
     def __repr__(self):
         return f"ScaledRate({self.base!r}, scale={float(self.scale.numpy()):g})"

@@ -166,3 +166,21 @@ def test_the_benchmarks_shape_list_is_the_schedules_own():
 
     assert workloads.SCHEDULE_SHAPES == schedules.SHAPES
     assert suites.SCHEDULE_SHAPES is workloads.SCHEDULE_SHAPES  # re-exported, not a second list
+
+
+def test_scaled_rate_multiplies_any_rate_by_its_factor_and_round_trips():
+    import keras
+    import tensorflow as tf
+
+    from loop.schedules import ScaledRate, WarmupDecay
+
+    scale = tf.Variable(1.0)
+    rate = ScaledRate(WarmupDecay(0.1, 10, shape="linear"), scale)
+    assert float(rate(0)) == pytest.approx(0.1)
+    scale.assign(2.0)
+    assert float(rate(5)) == pytest.approx(0.1)  # linear decay to half at step 5, times 2
+    assert float(ScaledRate(0.01, scale)(3)) == pytest.approx(0.02)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(rate))
+    assert isinstance(again, ScaledRate) and float(again(5)) == pytest.approx(0.05)  # a fresh factor of 1
+    with pytest.raises(ValueError, match="scale must be a tf.Variable"):
+        ScaledRate(0.1, 2.0)
