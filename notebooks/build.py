@@ -70,7 +70,7 @@ THRESHOLDS_MD = (
     "several thresholds of the same metric, from an easy level (the median of Shuffle's first evaluation) up to "
     "the target (`loop.bench.scoring.thresholds.speedup_by_threshold`): each panel is one dataset, the x axis the "
     "threshold (the target on the right), the y axis the paired speedup against Shuffle on a log scale with its "
-    "95% bootstrap interval as a vertical bar. Shuffle is the solid line at 1. A bar wholly above 1 is a win at "
+    "order-statistic interval of its median as a vertical bar (none with fewer than 5 seeds). Shuffle is the solid line at 1. A bar wholly above 1 is a win at "
     "that level, wholly below a loss, across 1 no difference; a triangle at the bottom edge means the selector's "
     "median run never met the level, one at the top edge that Shuffle's did not. A selector whose points fall "
     "from left to right gains early and loses its edge as the threshold tightens.")
@@ -144,7 +144,7 @@ def hardest_first(state):
         new_markdown_cell("`loop.bench.run_campaign` trains the same seed-initialized model once per selector and "
                           "seed and stores every history; `scoring.summarize` turns them into time-to-target "
                           "(default target: 99% of Shuffle's median best validation accuracy) and paired "
-                          "speedups with a bootstrap interval."),
+                          "speedups with the order-statistic interval of their median."),
         new_code_cell('''\
 workload = Workload(dataset="spirals", epochs=2 if TINY else 25, load_options={"n_samples": 300} if TINY else {})
 seeds = 2 if TINY else 5
@@ -272,8 +272,8 @@ seeds.groupby("dataset")["seed"].nunique().rename("seeds").to_frame().T
                           "black and the dashed line is the target."),
         new_code_cell("plots.plot_wallclock(records);"),
         new_markdown_cell("## The table\n\nPer dataset and selector: seeds that reached the target, median time, "
-                          "epochs and backpropagated samples to it, and the paired speedup over Shuffle with its 95% "
-                          "bootstrap interval and verdict (win, loss or no difference)."),
+                          "epochs and backpropagated samples to it, and the paired speedup over Shuffle with the "
+                          "order-statistic interval of its median and its sign-test verdict (win, loss or no difference)."),
         new_code_cell('''\
 columns = ["dataset", "selector", "seeds", "failed", "reached", "target", "time_to_target_s", "epochs_to_target",
            "speedup", "speedup_ci_low", "speedup_ci_high", "verdict", "backprop_to_target", "backprop_speedup",
@@ -299,7 +299,7 @@ for d in datasets_:
     y += 1
 ax.axvline(1, color="k", ls="--")
 ax.set_xscale("log"); ax.set_yticks(ticks); ax.set_yticklabels(labels, fontsize=6); ax.invert_yaxis()
-ax.set_xlabel("paired speedup vs Shuffle in time to target (median, 95% bootstrap CI; misses clipped to 0.01)")
+ax.set_xlabel("paired speedup vs Shuffle in time to target (median and order-statistic interval; misses clipped to 0.01)")
 fig.tight_layout()
 '''),
         new_code_cell('''\
@@ -379,7 +379,7 @@ formatting.display(table)
         new_markdown_cell("## 3. Read the verdict\n\n"
                           "The target is 99% of Shuffle's median best validation accuracy within the budget. `speedup` is "
                           "the median over seeds of Shuffle's time to target over the selector's, for the same seed, "
-                          "with a 95% bootstrap interval; a seed that misses the target scores 0. The verdict is "
+                          "with the order-statistic interval of the median; a seed that misses the target scores 0. The verdict is "
                           "*win* when the interval lies above 1, *loss* below 1, *no difference* when it contains 1: "
                           "with a few seeds the intervals are wide, and `python -m loop.bench --seeds auto:5:15` adds "
                           "seeds where the answer is still open."),
