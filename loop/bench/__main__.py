@@ -60,16 +60,19 @@ protocol:
   loop epoch. A run ends at its first evaluation that meets the fixed target
   where the workload sets stop_at_target. Time counts training + selection;
   evaluation time is reported separately. Targets are read on validation
-  splits in the tuned suites; the older suites infer them from Shuffle's best
-  test accuracy (99%; 101% of the best for lower-is-better metrics), and
-  --target overrides them. Speedup = median over studies of (Shuffle time /
+  splits in the tuned suites; the older suites infer them as 99% of the
+  median best accuracy Shuffle reaches on the test set (101% of the median
+  best for lower-is-better metrics such as val_mae), and --target overrides
+  them. Speedup = median over studies of (Shuffle time /
   selector time) for the same study; a selector run that misses the target
   (or failed) scores 0, one that reaches it where Shuffle's run missed scores
   inf. Interval: the order-statistic interval of the median; verdict: a sign
-  test, "win" when at least n-k+1 of n studies were faster, with a stated
-  false-win rate of at most 5% when nothing differs (3.1% with 5 studies);
-  "n/a (< 5 studies)" with fewer. Failed runs (NaN loss, selector error) are
-  stored with their error and count as not reached; they are never dropped.
+  test, "win" when at least n-k+1 of n studies were faster (the interval
+  lies above 1), "loss" when as many were slower, "no difference" when the
+  interval contains 1, with a stated false-win rate of at most 5% when
+  nothing differs (3.1% with 5 studies); "n/a (< 5 studies)" with fewer.
+  Failed runs (NaN loss, selector error) are stored with their error and
+  count as not reached; they are never dropped.
   --seeds auto:MIN:MAX runs MIN studies, then adds one at a time (up to MAX)
   to each workload-selector pair whose verdict is undecided, and to Shuffle
   where it lacks that study.
