@@ -16,7 +16,6 @@ hardware (another CPU model, instruction set, core count or GPU) warns: its time
 ones.
 """
 
-import json
 import math
 import os
 import time
@@ -66,20 +65,16 @@ def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISI
     """
     path = os.path.join(out, "calibration", f"{workload.label}.json")
     key = _key(workload, hyperparameters, precision)
-    try:
-        with open(path) as f:
-            stored = json.load(f)
-        if stored.get("key") == key:
-            here = records_lib.machine()
-            if {k: stored["machine"].get(k) for k in _HARDWARE} != {k: here.get(k) for k in _HARDWARE}:
-                warnings.warn(f"{workload.label}: the seconds clock's unit in {path} was measured on "
-                              f"{records_lib.hardware({'machine': stored['machine']})}, and this machine is "
-                              f"{records_lib.hardware({'machine': here})}: its trials' budgets and evaluation "
-                              "periods stay in the measured unit, but their times do not compare with the stored "
-                              "ones; use another --out for another machine", RuntimeWarning, stacklevel=2)
-            return _in_seconds(stored, workload)
-    except (OSError, ValueError):
-        pass
+    stored = store_lib.read_cached(path, key)
+    if stored is not None:
+        here = records_lib.machine()
+        if {k: stored["machine"].get(k) for k in _HARDWARE} != {k: here.get(k) for k in _HARDWARE}:
+            warnings.warn(f"{workload.label}: the seconds clock's unit in {path} was measured on "
+                          f"{records_lib.hardware({'machine': stored['machine']})}, and this machine is "
+                          f"{records_lib.hardware({'machine': here})}: its trials' budgets and evaluation "
+                          "periods stay in the measured unit, but their times do not compare with the stored "
+                          "ones; use another --out for another machine", RuntimeWarning, stacklevel=2)
+        return _in_seconds(stored, workload)
     import keras
 
     from loop import Loop

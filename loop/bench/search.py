@@ -28,7 +28,6 @@ gets the same tuning budget, and it is scored by the time to a fixed target):
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -277,13 +276,9 @@ def range_test(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECIS
     """
     path = os.path.join(out, "lr_range", f"{workload.label}.json")
     key = _key(workload, hyperparameters, precision)
-    try:
-        with open(path) as f:
-            stored = json.load(f)
-        if stored.get("key") in (key, _layout1_key(workload, hyperparameters, precision)):
-            return stored
-    except (OSError, ValueError):
-        pass
+    stored = store_lib.read_cached(path, key, _layout1_key(workload, hyperparameters, precision))
+    if stored is not None:
+        return stored
     import keras
 
     from loop.lr_range import lr_range_test

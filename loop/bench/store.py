@@ -65,6 +65,17 @@ def _jsonable(value):
     return str(value)
 
 
+def read_cached(path, *keys):
+    """The JSON dict cached at ``path`` when its ``"key"`` is one of ``keys``; None when missing, unreadable or
+    stale (the caller computes it again and writes it with :func:`write_json_atomic`)."""
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and stored.get("key") in keys else None
+
+
 def write_json_atomic(path, payload):
     """Writes ``payload`` as JSON to ``path`` through a temporary file, ``fsync`` and ``os.replace``."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
