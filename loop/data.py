@@ -191,11 +191,12 @@ class TrainingData:
 
         Args:
             indices: checked int sample indices (NumPy).
-            score_batch: the compiled scoring function (:class:`loop.step.Functions`).
+            score_batch: the compiled scoring function (:class:`loop.step.Functions`): per-sample losses, or a
+                dict of per-sample arrays (the quantities pass).
             batch_size: rows per forward pass.
 
         Returns:
-            float32 NumPy losses, one per index.
+            float32 NumPy losses, one per index (or a dict of arrays, one row per index).
         """
         raise NotImplementedError
 
@@ -306,9 +307,9 @@ class ResidentData(TrainingData):
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), self.x), tf.gather(self.y, indices)
 
     def score(self, indices, score_batch, batch_size):
-        out = [score_batch(tf.constant(indices[i:i + batch_size], tf.int32)).numpy()
+        out = [score_batch(tf.constant(indices[i:i + batch_size], tf.int32))
                for i in range(0, len(indices), batch_size)]
-        return np.concatenate(out) if out else np.zeros([0], np.float32)
+        return _concatenate(out)
 
 
 class StreamedData(TrainingData):
@@ -354,15 +355,23 @@ class StreamedData(TrainingData):
         rows = min(batch_size, len(indices))
         for batch_indices, *leaves in streaming_lib.budget_pipeline(self.source, batches, rows, self.staging_bytes):
             self.scoring.stage(batch_indices, leaves)
-            out.append(score_batch(batch_indices).numpy())
+            out.append(tf.nest.map_structure(lambda t: t.numpy(), score_batch(batch_indices)))
         self.scoring.release()
-        return np.concatenate(out)
+        return _concatenate(out)
 
     def feeder(self, tables, *, carry_queue=False, worker=None, steps_per_execution=None, batch_size=None):
         self.staged.valid = False  # a new fit (or a resumed one) re-reads the rows it needs
         return streaming_lib.Feeder(self.staged, tables, carry_queue=carry_queue, worker=worker,
                                     staging_bytes=self.staging_bytes, steps_per_execution=steps_per_execution,
                                     batch_size=batch_size)
+
+
+def _concatenate(batches):
+    """The per-batch outputs of a scoring function (tensors or arrays, or dicts of them) end to end, NumPy."""
+    if not batches:
+        return np.zeros([0], np.float32)
+    batches = [tf.nest.map_structure(np.asarray, b) for b in batches]
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *batches)
 
 
 class EvaluationData:

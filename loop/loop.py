@@ -35,7 +35,7 @@ from loop import schedules
 from loop import streaming as streaming_lib
 from loop import validation
 from loop.driver import EpochDriver, FitOptions, Timer, callback_list, selector_error
-from loop.protocol import State, check_indices, describe, in_step_filter
+from loop.protocol import State, check_indices, describe, in_step_filter, needs_of
 from loop.selectors import Shuffle, from_string
 from loop.step import Functions, TrainStep
 from loop.tables import Tables
@@ -135,6 +135,7 @@ class Loop:
         elif callable(getattr(selector, "clone", None)):
             selector = selector.clone()
         self._keep, self._filter_mode = in_step_filter(selector)
+        self._needs = needs_of(selector)
         self._active = getattr(selector, "active", None) if self._keep is not None else None
         self._selector = selector
         self._invalidate_functions()  # an in-step filter is traced into the step: rebuild at the next fit
@@ -223,12 +224,12 @@ class Loop:
         step = self.step = TrainStep(self.model, self.optimizer, self.loss_fn, data, self.tables,
                                      self.train_metrics, self._keep, self._filter_mode, self._active,
                                      batch_size=min(self.batch_size, data.num_samples),
-                                     sample_weight=data.device_sample_weight)
+                                     sample_weight=data.device_sample_weight, needs=self._needs)
         if self.strategy is not None:
             step = distribute_lib.DistributedStep(step, self.strategy)
         self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=data, tables=self.tables,
                                    val_metrics=self.val_metrics, run_eagerly=self.run_eagerly,
-                                   jit_compile=self.jit_compile)
+                                   jit_compile=self.jit_compile, needs=self._needs)
 
     @property
     def trace_count(self):
@@ -247,7 +248,8 @@ class Loop:
                      batch_size=min(self.batch_size, data.num_samples), labels=data.labels,
                      num_classes=data.num_classes, task=data.task.kind, losses=self.tables.loss.numpy(),
                      loss_step=self.tables.loss_step.numpy(), rng=np.random.default_rng([self.seed, epoch]),
-                     logs=dict(logs), score_fn=self.score, inputs=data.inputs, model=self.model,
+                     logs=dict(logs), score_fn=self.score, quantities_fn=self.quantities, inputs=data.inputs,
+                     model=self.model,
                      optimizer=self.optimizer, loss=self.loss)
 
     def score(self, indices):
@@ -256,6 +258,17 @@ class Loop:
             raise RuntimeError("call fit() before score(); the loop builds its functions there")
         indices = check_indices(indices, self.data.num_samples, "score")
         return self.data.score(indices, self.functions.score_batch, self.eval_batch_size)
+
+    def quantities(self, indices):
+        """The per-sample quantities the selector declares (``needs``) of training rows ``indices``, as a dict of
+        NumPy arrays (``training=False``; the losses enter the loss table).  See :meth:`loop.protocol.State.quantities`.
+        """
+        if self.functions is None:
+            raise RuntimeError("call fit() before quantities(); the loop builds its functions there")
+        indices = check_indices(indices, self.data.num_samples, "quantities")
+        if not len(indices):
+            raise ValueError("quantities() got no indices; pass at least one training row")
+        return self.data.score(indices, self.functions.quantities_batch, self.eval_batch_size)
 
     def evaluate(self, x, y=None, sample_weight=None):
         """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix.

@@ -90,6 +90,23 @@ Optional hooks
     the tasks the selector can order, ``("classification", "regression")``
     unless it says otherwise; the benchmark records a selector on a task it
     leaves out as not applicable.
+``needs``
+    the per-sample quantities the selector reads beyond the losses, a tuple of
+    names from :data:`QUANTITIES` (default ``("losses",)``: what every
+    selector gets).  The loop computes only what is declared, in the scoring
+    pass (:meth:`State.quantities`) and in the forward pass an in-step filter
+    sees (the matching :class:`StepBatch` fields; None when not declared):
+
+    * ``"losses"``: each sample's loss (always computed);
+    * ``"outputs"``: the model's outputs, float32;
+    * ``"features"``: the last layer's input (the penultimate features);
+    * ``"last_layer_gradients"``: the gradient of each sample's loss with
+      respect to the last layer's pre-activation, ``p - y`` for softmax
+      cross-entropy (the ``l0_grads`` of CORDS' gradient approximations).
+
+    The last two need a Sequential or functional model that ends in a
+    ``Dense`` layer, optionally followed by an ``Activation`` or ``Softmax``
+    layer (:mod:`loop.quantities`).
 
 A selector that wraps another (such as ``DynamicBatchSize``) forwards every
 member in :data:`HOOKS` that its base defines, and nests its base's state.
@@ -112,7 +129,11 @@ import typing
 import numpy as np
 
 #: The optional protocol members a wrapping selector forwards from its base.
-HOOKS = ("on_train_begin", "on_batch_end", "keep", "filter_mode", "active", "get_state", "set_state", "tasks")
+HOOKS = ("on_train_begin", "on_batch_end", "keep", "filter_mode", "active", "get_state", "set_state", "tasks",
+         "needs")
+
+#: The per-sample quantities a selector may declare in ``needs``; see the module's docstring.
+QUANTITIES = ("losses", "outputs", "features", "last_layer_gradients")
 
 #: How an in-step filter runs; see :class:`InStepFilter`.
 FILTER_MODES = ("compact", "mask", "accumulate")
@@ -142,6 +163,7 @@ class State:
         logs: the previous evaluation's train and validation metrics (never the metrics of ``fit``'s
             ``extra_evaluations``, such as a test set).
         score_fn: what :meth:`score` calls.
+        quantities_fn: what :meth:`quantities` calls.
         inputs: the training inputs (read-only arrays, or a dict or tuple of
             them), for selectors that fit a companion model on the data.
         model: the model being trained.  Read it, never train or change it:
@@ -168,6 +190,7 @@ class State:
     rng: np.random.Generator
     logs: typing.Mapping[str, float] = dataclasses.field(default_factory=dict)
     score_fn: typing.Optional[typing.Callable] = dataclasses.field(default=None, repr=False)
+    quantities_fn: typing.Optional[typing.Callable] = dataclasses.field(default=None, repr=False)
     inputs: typing.Any = dataclasses.field(default=None, repr=False)
     model: typing.Any = dataclasses.field(default=None, repr=False)
     optimizer: typing.Any = dataclasses.field(default=None, repr=False)
@@ -193,6 +216,18 @@ class State:
         if self.score_fn is None:
             raise RuntimeError("this State has no scorer; it was not made by Loop.fit")
         return self.score_fn(indices)
+
+    def quantities(self, indices):
+        """The per-sample quantities the selector declared in ``needs``, of ``indices``, from one compiled
+        forward pass (``training=False``).
+
+        Returns a dict from each declared name (:data:`QUANTITIES`; ``"losses"`` always) to a float32 NumPy
+        array with one row per index.  The losses also enter the loss table, and the pass's time counts as
+        training (and selection) time, as :meth:`score`'s.
+        """
+        if self.quantities_fn is None:
+            raise RuntimeError("this State has no scorer; it was not made by Loop.fit")
+        return self.quantities_fn(indices)
 
     def replace(self, **changes):
         """A copy with some fields changed, e.g. ``state.replace(batch_size=64)`` for a wrapped selector."""
@@ -224,6 +259,12 @@ class StepBatch(typing.NamedTuple):
     #: int64 scalar, this candidate batch's number (``Tables.candidates``: one per ``keep`` call, from 0).  The
     #: step always sets it; a ``StepBatch`` built by hand without it holds None.
     candidate: typing.Any = None
+    #: float32 [n, d], the last layer's inputs (no gradient), when the selector's ``needs`` has ``"features"``;
+    #: else None.
+    features: typing.Any = None
+    #: float32 [n, k], each row's loss gradient at the last layer's pre-activation (no gradient), when ``needs``
+    #: has ``"last_layer_gradients"``; else None.
+    last_layer_gradients: typing.Any = None
 
 
 @typing.runtime_checkable
@@ -256,6 +297,29 @@ def describe(selector):
     if name is not None and not isinstance(selector, type):
         return name
     return repr(selector)
+
+
+def needs_of(selector):
+    """The per-sample quantities a selector declares (its ``needs``), as a tuple in :data:`QUANTITIES` order.
+
+    ``"losses"`` is always included.
+
+    Raises:
+        ValueError: ``needs`` is not a collection of names from :data:`QUANTITIES`.
+    """
+    needs = getattr(selector, "needs", ("losses",))
+    if isinstance(needs, str):
+        needs = (needs,)
+    try:
+        names = set(needs)
+    except TypeError:
+        raise ValueError(f"selector {describe(selector)} has needs={needs!r}; give a tuple of names from "
+                         f"{', '.join(map(repr, QUANTITIES))}") from None
+    unknown = sorted(str(name) for name in names - set(QUANTITIES))
+    if unknown:
+        raise ValueError(f"selector {describe(selector)} needs unknown per-sample quantities {unknown}; the loop "
+                         f"computes {', '.join(map(repr, QUANTITIES))}")
+    return tuple(name for name in QUANTITIES if name in names or name == "losses")
 
 
 def in_step_filter(selector):

@@ -48,6 +48,7 @@ from tensorflow.python.framework import ops as tf_ops
 
 from loop.objective import float32
 from loop.protocol import StepBatch
+from loop.quantities import Forward
 
 
 def objective(weights, losses, n, model, replicas=1):
@@ -86,11 +87,15 @@ class TrainStep:
             (:meth:`metric_weights`).  They reach the objective through the
             plan's weights, which the driver multiplies by them once per epoch
             (:meth:`loop.data.TrainingData.plan_weights`).
+        needs: the per-sample quantities the selector declares (:func:`loop.protocol.needs_of`); the forward
+            pass that the filter sees computes them (:class:`loop.quantities.Forward`), the others run
+            ``model(x)`` as it is.
     """
 
     def __init__(self, model, optimizer, loss_fn, data, tables, metrics, keep=None, filter_mode=None, active=None,
-                 batch_size=None, sample_weight=None):
+                 batch_size=None, sample_weight=None, needs=("losses",)):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.forward = Forward(model, loss_fn, needs if keep is not None else ("losses",))
         self.data, self.tables, self.metrics = data, tables, metrics
         self.sample_weight = sample_weight
         self.keep, self.active, self.batch_size = keep, active, batch_size
@@ -118,14 +123,15 @@ class TrainStep:
         losses = self.mask(indices[:size], weights[:size])
         return tf.concat([losses, tf.fill([n - size], np.float32(np.nan))], 0)
 
-    def filter_weights(self, indices, losses, weights, y, y_pred):
+    def filter_weights(self, indices, losses, weights, y, y_pred, quantities=None):
         """The in-step filter's weights for a candidate batch (no gradient flows into the filter).
 
         Each call is one candidate batch: it advances ``tables.candidates`` and
-        hands the filter the batch's number as ``StepBatch.candidate``.
+        hands the filter the batch's number as ``StepBatch.candidate``, and the
+        declared ``quantities`` (:class:`loop.quantities.Forward`) as its fields.
         """
         batch = StepBatch(indices, tf.stop_gradient(losses), weights, y, tf.stop_gradient(float32(y_pred)),
-                          self.tables.steps.read_value(), self.tables.next_candidate())
+                          self.tables.steps.read_value(), self.tables.next_candidate(), **(quantities or {}))
         return tf.stop_gradient(tf.cast(self.keep(batch), tf.float32))
 
     def scaled(self, value):
@@ -165,10 +171,9 @@ class TrainStep:
         n = tf.cast(tf.shape(indices)[0], tf.float32)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            y_pred = float32(self.model(x, training=True))
-            losses = self.loss_fn(y, y_pred)
+            y_pred, losses, quantities = self.forward(x, y, training=True)
             if filtered:
-                weights = self.filter_weights(indices, losses, weights, y, y_pred)
+                weights = self.filter_weights(indices, losses, weights, y, y_pred, quantities)
             value = self.scaled(objective(weights, losses, n, self.model))
         self.apply(tape.gradient(value, variables), variables)
         self.account(indices, tf.boolean_mask(indices, weights > 0), losses, y, y_pred)
@@ -208,9 +213,8 @@ class TrainStep:
     def _filter_candidates(self, indices, weights):
         """The candidates' losses from a forward pass without gradient, and the filter's weights for them."""
         x, y = self.data.rows(indices)
-        y_pred = float32(self.model(x, training=False))
-        losses = self.loss_fn(y, y_pred)
-        return losses, self.filter_weights(indices, losses, weights, y, y_pred)
+        y_pred, losses, quantities = self.forward(x, y, training=False)
+        return losses, self.filter_weights(indices, losses, weights, y, y_pred, quantities)
 
     def _train_rows(self, indices, weights, n):
         """Forward and backward over the rows ``indices`` with objective ``sum(w * loss) / n``; updates metrics."""
@@ -267,10 +271,15 @@ class Functions:
         val_metrics: the evaluation :class:`loop.objective.MetricSet`.
         run_eagerly: do not compile (debugging).
         jit_compile: compile the step with XLA.
+        needs: the per-sample quantities the selector declares; the quantities pass
+            (:meth:`_quantities_batch`, behind ``State.quantities``) computes them.
     """
 
-    def __init__(self, step, *, model, loss_fn, data, tables, val_metrics, run_eagerly=False, jit_compile=False):
+    def __init__(self, step, *, model, loss_fn, data, tables, val_metrics, run_eagerly=False, jit_compile=False,
+                 needs=("losses",)):
         self.trace_count = 0
+        self._needs = tuple(needs)
+        self._forward = Forward(model, loss_fn, self._needs)
         self.trace_time_s = 0.0
         self._run_eagerly = run_eagerly
         self._model, self._loss_fn, self._data, self._tables = model, loss_fn, data, tables
@@ -296,6 +305,7 @@ class Functions:
         self.train_chunk = self._compile(train_chunk, [index, tf.TensorSpec([None], tf.float32), index, scalar,
                                                        scalar])
         self.score_batch = self._compile(self._score_batch, [index])
+        self.quantities_batch = self._compile(self._quantities_batch, [index])
         self.eval_batch = self._compile(self._eval_batch)
 
     def _compile(self, fn, signature=None, jit=False):
@@ -329,6 +339,17 @@ class Functions:
         self._tables.record(indices, losses)
         self._tables.add_forwards(tf.size(indices))
         return losses
+
+    def _quantities_batch(self, indices):
+        """The declared quantities of rows ``indices`` (a dict of tensors); the losses enter the loss table."""
+        x, y = self._data.score_rows(indices)
+        y_pred, losses, quantities = self._forward(x, y, training=False)
+        self._tables.record(indices, losses)
+        self._tables.add_forwards(tf.size(indices))
+        out = {"losses": losses, **quantities}
+        if "outputs" in self._needs:
+            out["outputs"] = y_pred
+        return out
 
     def _eval_batch(self, x, y, sample_weight=None):
         y_pred = float32(self._model(x, training=False))

@@ -77,6 +77,17 @@ class FakeState:
         self.losses[indices] = self.true_losses[indices]
         return self.true_losses[indices]
 
+    def quantities(self, indices):
+        """Fixed synthetic per-sample quantities (every name of ``loop.protocol.QUANTITIES``), recorded as a score."""
+        indices = np.asarray(indices)
+        width = self.num_classes or 1
+        rng = np.random.default_rng(7)
+        gradients = rng.normal(size=(self.num_samples, width)).astype(np.float32)
+        features = rng.normal(size=(self.num_samples, 4)).astype(np.float32)
+        losses = self.score(indices)
+        return {"losses": losses, "outputs": gradients[indices], "features": features[indices],
+                "last_layer_gradients": gradients[indices]}
+
 
 def scoring_epochs(selector, epochs=10, **state_kwargs):
     """The epochs (of ``epochs``, one :class:`FakeState` each) at whose start ``selector`` re-scored every sample."""

@@ -150,3 +150,14 @@ def test_kakurenbo_trains_through_the_benchmark_with_its_rate_hook(clocked, tmp_
     assert len(mine) == 2 and all(r["status"] in (records.OK, records.PRUNED) for r in mine), \
         [r.get("error") for r in mine]
     assert all(r["trial_selector"].startswith("KAKURENBO(fraction=") for r in mine)  # its knob is searched
+
+
+@pytest.mark.parametrize("spec,name,knob", [("gradmatch_pb", "GradMatchPB", "fraction"),
+                                            ("craig_pb", "CRAIGPB", "fraction"), ("divbs", "DivBS", "ratio")])
+def test_the_gradient_methods_train_through_the_tuned_benchmark(clocked, tmp_path, spec, name, knob):
+    out = str(tmp_path / "out")
+    run_campaign([clocked], [spec], 1, out, trials=2, progress=False)
+    mine = [r for r in store.load(out) if r["selector"].startswith(name)]
+    assert len(mine) == 2 and all(r["status"] in (records.OK, records.PRUNED) for r in mine), \
+        [r.get("error") for r in mine]
+    assert all(r["trial_selector"].startswith(f"{name}({knob}=") for r in mine)  # its knob is searched

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from loop.selectors import (Curriculum, DyBAT, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
+from loop.selectors import (CRAIGPB, Curriculum, DivBS, DyBAT, GradMatchPB, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
                             InfoBatch, KAKURENBO, LossSorted, OnlineBatchSelection, OrderedSGD, RS2, SelectiveBackprop,
                             ShuffleAA, StaleSelectiveBackprop, WeightedRandom, from_string)
 from helpers import flatten
@@ -16,7 +16,8 @@ SELECTORS = [
     DyBAT(delta=0.25), ImportanceSampling(presample=2.0, score="loss"), SelectiveBackprop(beta=1.0, history=64),
     StaleSelectiveBackprop(beta=2.0, staleness=None, history=64), InfoBatch(prune_ratio=0.3, delta=0.5),
     OrderedSGD(q=4), RS2(ratio=0.3), ShuffleAA(drop_last=True), KAKURENBO(fraction=0.2, threshold=0.6),
-    RS2(ratio=0.3, replacement=True),
+    RS2(ratio=0.3, replacement=True), GradMatchPB(fraction=0.3, select_every=2), CRAIGPB(fraction=0.2, kappa=0.5),
+    DivBS(ratio=0.25),
 ]
 SPECS = [
     ("homogeneous", "Homogeneous()"),
@@ -40,6 +41,9 @@ SPECS = [
     ("shuffle_aa:drop_last=True", "ShuffleAA(drop_last=True)"),
     ("kakurenbo:fraction=0.2,lr_adjust='weights'", "KAKURENBO(fraction=0.2, lr_adjust='weights')"),
     ("rs2:ratio=0.3,replacement=True", "RS2(ratio=0.3, replacement=True)"),
+    ("gradmatch_pb:fraction=0.3,select_every=2", "GradMatchPB(fraction=0.3, select_every=2)"),
+    ("craig_pb:fraction=0.2,kappa=0.5", "CRAIGPB(fraction=0.2, kappa=0.5)"),
+    ("divbs:ratio=0.25", "DivBS(ratio=0.25)"),
 ]
 
 
