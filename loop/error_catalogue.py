@@ -22,9 +22,9 @@ import tempfile
 import numpy as np
 
 from loop.error_triggers import (  # noqa: F401 - NUM_SAMPLES and my_selector: importable from here as before
-    NUM_SAMPLES, FastFilter, accumulate_under_strategy, build_selector, checkpoint_dir_is_a_file,
+    NUM_SAMPLES, FastFilter, Needs, accumulate_under_strategy, build_selector, checkpoint_dir_is_a_file,
     checkpoint_of_another_model, corrupted_local_file, dybat_budget, fractional_labels, garbage_checkpoint_index,
-    labels_out_of_range, model_outside_scope, my_selector, nan_inputs, nan_loss, other_run_checkpoint, parse_spec,
+    features_of_a_convolutional_head, labels_out_of_range, model_outside_scope, my_selector, nan_inputs, nan_loss, other_run_checkpoint, parse_spec,
     plan_selector, random_access, records_without_decode, register_as, rho_wrong_model,
     selector_class_with_arguments, tf_dataset, tiny_data, tiny_fit, tiny_loop, tiny_model, truncated_cache,
     truncated_checkpoints, validation_labels_out_of_range)
@@ -83,6 +83,10 @@ CATALOGUE = [
     Case("selector output", "unknown in-step filter mode", ValueError,
          "filter_mode='fast'; use one of 'compact', 'mask', 'accumulate'",
          lambda: tiny_loop(FastFilter())),
+    Case("selector output", "unknown per-sample quantity in needs", ValueError,
+         "needs unknown per-sample quantities ['gradients']", lambda: tiny_loop(Needs("features", "gradients"))),
+    Case("selector output", "features or gradients of a model without a final Dense layer", ValueError,
+         "ends in a GlobalAveragePooling1D layer", features_of_a_convolutional_head),
     Case("selector output", "selector not callable", ValueError, "selector 42 is not callable",
          lambda: tiny_loop(42)),
     Case("selector output", "a selector class that needs arguments, instead of an instance", ValueError,

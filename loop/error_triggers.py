@@ -72,6 +72,33 @@ class FastFilter:
         return batch.weights
 
 
+class Needs:
+    """A plan selector that declares per-sample quantities (``needs``), named ``Needs(...)`` in messages."""
+
+    def __init__(self, *needs):
+        self.needs = needs
+
+    def __repr__(self):
+        return f"Needs{self.needs!r}"
+
+    def __call__(self, state):
+        state.quantities([0])
+        return [np.arange(state.num_samples)]
+
+
+def features_of_a_convolutional_head():
+    """``DivBS`` (it needs the last layer's features) on a model that ends in global pooling, not Dense."""
+    import keras
+
+    from loop.selectors import DivBS
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4, 1)), keras.layers.Conv1D(3, 2, activation="softmax"),
+                              keras.layers.GlobalAveragePooling1D(name="pool")], name="pooled")
+    x, y = tiny_data()
+    tiny_fit(DivBS(), data=(x[..., None], y), loop_kwargs={"model": model})
+
+
 def validation_labels_out_of_range():
     """Fits with a validation label (9) outside the 3 classes."""
     x, y = tiny_data()
