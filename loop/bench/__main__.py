@@ -169,6 +169,11 @@ def _run_arguments(parser):
     parser.add_argument("--out", help="results directory (default: results/<timestamp>); reuse it to resume")
     parser.add_argument("--data-dir", help="directory of the original data files (default: $LOOP_DATA_DIR)")
     parser.add_argument("--retry-failed", action="store_true", help="re-run trials stored as failed")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="compile every trial's train step with XLA, the same for every method")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run each study as a Ray task: auto, HOST:PORT (a cluster's head) or local:N (a local "
+                             "cluster of N workers); results come back to this process's --out (docs/scale.md)")
     add_precision_argument(parser)
     group = parser.add_argument_group("hyper-parameters and search")
     group.add_argument("--tune", type=int, metavar="K",
@@ -262,6 +267,13 @@ def _plan(parser, args, command):
     from loop.bench.precision import parse_precision
 
     precision = parse_precision(parser, args) if command == "run" else None
+    if getattr(args, "ray", None):
+        from loop.bench.cluster import parse_address
+
+        try:
+            parse_address(args.ray)
+        except ValueError as err:
+            parser.error(str(err))
     import tensorflow as tf
 
     from loop.bench import auto_seeds, campaign, checks, labels, scoring, store
@@ -381,16 +393,24 @@ def _run(args, plan):
     what = (f"{len(plan.entries)} workloads x {len(plan.specs)} selectors x {plan.seeds} studies"
             + (f" x {trials} trials" if trials else ""))
     print(f"loop.bench: {what} in {plan.precision} -> {plan.out}", file=sys.stderr)
-    options = {"data_dir": plan.data_dir, "retry_failed": args.retry_failed, "precision": plan.precision}
+    options = {"data_dir": plan.data_dir, "retry_failed": args.retry_failed, "precision": plan.precision,
+               "jit_compile": args.jit_compile}
+    runner = campaign.run_campaign
+    if args.ray:
+        import functools
+
+        from loop.bench import cluster
+
+        runner = functools.partial(cluster.run_campaign_on_ray, args.ray)
     if isinstance(plan.seeds, auto_seeds.AutoSeeds):
         summary = auto_seeds.run_auto(plan.entries, plan.specs, plan.seeds, plan.out, targets=plan.targets,
-                                      n_boot=args.bootstrap, **options)
+                                      n_boot=args.bootstrap, runner=runner, **options)
         more = {k: n for k, n in summary["seeds"].items() if n > plan.seeds.min_seeds}
         print(f"loop.bench: auto seeds: {summary['rounds']} rounds after {plan.seeds.min_seeds} studies; "
               + ("more studies for " + ", ".join(f"{d} {s} ({n})" for (d, s), n in sorted(more.items()))
                  if more else "no pair needed more"), file=sys.stderr)
         return summary
-    return campaign.run_campaign(plan.entries, plan.specs, plan.seeds, plan.out, trials=plan.trials, **options)
+    return runner(plan.entries, plan.specs, plan.seeds, plan.out, trials=plan.trials, **options)
 
 
 def _report(plan, args):

@@ -108,7 +108,7 @@ def undecided(records, *, min_seeds, max_seeds, targets=None, n_boot=10_000):
 
 
 def run_auto(entries, selectors, seeds, out, *, targets=None, n_boot=10_000, data_dir=None, retry_failed=False,
-             progress=True, stream=None, precision=DEFAULT_PRECISION):
+             progress=True, stream=None, precision=DEFAULT_PRECISION, runner=None, jit_compile=False):
     """``--seeds auto:MIN:MAX``: the campaign with MIN studies, then rounds of one more study where undecided.
 
     Each round reads what ``out`` holds (so a killed run resumes where it stopped), asks :func:`undecided` which
@@ -121,6 +121,8 @@ def run_auto(entries, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
         seeds: an :class:`AutoSeeds`.
         targets, n_boot: as :func:`loop.bench.scoring.summarize` takes them (the decisions use the tables' own
             intervals).
+        runner: what trains each round, :func:`loop.bench.campaign.run_campaign` by default (a Ray campaign:
+            ``functools.partial(loop.bench.cluster.run_campaign_on_ray, address)``).
         the rest: as :func:`loop.bench.campaign.run_campaign`.
 
     Returns:
@@ -133,12 +135,13 @@ def run_auto(entries, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
         raise ValueError(f"run_auto takes AutoSeeds(min, max), got {seeds!r}; give a number of studies to "
                          "loop.bench.campaign.run_campaign for a fixed count")
     stream = stream or sys.stderr
+    runner = runner or campaign.run_campaign
     entries = [campaign.as_entry(item) for item in entries]
     keyed = {labels.selector_key(spec)[0]: spec for spec in selectors}
     if scoring.BASELINE not in keyed:
         raise ValueError(f"auto seeds need the baseline {scoring.BASELINE} among the selectors: its speedups decide")
-    total = campaign.run_campaign(entries, selectors, seeds.min_seeds, out, data_dir=data_dir,
-                                  retry_failed=retry_failed, progress=progress, stream=stream, precision=precision)
+    total = runner(entries, selectors, seeds.min_seeds, out, data_dir=data_dir, retry_failed=retry_failed,
+                   progress=progress, stream=stream, precision=precision, jit_compile=jit_compile)
     by_name = {item.name: item for item in entries}
     rounds = 0
     while True:
@@ -152,9 +155,9 @@ def run_auto(entries, selectors, seeds, out, *, targets=None, n_boot=10_000, dat
             print(f"auto seeds, round {rounds}: verdict undecided -> {pairs}", file=stream, flush=True)
         ran = 0
         for (name, seed), chosen in todo.items():
-            summary = campaign.run_campaign([by_name[name]], [keyed[label] for label in chosen], [seed], out,
-                                            data_dir=data_dir, retry_failed=retry_failed, progress=progress,
-                                            stream=stream, precision=precision)
+            summary = runner([by_name[name]], [keyed[label] for label in chosen], [seed], out, data_dir=data_dir,
+                             retry_failed=retry_failed, progress=progress, stream=stream, precision=precision,
+                             jit_compile=jit_compile)
             ran += summary["ran"]
             for key, value in summary.items():
                 total[key] += value

@@ -49,7 +49,7 @@ def _in_seconds(stored, workload):
             "eval_period_s": per_epoch * workload.eval_period if workload.eval_period else None}
 
 
-def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISION):
+def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISION, check_machine=True):
     """Shuffle's seconds per epoch of ``workload`` on this machine, measured once and cached.
 
     Args:
@@ -58,6 +58,8 @@ def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISI
             test)``; called only when the cache misses.
         out: the results directory.
         precision: the ``keras.mixed_precision`` policy.
+        check_machine: warn when a cached unit was measured on other hardware than this process's (off for a Ray
+            driver, whose workers measured it).
 
     Returns:
         The cached dict: ``seconds_per_epoch``, ``budget_s`` (``workload.epochs`` of them), ``eval_period_s``,
@@ -67,7 +69,7 @@ def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISI
     key = _key(workload, hyperparameters, precision)
     stored = store_lib.read_cached(path, key)
     if stored is not None:
-        here = records_lib.machine()
+        here = records_lib.machine() if check_machine else stored["machine"]
         if {k: stored["machine"].get(k) for k in _HARDWARE} != {k: here.get(k) for k in _HARDWARE}:
             warnings.warn(f"{workload.label}: the seconds clock's unit in {path} was measured on "
                           f"{records_lib.hardware({'machine': stored['machine']})}, and this machine is "

@@ -83,7 +83,7 @@ class _Unloadable(Exception):
 
 
 def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None, retry_failed=False, progress=True,
-                 stream=None, precision=DEFAULT_PRECISION):
+                 stream=None, precision=DEFAULT_PRECISION, jit_compile=False):
     """Runs every planned trial that ``out`` does not hold yet, and stores each one as it finishes.
 
     Args:
@@ -98,6 +98,8 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
         retry_failed: train again the trials stored as failed.
         progress: show progress (:class:`loop.bench.progress.Progress`) on ``stream`` (default stderr).
         precision: the ``keras.mixed_precision`` policy of every trial.
+        jit_compile: compile every trial's train step with XLA (``Loop(jit_compile=True)``), the same for every
+            method; part of a trial's identity.
 
     Returns:
         ``{"ran", "skipped", "claimed", "failed", "pruned", "not_applicable": counts, "unloadable": [(workload,
@@ -119,6 +121,7 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
     labels_lib.check_unique([label for _, label in keyed])
     store = store_lib.Store(out)
     store_lib.check_out_precision(out, precision)
+    store_lib.check_out_jit(out, jit_compile)
     store.sweep()
     per_entry = {item.name: (search_lib.check_trials(item.trials) if item.trials is not None else trials)
                  if trials is not None else None for item in entries}
@@ -132,47 +135,71 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
             chosen = [(spec, label) for spec, label in keyed if item.runs(spec)]
             data = _Data(item.workload, data_dir)
             try:
-                context = _Context(item, per_entry[item.name], data, out, precision, meter)
+                calibration, centre = prepare(item, per_entry[item.name], data, out, precision, meter)
+                context = _Context(item, per_entry[item.name], data, precision, meter, calibration, centre,
+                                   _irreducible_dir(item, out), jit_compile)
                 for study in studies:
                     for spec, label in chosen:
                         _run_study(context, spec, label, study, store, summary, retry_failed=retry_failed)
             except _Unloadable as err:
-                summary["unloadable"].append((item.name, str(err)))
-                meter.note(f"cannot load {item.name}, skipping its trials: {err}")
-                for _, label in chosen:
-                    key = (item.name, label)
-                    while meter.left[key] > 0:
-                        meter.end(*key, how="unloadable")
+                _unloadable(item, chosen, str(err), summary, meter)
     finally:
         meter.close()
     return summary
 
 
+def _unloadable(item, chosen, error, summary, meter):
+    """Counts the trials of a workload whose data does not load as done, and says so."""
+    summary["unloadable"].append((item.name, error))
+    meter.note(f"cannot load {item.name}, skipping its trials: {error}")
+    for _, label in chosen:
+        key = (item.name, label)
+        while meter.left[key] > 0:
+            meter.end(*key, how="unloadable")
+
+
+def _irreducible_dir(item, out):
+    """Where RhoLoss's irreducible losses are cached: once per study, off the clock, on the one-clock protocol."""
+    return os.path.join(out, "irreducible", item.workload.label) if item.workload.clock == "seconds" else None
+
+
+def prepare(item, trials, data, out, precision, meter=None, check_machine=True):
+    """What every study of a workload reads, computed once and cached in ``out``, off every trial's clock: the
+    seconds clock's calibration (or None) and the range test's centre of a search (or None).
+
+    ``check_machine``: see :func:`loop.bench.calibration.calibrate`.
+
+    Returns:
+        ``(calibration, centre)``.
+    """
+    calibration = centre = None
+    workload = item.workload
+    if workload.clock == "seconds":
+        from loop.bench.calibration import calibrate
+
+        calibration = calibrate(workload, item.hyperparameters, data, out, precision=precision,
+                                check_machine=check_machine)
+        if meter is not None:
+            meter.note(f"{item.name}: a Shuffle epoch takes {calibration['seconds_per_epoch']:.3g}s here: budget "
+                       f"{calibration['budget_s']:.3g}s of training, an evaluation every "
+                       f"{calibration['eval_period_s']:.3g}s")
+    if trials is not None:
+        centre = search_lib.range_test(workload, item.hyperparameters, data, out, precision=precision)["center_lr"]
+        low, high = search_lib.SECONDS_LR_RANGE if workload.clock == "seconds" else search_lib.LR_RANGE
+        if meter is not None:
+            meter.note(f"{item.name}: range test suggests lr {centre:.3g} (min-loss lr / 10); learning rates "
+                       f"searched in [{centre * low:.3g}, {centre * high:.3g}]")
+    return calibration, centre
+
+
 class _Context:
-    """What every study of one workload shares: its entry, K, data, and (run once, cached, off every trial's
-    clock) the range test's centre of a search and the seconds clock's calibration."""
+    """What every study of one workload shares: its entry, K, data, the precision, the progress meter, and what
+    :func:`prepare` computed once (the seconds clock's calibration, the range test's centre of a search)."""
 
-    def __init__(self, item, trials, data, out, precision, meter):
-        self.item, self.trials, self.data, self.out, self.precision, self.meter = (item, trials, data, out, precision,
-                                                                                   meter)
-        self.centre = self.calibration = None
-        workload = item.workload
-        # The one-clock protocol trains RhoLoss's irreducible losses once per study, off the clock (training.py).
-        self.irreducible_dir = os.path.join(out, "irreducible", workload.label) if workload.clock == "seconds" \
-            else None
-        if workload.clock == "seconds":
-            from loop.bench.calibration import calibrate
-
-            self.calibration = calibrate(workload, item.hyperparameters, data, out, precision=precision)
-            meter.note(f"{item.name}: a Shuffle epoch takes {self.calibration['seconds_per_epoch']:.3g}s here: "
-                       f"budget {self.calibration['budget_s']:.3g}s of training, an evaluation every "
-                       f"{self.calibration['eval_period_s']:.3g}s")
-        if trials is not None:
-            self.centre = search_lib.range_test(workload, item.hyperparameters, data, out,
-                                                precision=precision)["center_lr"]
-            low, high = search_lib.SECONDS_LR_RANGE if workload.clock == "seconds" else search_lib.LR_RANGE
-            meter.note(f"{item.name}: range test suggests lr {self.centre:.3g} (min-loss lr / 10); learning "
-                       f"rates searched in [{self.centre * low:.3g}, {self.centre * high:.3g}]")
+    def __init__(self, item, trials, data, precision, meter, calibration, centre, irreducible_dir, jit_compile=False):
+        self.item, self.trials, self.data, self.precision, self.meter = item, trials, data, precision, meter
+        self.calibration, self.centre, self.irreducible_dir = calibration, centre, irreducible_dir
+        self.jit_compile = bool(jit_compile)
 
     def plan(self, spec, study):
         """The study's trials: ``[(Hyperparameters, knobs, units, space), ...]`` (one at the entry's
@@ -192,6 +219,9 @@ class _Context:
 
 
 def _run_study(context, spec, method, study, store, summary, *, retry_failed):
+    """Runs one study's trials in order, skipping the stored ones; ``store`` finds, claims and saves trials (the
+    results directory's :class:`~loop.bench.store.Store`, or on a Ray worker the driver's, through
+    :mod:`loop.bench.cluster`)."""
     from loop.bench.training import train_one
 
     item, meter, data = context.item, context.meter, context.data
@@ -202,7 +232,7 @@ def _run_study(context, spec, method, study, store, summary, *, retry_failed):
         limit = best if context.trials is not None and math.isfinite(best) else None
         planned = records_lib.new(item.workload, hp, selector=method, trial_selector=label, knobs=knobs,
                                   study=study, trial=k, precision=context.precision, time_limit_s=limit,
-                                  search_units=units, search_space=space)
+                                  search_units=units, search_space=space, jit_compile=context.jit_compile)
         stored = _stored(store, planned, retry_failed)
         if stored is not None:
             summary["skipped"] += 1

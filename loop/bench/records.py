@@ -98,7 +98,7 @@ def hardware(record):
 
 
 def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None, study, trial=0,
-        precision=DEFAULT_PRECISION, time_limit_s=None, search_units=None, search_space=None):
+        precision=DEFAULT_PRECISION, time_limit_s=None, search_units=None, search_space=None, jit_compile=False):
     """A record of a trial about to train: every field it will have, the outcome fields empty.
 
     Args:
@@ -108,6 +108,7 @@ def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None,
             the selector's own searched values.
         study, trial: the study (and training seed) and the trial within it.
         precision: the ``keras.mixed_precision`` policy.
+        jit_compile: compile the train step with XLA (``Loop(jit_compile=True)``), the same for every method.
         time_limit_s: the pruning limit the trial trains under, or None.
         search_units, search_space: for a searched trial, its point's coordinates in ``[0, 1)`` by dimension and
             the space (``{name: [kind, args]}``), so the report can count winners at a range's edge.
@@ -115,7 +116,7 @@ def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None,
     return {"layout": LAYOUT, "workload": workload.label, "dataset": workload.dataset,
             "workload_config": workload.config(), "hyperparameters": hyperparameters.config(),
             "knobs": dict(knobs or {}), "selector": selector, "trial_selector": trial_selector or selector,
-            "study": int(study), "trial": int(trial), "precision": precision,
+            "study": int(study), "trial": int(trial), "precision": precision, "jit_compile": bool(jit_compile),
             "target": workload.target, "time_limit_s": time_limit_s,
             "status": OK, "error": None, "task": None, "metrics": [], "loss": None, "target_metric": None,
             "n_train": None, "n_val": None, "n_test": None, "model": None, "compute_dtype": None,
@@ -126,10 +127,10 @@ def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None,
 
 def identity(record):
     """What makes two records the same trial: the workload and hyper-parameters whole, the selector as trained, the
-    study, the trial and the precision.  The store skips a planned trial whose stored record has this identity."""
+    study, the trial, the precision and XLA compilation.  The store skips a planned trial whose stored record has this identity."""
     return {"workload": record["workload_config"], "hyperparameters": record["hyperparameters"],
             "selector": record["trial_selector"], "study": int(record["study"]), "trial": int(record["trial"]),
-            "precision": record.get("precision") or DEFAULT_PRECISION}
+            "precision": record.get("precision") or DEFAULT_PRECISION, "jit_compile": bool(record.get("jit_compile"))}
 
 
 def _split_budget(budget):

@@ -154,6 +154,19 @@ def check_out_precision(out, precision):
                          f"--precision {sorted(other)[0]}")
 
 
+def check_out_jit(out, jit_compile):
+    """Raises ``ValueError`` when ``out`` holds trials compiled otherwise (with or without XLA) than ``jit_compile``:
+    their times do not compare, and training them again would replace the stored ones."""
+    for path in result_files(out):
+        record, _ = read(path)
+        if record is not None and bool(record.get("jit_compile")) != bool(jit_compile):
+            stored = "with" if record.get("jit_compile") else "without"
+            raise ValueError(f"results directory (--out) {out!r} holds trials trained {stored} XLA compilation "
+                             f"(e.g. {os.path.relpath(path, out)}); one results directory holds one setting: give "
+                             f"another --out, or resume this one {'with' if record.get('jit_compile') else 'without'}"
+                             " --jit-compile")
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)

@@ -213,7 +213,7 @@ def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s, c
             rate = selector.scaled_learning_rate(rate)
         optimizer = keras.optimizers.get({"class_name": ds.optimizer, "config": {"learning_rate": rate}})
         loop = Loop(model, optimizer=optimizer, loss=ds.loss, metrics=list(ds.metrics), selector=selector,
-                    batch_size=batch_size, seed=record["study"])
+                    batch_size=batch_size, seed=record["study"], jit_compile=bool(record.get("jit_compile")))
         limit = pruned_at = None
         if time_limit_s is not None and workload.clock == "seconds":
             # Exact pruning on the clock itself: the fit stops at the first chunk boundary past the limit.

@@ -161,3 +161,16 @@ def test_the_gradient_methods_train_through_the_tuned_benchmark(clocked, tmp_pat
     assert len(mine) == 2 and all(r["status"] in (records.OK, records.PRUNED) for r in mine), \
         [r.get("error") for r in mine]
     assert all(r["trial_selector"].startswith(f"{name}({knob}=") for r in mine)  # its knob is searched
+
+
+def test_jit_compile_is_one_option_for_every_method_and_part_of_a_trials_identity(clocked, tmp_path):
+    out = str(tmp_path / "out")
+    run_campaign([clocked], ["shuffle", "infobatch"], 1, out, trials=1, progress=False, jit_compile=True)
+    stored = store.load(out)
+    assert len(stored) == 2 and all(r["jit_compile"] is True for r in stored)
+    assert all(r["status"] in (records.OK, records.PRUNED) for r in stored), [r.get("error") for r in stored]
+    again = run_campaign([clocked], ["shuffle"], 1, out, trials=1, progress=False, jit_compile=True)
+    assert again["ran"] == 0  # stored with the same identity
+    with pytest.raises(ValueError, match="holds trials trained with XLA compilation.*resume this one with "
+                                         "--jit-compile"):
+        run_campaign([clocked], ["shuffle"], 1, out, trials=1, progress=False)  # never mixed in one --out
