@@ -226,6 +226,13 @@ class Loop:
                                      batch_size=min(self.batch_size, data.num_samples),
                                      sample_weight=data.device_sample_weight, needs=self._needs)
         if self.strategy is not None:
+            from loop.quantities import SPLIT
+
+            if self._keep is not None and set(SPLIT) & set(self._needs):
+                raise ValueError(f"selector {describe(self.selector)} is an in-step filter that needs "
+                                 f"{', '.join(n for n in self._needs if n in SPLIT)} of its candidates, which the "
+                                 "distributed step does not compute yet; train it without a strategy (its scoring "
+                                 "pass, state.quantities, works under one)")
             step = distribute_lib.DistributedStep(step, self.strategy)
         self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=data, tables=self.tables,
                                    val_metrics=self.val_metrics, run_eagerly=self.run_eagerly,

@@ -170,3 +170,15 @@ def test_a_model_the_loop_cannot_split_is_refused_with_what_to_change():
     doubled = keras.Sequential([keras.Input((D,)), keras.layers.Dense(K, activation="relu"), keras.layers.Softmax()])
     with pytest.raises(ValueError, match="relu"):
         split_last_layer(doubled)
+
+
+def test_a_filter_that_needs_features_is_refused_under_a_strategy_with_why():
+    from loop.selectors import DivBS
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = mlp()
+    loop = Loop(model, loss="sparse_categorical_crossentropy", optimizer="sgd", selector=DivBS(), batch_size=24,
+                seed=0, strategy=strategy)
+    with pytest.raises(ValueError, match="DivBS.*needs last_layer_gradients, features of its candidates"):
+        loop.fit(data(), epochs=1, verbose=0)

@@ -16,6 +16,7 @@ is recomputed from the stored trials, so a killed campaign resumes with the same
 
 import math
 import os
+import typing
 
 from loop.bench import labels as labels_lib
 from loop.bench import records as records_lib
@@ -57,6 +58,45 @@ def _seconds_to_target(record, target):
     from loop.bench.scoring import time_to
 
     return time_to(record, target, "seconds")
+
+
+class Plan(typing.NamedTuple):
+    """A campaign's checked plan (:func:`checked_plan`)."""
+
+    entries: list     #: the suite entries
+    studies: list     #: the study numbers
+    keyed: list       #: ``(spec, label)`` of every selector
+    store: object     #: the results directory's :class:`~loop.bench.store.Store`
+    per_entry: dict   #: ``{entry name: K}`` (None when not searched)
+    planned: dict     #: ``{(entry name, label): trials planned}``
+
+
+def checked_plan(entries, selectors, studies, out, trials, precision, jit_compile):
+    """Checks everything a campaign takes before anything trains (see :func:`run_campaign`'s Raises) and opens the
+    store (sweeping dead writers' temporary files); returns the :class:`Plan`."""
+    entries = [as_entry(item) for item in entries]
+    check_precision(precision)
+    if trials is not None:
+        trials = search_lib.check_trials(trials)
+        check_targets(entries)
+        check_search_spaces(selectors)
+    studies = list(range(studies)) if isinstance(studies, int) else [int(s) for s in studies]
+    keyed = [(spec, labels_lib.selector_key(spec)[0]) for spec in selectors]
+    labels_lib.check_unique([label for _, label in keyed])
+    store = store_lib.Store(out)
+    store_lib.check_out_precision(out, precision)
+    store_lib.check_out_jit(out, jit_compile)
+    store.sweep()
+    per_entry = {item.name: (search_lib.check_trials(item.trials) if item.trials is not None else trials)
+                 if trials is not None else None for item in entries}
+    planned = {(item.name, label): len(studies) * (per_entry[item.name] or 1)
+               for item in entries for spec, label in keyed if item.runs(spec)}
+    return Plan(entries, studies, keyed, store, per_entry, planned)
+
+
+def empty_summary():
+    """A campaign's summary before anything ran."""
+    return {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0, "unloadable": []}
 
 
 class _Data:
@@ -110,26 +150,10 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
             without a target, an unknown ``precision``, or an ``out`` holding trials of another precision; all
             checked before anything trains.
     """
-    entries = [as_entry(item) for item in entries]
-    check_precision(precision)
-    if trials is not None:
-        trials = search_lib.check_trials(trials)
-        check_targets(entries)
-        check_search_spaces(selectors)
-    studies = list(range(studies)) if isinstance(studies, int) else [int(s) for s in studies]
-    keyed = [(spec, labels_lib.selector_key(spec)[0]) for spec in selectors]
-    labels_lib.check_unique([label for _, label in keyed])
-    store = store_lib.Store(out)
-    store_lib.check_out_precision(out, precision)
-    store_lib.check_out_jit(out, jit_compile)
-    store.sweep()
-    per_entry = {item.name: (search_lib.check_trials(item.trials) if item.trials is not None else trials)
-                 if trials is not None else None for item in entries}
-    planned = {(item.name, label): len(studies) * (per_entry[item.name] or 1)
-               for item in entries for spec, label in keyed if item.runs(spec)}
-    meter = Progress(planned, stream, enabled=progress)
-    summary = {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0,
-               "unloadable": []}
+    plan = checked_plan(entries, selectors, studies, out, trials, precision, jit_compile)
+    entries, studies, keyed, store, per_entry = plan.entries, plan.studies, plan.keyed, plan.store, plan.per_entry
+    meter = Progress(plan.planned, stream, enabled=progress)
+    summary = empty_summary()
     try:
         for item in entries:
             chosen = [(spec, label) for spec, label in keyed if item.runs(spec)]
@@ -237,7 +261,7 @@ def _run_study(context, spec, method, study, store, summary, *, retry_failed):
         if stored is not None:
             summary["skipped"] += 1
             best = min(best, _seconds_to_target(stored, target))
-            meter.end(item.name, method, how="stored")
+            meter.end(item.name, method, planned, how="stored")
             continue
         with store.claim(planned) as mine:
             stored = _stored(store, planned, retry_failed) if mine else None  # finished by another meanwhile?
@@ -245,7 +269,7 @@ def _run_study(context, spec, method, study, store, summary, *, retry_failed):
                 summary["claimed" if not mine else "skipped"] += 1
                 if stored is not None:
                     best = min(best, _seconds_to_target(stored, target))
-                meter.end(item.name, method, how="claimed" if not mine else "stored")
+                meter.end(item.name, method, planned, how="claimed" if not mine else "stored")
                 continue
             ds, train, test = data()
             meter.begin(item.name, method, study, k)

@@ -35,11 +35,10 @@ import tempfile
 import time
 
 from loop.bench import campaign as campaign_lib
-from loop.bench import labels as labels_lib
 from loop.bench import records as records_lib
 from loop.bench import search as search_lib
 from loop.bench import store as store_lib
-from loop.bench.precision import DEFAULT_PRECISION, check_precision
+from loop.bench.precision import DEFAULT_PRECISION
 from loop.bench.progress import Progress
 
 #: How often Ray retries a study task whose worker died (the retry skips what the driver stored).
@@ -142,11 +141,11 @@ class Results:
         self.store.save(record)
         return True
 
-    def event(self, workload, selector, status=None, wall_s=0.0, how="trained"):
-        self.events.append((workload, selector, status, wall_s, how))
+    def event(self, workload, selector, status=None, wall_s=0.0, how="trained", where=None):
+        self.events.append((workload, selector, status, wall_s, how, where))
 
     def note(self, text):
-        self.events.append((None, None, text, 0.0, "note"))
+        self.events.append((None, None, text, 0.0, "note", None))
 
     def drain(self):
         events, self.events = self.events, []
@@ -158,7 +157,8 @@ class Results:
 
 class _RemoteStore:
     """A worker's view of the driver's store: find and save through the :class:`Results` actor; no file locks (the
-    driver dispatches each study once)."""
+    driver dispatches each study once).  A saved record also names its Ray node (``cluster``: ``node_ip``,
+    ``node_id``)."""
 
     def __init__(self, ray, results):
         self.ray, self.results = ray, results
@@ -171,25 +171,31 @@ class _RemoteStore:
         yield True
 
     def save(self, record):
+        context = self.ray.get_runtime_context()
+        record["cluster"] = {"node_ip": self.ray.util.get_node_ip_address(), "node_id": context.get_node_id()}
         return self.ray.get(self.results.save.remote(record))
 
 
 class _RemoteMeter:
-    """A worker's progress meter: every finished trial becomes an event the driver's meter counts."""
+    """A worker's progress meter: every finished trial becomes an event the driver's meter counts (sent before the
+    next trial starts, so a finished task's events are all with the actor).  An event names its study and trial, so
+    the driver counts a trial once when a retried task skips it again."""
 
-    def __init__(self, results):
-        self.results = results
+    def __init__(self, ray, results):
+        self.ray, self.results = ray, results
+        self.current = None
 
     def begin(self, workload, selector, study, trial):
-        pass
+        self.current = (study, trial)
 
     def end(self, workload, selector, record=None, *, how="trained"):
         status = record.get("status") if record else None
         wall_s = float(((record or {}).get("costs") or {}).get("wall_s") or 0.0)
-        self.results.event.remote(workload, selector, status, wall_s, how)
+        where = (record["study"], record["trial"]) if record and "study" in record else None
+        self.ray.get(self.results.event.remote(workload, selector, status, wall_s, how, where))
 
     def note(self, text):
-        self.results.note.remote(text)
+        self.ray.get(self.results.note.remote(text))
 
 
 def _scratch(out):
@@ -219,9 +225,8 @@ def _study_task(item, trials, calibration, centre, spec, label, study, precision
     """On a worker: one study's trials, through the driver's store; returns the study's summary counts."""
     import ray
 
-    summary = {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0,
-               "unloadable": []}
-    meter = _RemoteMeter(results)
+    summary = campaign_lib.empty_summary()
+    meter = _RemoteMeter(ray, results)
     irreducible = os.path.join(_scratch(out), "irreducible", item.workload.label) \
         if item.workload.clock == "seconds" else None
     context = campaign_lib._Context(item, trials, campaign_lib._Data(item.workload, data_dir), precision, meter,
@@ -247,24 +252,9 @@ def run_campaign_on_ray(address, entries, selectors, studies, out, *, trials=Non
             trains.
     """
     parse_address(address)
-    entries = [campaign_lib.as_entry(item) for item in entries]
-    check_precision(precision)
-    if trials is not None:
-        trials = search_lib.check_trials(trials)
-        campaign_lib.check_targets(entries)
-        campaign_lib.check_search_spaces(selectors)
-    studies = list(range(studies)) if isinstance(studies, int) else [int(s) for s in studies]
-    keyed = [(spec, labels_lib.selector_key(spec)[0]) for spec in selectors]
-    labels_lib.check_unique([label for _, label in keyed])
-    store = store_lib.Store(out)
-    store_lib.check_out_precision(out, precision)
-    store_lib.check_out_jit(out, jit_compile)
-    store.sweep()
+    plan = campaign_lib.checked_plan(entries, selectors, studies, out, trials, precision, jit_compile)
+    entries, studies, keyed, per_entry = plan.entries, plan.studies, plan.keyed, plan.per_entry
     out = os.path.abspath(out)
-    per_entry = {item.name: (search_lib.check_trials(item.trials) if item.trials is not None else trials)
-                 if trials is not None else None for item in entries}
-    planned = {(item.name, label): len(studies) * (per_entry[item.name] or 1)
-               for item in entries for spec, label in keyed if item.runs(spec)}
     ray = connect(address)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -273,10 +263,9 @@ def run_campaign_on_ray(address, entries, selectors, studies, out, *, trials=Non
     resources = study_resources(ray, parse_address(address)[0] == "local")
     prepare = ray.remote(_prepare_task).options(max_retries=MAX_RETRIES, **resources)
     study_task = ray.remote(_study_task).options(max_retries=MAX_RETRIES, **resources)
-    meter = Progress(planned, stream, enabled=progress)
-    summary = {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0,
-               "unloadable": []}
-    pending = {}
+    meter = Progress(plan.planned, stream, enabled=progress)
+    summary = campaign_lib.empty_summary()
+    pending, counted = {}, set()
 
     def dispatch(item, calibration, centre):
         for study in studies:
@@ -295,7 +284,7 @@ def run_campaign_on_ray(address, entries, selectors, studies, out, *, trials=Non
                                                                                                  None, None)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=poll_s)
-            _forward(ray, results, meter)
+            _forward(ray, results, meter, counted)
             for ref in done:
                 kind, item, label, study = pending.pop(ref)
                 if kind == "prepare":
@@ -313,7 +302,7 @@ def run_campaign_on_ray(address, entries, selectors, studies, out, *, trials=Non
                 if found["unloadable"]:
                     meter.note(f"cannot load {item.name}, skipping study {study} of {label}: "
                                f"{found['unloadable'][0][1]}")
-        _forward(ray, results, meter)
+        _forward(ray, results, meter, counted)
     finally:
         meter.close()
     summary["unloadable"] = sorted(set(summary["unloadable"]))
@@ -358,12 +347,18 @@ def _cache_files(item, trials):
     return files
 
 
-def _forward(ray, results, meter):
-    """Moves the actor's events to the driver's meter."""
-    for workload, selector, status, wall_s, how in ray.get(results.drain.remote()):
+def _forward(ray, results, meter, counted):
+    """Moves the actor's events to the driver's meter; ``counted`` holds the trials counted so far (a retried
+    task reports its stored trials again)."""
+    for workload, selector, status, wall_s, how, where in ray.get(results.drain.remote()):
         if how == "note":
             meter.note(status)
-        elif how == "trained":
+            continue
+        if where is not None:
+            if (workload, selector, *where) in counted:
+                continue
+            counted.add((workload, selector, *where))
+        if how == "trained":
             meter.end(workload, selector, {"status": status, "costs": {"wall_s": wall_s}})
         else:
             meter.end(workload, selector, how=how)
