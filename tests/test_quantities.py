@@ -182,3 +182,19 @@ def test_a_filter_that_needs_features_is_refused_under_a_strategy_with_why():
                 seed=0, strategy=strategy)
     with pytest.raises(ValueError, match="DivBS.*needs last_layer_gradients, features of its candidates"):
         loop.fit(data(), epochs=1, verbose=0)
+
+
+def test_the_usage_example_of_needs_trains():
+    import os
+    import re
+
+    from loop.selectors import Selector
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "usage.md")
+    with open(path) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+    block = next(b for b in blocks if "class NearestToMean" in b)
+    scope = {"np": np, "Selector": Selector}
+    exec(compile(block, "docs/usage.md", "exec"), scope)
+    loop = fit(scope["NearestToMean"](), epochs=2)
+    assert loop.tables.counts()["samples_seen"] == 2 * N // 2
