@@ -24,8 +24,9 @@ import numpy as np
 from loop.error_triggers import (  # noqa: F401 - NUM_SAMPLES and my_selector: importable from here as before
     NUM_SAMPLES, FastFilter, Needs, accumulate_under_strategy, build_selector, checkpoint_dir_is_a_file,
     checkpoint_of_another_model, corrupted_local_file, dybat_budget, fractional_labels, garbage_checkpoint_index,
-    features_of_a_convolutional_head, labels_out_of_range, model_outside_scope, my_selector, nan_inputs, nan_loss, other_run_checkpoint, parse_spec,
-    plan_selector, random_access, records_without_decode, register_as, rho_wrong_model,
+    features_of_a_convolutional_head, labels_out_of_range, model_outside_scope, my_selector, nan_inputs,
+    nan_loss, other_run_checkpoint, parse_spec, plan_selector, random_access, records_without_decode, register_as,
+    rho_wrong_model,
     selector_class_with_arguments, tf_dataset, tiny_data, tiny_fit, tiny_loop, tiny_model, truncated_cache,
     truncated_checkpoints, validation_labels_out_of_range)
 

@@ -180,7 +180,7 @@ def test_a_filter_that_needs_features_is_refused_under_a_strategy_with_why():
         model = mlp()
     loop = Loop(model, loss="sparse_categorical_crossentropy", optimizer="sgd", selector=DivBS(), batch_size=24,
                 seed=0, strategy=strategy)
-    with pytest.raises(ValueError, match="DivBS.*needs last_layer_gradients, features of its candidates"):
+    with pytest.raises(ValueError, match="DivBS.*needs features, last_layer_gradients of its candidates"):
         loop.fit(data(), epochs=1, verbose=0)
 
 

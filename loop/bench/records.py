@@ -127,7 +127,8 @@ def new(workload, hyperparameters, *, selector, trial_selector=None, knobs=None,
 
 def identity(record):
     """What makes two records the same trial: the workload and hyper-parameters whole, the selector as trained, the
-    study, the trial, the precision and XLA compilation.  The store skips a planned trial whose stored record has this identity."""
+    study, the trial, the precision and XLA compilation.  The store skips a planned trial whose stored record has
+    this identity."""
     return {"workload": record["workload_config"], "hyperparameters": record["hyperparameters"],
             "selector": record["trial_selector"], "study": int(record["study"]), "trial": int(record["trial"]),
             "precision": record.get("precision") or DEFAULT_PRECISION, "jit_compile": bool(record.get("jit_compile"))}

@@ -85,8 +85,8 @@ def facility_location(similarity, k):
 
     Each round picks the row with the largest gain ``sum_j max(similarity[i, j] - best_j, 0)`` (``best_j`` the
     current maximum over ``S``, 0 for the empty set, as in apricot's ``FacilityLocationSelection``), ties to the
-    lowest index (a round with no gain still picks, as apricot fills ``n_samples``).  Lazy greedy (CORDS' ``optimizer='lazy'``) picks the same set
-    up to ties.
+    lowest index (a round with no gain still picks, as apricot fills ``n_samples``).  Lazy greedy (CORDS'
+    ``optimizer='lazy'``) picks the same set up to ties.
 
     Args:
         similarity: ``(n, n)`` non-negative similarities.
@@ -191,7 +191,7 @@ class GradientSubset(Selector):
         return epoch if epoch <= warm else epoch + max(0, select_after - warm - 1)
 
     def selects(self, epoch, epochs):
-        """Whether loop epoch ``epoch`` starts with a selection (the reference's ``r % select_every == 0``, ``r > 1``)."""
+        """Whether loop epoch ``epoch`` starts a selection (the reference's ``r % select_every == 0`` and ``r > 1``)."""
         warm, _ = self.warm_epochs(epochs)
         r = self.reference_epoch(epoch, epochs)
         return epoch >= warm and r % self.select_every == 0 and r > 1

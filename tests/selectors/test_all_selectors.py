@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from loop.selectors import (CRAIGPB, Curriculum, DivBS, DyBAT, GradMatchPB, DynamicBatchSize, Heterogeneous, Homogeneous, ImportanceSampling,
-                            InfoBatch, KAKURENBO, LossSorted, OnlineBatchSelection, OrderedSGD, RS2, SelectiveBackprop,
-                            ShuffleAA, StaleSelectiveBackprop, WeightedRandom, from_string)
+from loop.selectors import (CRAIGPB, Curriculum, DivBS, DyBAT, DynamicBatchSize, GradMatchPB, Heterogeneous,
+                            Homogeneous, ImportanceSampling, InfoBatch, KAKURENBO, LossSorted, OnlineBatchSelection,
+                            OrderedSGD, RS2, SelectiveBackprop, ShuffleAA, StaleSelectiveBackprop, WeightedRandom,
+                            from_string)
 from helpers import flatten
 
 SELECTORS = [

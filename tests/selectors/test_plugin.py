@@ -177,8 +177,8 @@ def test_a_module_that_fails_to_import_is_reported_with_its_error(tmp_path, monk
 
 
 def test_an_unknown_name_explains_the_import_path_and_spots_a_module(user_module):
-    with pytest.raises(ValueError, match=r"unknown selector 'nope' in 'nope'; choose one of: curriculum, .*; or "
-                                         r"give your own selector as module:attribute"):
+    with pytest.raises(ValueError, match=r"unknown selector 'nope' in 'nope'; choose one of: craig_pb, curriculum, "
+                                         r".*; or give your own selector as module:attribute"):
         from_string("nope")
     with pytest.raises(ValueError, match=rf"A module '{user_module}' is importable: did you mean "
                                          rf"'{user_module}:<attribute>'\?"):
