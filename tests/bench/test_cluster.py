@@ -215,6 +215,11 @@ def _namespaces_unavailable():
     probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         return f"this process may not create network namespaces: {probe.stderr.strip()[:160]}"
+    name = f"loopprobe{uuid.uuid4().hex[:6]}"
+    probe = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"`ip netns add` is refused here: {probe.stderr.strip()[:160]}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
     return None
 
 
