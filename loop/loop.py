@@ -226,13 +226,9 @@ class Loop:
                                      batch_size=min(self.batch_size, data.num_samples),
                                      sample_weight=data.device_sample_weight, needs=self._needs)
         if self.strategy is not None:
-            from loop.quantities import SPLIT
+            from loop.quantities import check_distributable
 
-            if self._keep is not None and set(SPLIT) & set(self._needs):
-                raise ValueError(f"selector {describe(self.selector)} is an in-step filter that needs "
-                                 f"{', '.join(n for n in self._needs if n in SPLIT)} of its candidates, which the "
-                                 "distributed step does not compute yet; train it without a strategy (its scoring "
-                                 "pass, state.quantities, works under one)")
+            check_distributable(self.selector, self._keep, self._needs)
             step = distribute_lib.DistributedStep(step, self.strategy)
         self.functions = Functions(step, model=self.model, loss_fn=self.loss_fn, data=data, tables=self.tables,
                                    val_metrics=self.val_metrics, run_eagerly=self.run_eagerly,
@@ -256,26 +252,27 @@ class Loop:
                      num_classes=data.num_classes, task=data.task.kind, losses=self.tables.loss.numpy(),
                      loss_step=self.tables.loss_step.numpy(), rng=np.random.default_rng([self.seed, epoch]),
                      logs=dict(logs), score_fn=self.score, quantities_fn=self.quantities, inputs=data.inputs,
-                     model=self.model,
-                     optimizer=self.optimizer, loss=self.loss)
+                     model=self.model, optimizer=self.optimizer, loss=self.loss)
 
     def score(self, indices):
         """Fresh per-sample losses of training rows ``indices`` (``training=False``); they enter the loss table."""
-        if self.functions is None:
-            raise RuntimeError("call fit() before score(); the loop builds its functions there")
-        indices = check_indices(indices, self.data.num_samples, "score")
-        return self.data.score(indices, self.functions.score_batch, self.eval_batch_size)
+        return self._forward_pass(indices, "score")
 
     def quantities(self, indices):
         """The per-sample quantities the selector declares (``needs``) of training rows ``indices``, as a dict of
         NumPy arrays (``training=False``; the losses enter the loss table).  See :meth:`loop.protocol.State.quantities`.
         """
+        return self._forward_pass(indices, "quantities")
+
+    def _forward_pass(self, indices, name):
+        """:meth:`score` (``name="score"``) or :meth:`quantities`: one compiled pass over rows ``indices``."""
         if self.functions is None:
-            raise RuntimeError("call fit() before quantities(); the loop builds its functions there")
-        indices = check_indices(indices, self.data.num_samples, "quantities")
-        if not len(indices):
+            raise RuntimeError(f"call fit() before {name}(); the loop builds its functions there")
+        indices = check_indices(indices, self.data.num_samples, name)
+        if name == "quantities" and not len(indices):
             raise ValueError("quantities() got no indices; pass at least one training row")
-        return self.data.score(indices, self.functions.quantities_batch, self.eval_batch_size)
+        batch = self.functions.score_batch if name == "score" else self.functions.quantities_batch
+        return self.data.score(indices, batch, self.eval_batch_size)
 
     def evaluate(self, x, y=None, sample_weight=None):
         """Returns the loss and metrics on ``(x, y)`` (or ``evaluate((x, y))``) as a dict without ``val_`` prefix.

@@ -79,6 +79,18 @@ def split_last_layer(model):
     return keras.Model(body_inputs, last.input, name=f"{model.name}_features"), last, after
 
 
+def check_distributable(selector, keep, needs):
+    """Raises ``ValueError`` for an in-step filter that needs features or gradients under a ``tf.distribute``
+    strategy: the distributed step (:mod:`loop.distribute`) does not compute them yet."""
+    from loop.protocol import describe
+
+    missing = [name for name in needs if name in SPLIT]
+    if keep is not None and missing:
+        raise ValueError(f"selector {describe(selector)} is an in-step filter that needs {', '.join(missing)} of its "
+                         "candidates, which the distributed step does not compute yet; train it without a strategy "
+                         "(its scoring pass, state.quantities, works under one)")
+
+
 class Forward:
     """One forward pass: ``forward(x, y, training) -> (y_pred, losses, quantities)``.
 
@@ -124,4 +136,4 @@ class Forward:
         return y_pred, losses, quantities
 
 
-__all__ = ["Forward", "SPLIT", "split_last_layer"]
+__all__ = ["Forward", "SPLIT", "check_distributable", "split_last_layer"]

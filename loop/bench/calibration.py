@@ -34,7 +34,7 @@ MIN_EPOCHS, MIN_STEPS = 2, 200
 _HARDWARE = ("cpu", "instruction_set", "cores", "gpus")
 
 
-def _key(workload, hyperparameters, precision):
+def cache_key(workload, hyperparameters, precision):
     """What the seconds per epoch depend on: the workload without its target, budget and evaluation period (which
     :func:`calibrate` applies to the cached seconds on every read), the batch size and the precision."""
     skipped = ("target", "stop_at_target", "eval_period", "epochs")
@@ -66,7 +66,7 @@ def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISI
         ``epoch_seconds`` (every epoch timed), ``steps_per_epoch``, ``machine``, ``wall_s``.
     """
     path = os.path.join(out, "calibration", f"{workload.label}.json")
-    key = _key(workload, hyperparameters, precision)
+    key = cache_key(workload, hyperparameters, precision)
     stored = store_lib.read_cached(path, key)
     if stored is not None:
         here = records_lib.machine() if check_machine else stored["machine"]
@@ -104,4 +104,4 @@ def calibrate(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECISI
     return _in_seconds(record, workload)
 
 
-__all__ = ["MIN_EPOCHS", "MIN_STEPS", "calibrate"]
+__all__ = ["MIN_EPOCHS", "MIN_STEPS", "cache_key", "calibrate"]

@@ -99,7 +99,7 @@ def empty_summary():
     return {"ran": 0, "skipped": 0, "claimed": 0, "failed": 0, "pruned": 0, "not_applicable": 0, "unloadable": []}
 
 
-class _Data:
+class WorkloadData:
     """A workload's data, loaded on first use and kept for the workload's trials."""
 
     def __init__(self, workload, data_dir):
@@ -114,11 +114,11 @@ class _Data:
             except Exception as err:  # a dataset that does not load skips its trials; the campaign goes on
                 self.error = f"{type(err).__name__}: {err}"
         if self.error is not None:
-            raise _Unloadable(self.error)
+            raise Unloadable(self.error)
         return self.value
 
 
-class _Unloadable(Exception):
+class Unloadable(Exception):
     pass
 
 
@@ -157,22 +157,22 @@ def run_campaign(entries, selectors, studies, out, *, trials=None, data_dir=None
     try:
         for item in entries:
             chosen = [(spec, label) for spec, label in keyed if item.runs(spec)]
-            data = _Data(item.workload, data_dir)
+            data = WorkloadData(item.workload, data_dir)
             try:
                 calibration, centre = prepare(item, per_entry[item.name], data, out, precision, meter)
-                context = _Context(item, per_entry[item.name], data, precision, meter, calibration, centre,
+                context = StudyContext(item, per_entry[item.name], data, precision, meter, calibration, centre,
                                    _irreducible_dir(item, out), jit_compile)
                 for study in studies:
                     for spec, label in chosen:
-                        _run_study(context, spec, label, study, store, summary, retry_failed=retry_failed)
-            except _Unloadable as err:
-                _unloadable(item, chosen, str(err), summary, meter)
+                        run_study(context, spec, label, study, store, summary, retry_failed=retry_failed)
+            except Unloadable as err:
+                skip_unloadable(item, chosen, str(err), summary, meter)
     finally:
         meter.close()
     return summary
 
 
-def _unloadable(item, chosen, error, summary, meter):
+def skip_unloadable(item, chosen, error, summary, meter):
     """Counts the trials of a workload whose data does not load as done, and says so."""
     summary["unloadable"].append((item.name, error))
     meter.note(f"cannot load {item.name}, skipping its trials: {error}")
@@ -216,7 +216,7 @@ def prepare(item, trials, data, out, precision, meter=None, check_machine=True):
     return calibration, centre
 
 
-class _Context:
+class StudyContext:
     """What every study of one workload shares: its entry, K, data, the precision, the progress meter, and what
     :func:`prepare` computed once (the seconds clock's calibration, the range test's centre of a search)."""
 
@@ -242,7 +242,7 @@ class _Context:
                                                           study, pooled)]
 
 
-def _run_study(context, spec, method, study, store, summary, *, retry_failed):
+def run_study(context, spec, method, study, store, summary, *, retry_failed):
     """Runs one study's trials in order, skipping the stored ones; ``store`` finds, claims and saves trials (the
     results directory's :class:`~loop.bench.store.Store`, or on a Ray worker the driver's, through
     :mod:`loop.bench.cluster`)."""
@@ -290,4 +290,5 @@ def _stored(store, planned, retry_failed):
     return stored
 
 
-__all__ = ["as_entry", "check_search_spaces", "check_targets", "run_campaign"]
+__all__ = ["Plan", "StudyContext", "Unloadable", "WorkloadData", "as_entry", "check_search_spaces", "check_targets",
+           "checked_plan", "empty_summary", "prepare", "run_campaign", "run_study", "skip_unloadable"]

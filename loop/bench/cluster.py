@@ -212,7 +212,7 @@ def _prepare_task(item, trials, out, precision, data_dir):
     import json
 
     scratch = _scratch(out)
-    campaign_lib.prepare(item, trials, campaign_lib._Data(item.workload, data_dir), scratch, precision)
+    campaign_lib.prepare(item, trials, campaign_lib.WorkloadData(item.workload, data_dir), scratch, precision)
     found = {}
     for relative in _cache_files(item, trials):
         with open(os.path.join(scratch, relative)) as f:
@@ -229,12 +229,12 @@ def _study_task(item, trials, calibration, centre, spec, label, study, precision
     meter = _RemoteMeter(ray, results)
     irreducible = os.path.join(_scratch(out), "irreducible", item.workload.label) \
         if item.workload.clock == "seconds" else None
-    context = campaign_lib._Context(item, trials, campaign_lib._Data(item.workload, data_dir), precision, meter,
+    context = campaign_lib.StudyContext(item, trials, campaign_lib.WorkloadData(item.workload, data_dir), precision, meter,
                                     calibration, centre, irreducible, jit_compile)
     try:
-        campaign_lib._run_study(context, spec, label, study, _RemoteStore(ray, results), summary,
+        campaign_lib.run_study(context, spec, label, study, _RemoteStore(ray, results), summary,
                                 retry_failed=retry_failed)
-    except campaign_lib._Unloadable as err:
+    except campaign_lib.Unloadable as err:
         summary["unloadable"].append((item.name, str(err)))
     return summary
 
@@ -291,7 +291,7 @@ def run_campaign_on_ray(address, entries, selectors, studies, out, *, trials=Non
                     unloadable = _store_prepared(ray, ref, out)
                     if unloadable is not None:
                         chosen = [(spec, name) for spec, name in keyed if item.runs(spec)]
-                        campaign_lib._unloadable(item, chosen, unloadable, summary, meter)
+                        campaign_lib.skip_unloadable(item, chosen, unloadable, summary, meter)
                     else:
                         dispatch(item, *campaign_lib.prepare(item, per_entry[item.name], None, out, precision,
                                                              meter, False))
@@ -316,10 +316,10 @@ def _cached(item, trials, out, precision):
     wanted = []
     if item.workload.clock == "seconds":
         wanted.append((os.path.join("calibration", f"{item.workload.label}.json"),
-                       calibration_lib._key(item.workload, item.hyperparameters, precision)))
+                       calibration_lib.cache_key(item.workload, item.hyperparameters, precision)))
     if trials is not None:
         wanted.append((os.path.join("lr_range", f"{item.workload.label}.json"),
-                       search_lib._key(item.workload, item.hyperparameters, precision)))
+                       search_lib.cache_key(item.workload, item.hyperparameters, precision)))
     return all(store_lib.read_cached(os.path.join(out, relative), key) is not None for relative, key in wanted)
 
 
@@ -330,7 +330,7 @@ def _store_prepared(ray, ref, out):
         found = ray.get(ref)
     except Exception as err:  # the task's own error, wrapped by Ray
         cause = getattr(err, "cause", None)
-        if isinstance(cause, campaign_lib._Unloadable):
+        if isinstance(cause, campaign_lib.Unloadable):
             return str(cause)
         raise
     for relative, payload in found.items():

@@ -236,7 +236,7 @@ def check_trials(trials):
     return int(trials)
 
 
-def _key(workload, hyperparameters, precision):
+def cache_key(workload, hyperparameters, precision):
     """What the cached range test depends on: the workload without its target and epoch cap, the batch size and
     the precision."""
     config = {k: v for k, v in workload.config().items() if k not in ("target", "stop_at_target", "epochs")}
@@ -275,7 +275,7 @@ def range_test(workload, hyperparameters, data, out, *, precision=DEFAULT_PRECIS
         (steepest descent), ``conservative_lr``, ``min_loss_lr``, ``diverged_step``, ``num_steps``, ``wall_s``.
     """
     path = os.path.join(out, "lr_range", f"{workload.label}.json")
-    key = _key(workload, hyperparameters, precision)
+    key = cache_key(workload, hyperparameters, precision)
     stored = store_lib.read_cached(path, key, _layout1_key(workload, hyperparameters, precision))
     if stored is not None:
         return stored
@@ -307,6 +307,6 @@ def describe_point(hyperparameters, knobs):
     return ", ".join(parts + [f"{k}={v}" for k, v in knobs.items()])
 
 
-__all__ = ["KINDS", "LR_RANGE", "POOL", "SECONDS_DIMENSIONS", "SECONDS_LR_RANGE", "SHARED_DIMENSIONS",
+__all__ = ["KINDS", "cache_key", "LR_RANGE", "POOL", "SECONDS_DIMENSIONS", "SECONDS_LR_RANGE", "SHARED_DIMENSIONS",
            "check_dimension", "check_trials", "describe_point", "map_unit", "points", "pooled_points", "range_test",
            "search_space", "trial_points", "unit_points"]
