@@ -4,7 +4,7 @@ Who owns what: :class:`RandomAccess` owns reading: it turns a source (a NumPy
 array or memmap, a ``tfds.data_source(...)``, a ``grain``
 ``RandomAccessDataSource``, or anything with ``__len__`` and ``__getitem__``)
 and an optional per-record ``decode`` function into batches of NumPy rows,
-read by index (a memmap by ``preadv``, into arrays aligned for TensorFlow,
+read by index (a memmap by ``preadv``, :func:`read_rows`, into arrays aligned for TensorFlow,
 :func:`aligned_empty`).  The device-resident path reads the data with
 :func:`read_all` into one preallocated, aligned array (a memmap in slices, by
 ``pread``) that becomes the device tensor without a copy (:func:`host_tensor`),
@@ -169,7 +169,7 @@ class RandomAccess:
                 of one shape.
         """
         if self.decode is None and self.y is not None and _all_arrays(self.x):
-            x = tf.nest.map_structure(lambda leaf: _read_rows(leaf, indices), self.x)
+            x = tf.nest.map_structure(lambda leaf: read_rows(leaf, indices), self.x)
             return x, self.y[indices]
         records = _read_records(self.x, indices)
         samples = [self.decode(r) for r in records] if self.decode is not None else records
@@ -199,20 +199,28 @@ def _read_records(source, indices):
         flat = tf.nest.flatten(parts)
         return [tf.nest.pack_sequence_as(source, [p[i] for p in flat]) for i in range(len(indices))]
     if isinstance(source, np.ndarray):
-        return list(_read_rows(source, indices))
+        return list(read_rows(source, indices))
     getitems = getattr(source, "__getitems__", None)
     if getitems is not None:
         return list(getitems([int(i) for i in indices]))
     return [source[int(i)] for i in indices]
 
 
-def _read_rows(array, indices):
+def read_rows(array, indices):
     """Rows ``indices`` of an array; of a file-backed memmap by ``os.preadv``, so the pages are not mapped in.
 
     Reading a memmap through its mapping would leave every page read counted in
     the process's resident memory until the kernel reclaims it; ``preadv`` goes
     through the page cache, which is not, and reads straight into the
-    (aligned) result: runs of consecutive indices in one call.
+    (aligned) result: runs of consecutive indices in one call.  Any other array
+    (a view with strides, an in-memory array) is indexed as NumPy does.
+
+    Args:
+        array: a NumPy array or memmap, rows along the first axis.
+        indices: the rows to read, in the order wanted (repeats allowed).
+
+    Returns:
+        A NumPy array ``array[indices]``.
     """
     if _preadable(array) and len(indices) > 0:
         indices = np.asarray(indices, np.int64)

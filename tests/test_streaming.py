@@ -22,7 +22,7 @@ import tensorflow as tf
 from helpers import make_data, make_loop, make_model
 
 from loop import RandomAccess, streaming
-from loop.streaming import _read_rows, is_source
+from loop.streaming import is_source, read_rows
 
 
 def _frame(history):
@@ -171,9 +171,9 @@ def test_memmap_rows_are_read_without_mapping_and_match(tmp_path):
         f.write(x.tobytes())
     mm = np.memmap(path, dtype=np.float32, mode="r", offset=12, shape=x.shape)
     indices = np.array([6, 0, 3, 3])
-    np.testing.assert_array_equal(_read_rows(mm, indices), x[indices])
-    np.testing.assert_array_equal(_read_rows(mm[2:], np.array([0, 4])), x[[2, 6]])  # a view keeps its offset
-    np.testing.assert_array_equal(_read_rows(mm[:, ::2], np.array([1])), x[[1], ::2])  # strided: mapped read
+    np.testing.assert_array_equal(read_rows(mm, indices), x[indices])
+    np.testing.assert_array_equal(read_rows(mm[2:], np.array([0, 4])), x[[2, 6]])  # a view keeps its offset
+    np.testing.assert_array_equal(read_rows(mm[:, ::2], np.array([1])), x[[1], ::2])  # strided: mapped read
 
 
 def test_random_access_reads_and_labels():
@@ -311,7 +311,7 @@ def test_memmap_runs_of_rows_are_read_in_order(tmp_path):
     x = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
     mm = _memmap(tmp_path, x)
     for indices in (np.arange(40), np.array([5, 6, 7, 1, 2, 9, 9, 10, 39]), np.array([3, 2, 1, 0])):
-        out = _read_rows(mm, indices)
+        out = read_rows(mm, indices)
         np.testing.assert_array_equal(out, x[indices])
         assert out.ctypes.data % streaming.ALIGNMENT == 0
 

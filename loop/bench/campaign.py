@@ -204,7 +204,8 @@ def prepare(item, trials, data, out, precision, meter=None, check_machine=True):
         calibration = calibrate(workload, item.hyperparameters, data, out, precision=precision,
                                 check_machine=check_machine)
         if meter is not None:
-            meter.note(f"{item.name}: a Shuffle epoch takes {calibration['seconds_per_epoch']:.3g}s here: budget "
+            host = calibration.get("machine", {}).get("host") or "this machine"
+            meter.note(f"{item.name}: a Shuffle epoch takes {calibration['seconds_per_epoch']:.3g}s on {host}: budget "
                        f"{calibration['budget_s']:.3g}s of training, an evaluation every "
                        f"{calibration['eval_period_s']:.3g}s")
     if trials is not None:

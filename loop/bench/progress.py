@@ -3,7 +3,8 @@
 On a terminal (``stream.isatty()``) a ``tqdm`` bar counts the trials left to train, with the elapsed time, the ETA
 (from the trials trained so far: stored trials that are skipped take no time and leave the bar's total) and the
 current workload, selector, study and trial.  Elsewhere (a log file, CI) it prints one line per finished
-workload and selector: its trials trained, stored before, pruned and failed, and the campaign's ETA; and, so that a
+workload and selector: its trials trained, stored before, pruned, failed and trained beside another busy process
+(:mod:`loop.bench.contention`), and the campaign's ETA; and, so that a
 long workload's log is not silent for hours, a short line for a finished trial once :data:`HEARTBEAT_S` have passed
 since the last line.
 """
@@ -11,6 +12,8 @@ since the last line.
 import math
 import sys
 import time
+
+from loop.bench.contention import CONTENDED
 
 #: Away from a terminal, the longest silence (seconds) before a finished trial prints a line of its own.
 HEARTBEAT_S = 300.0
@@ -37,7 +40,8 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.left = dict(planned)
-        self.counts = {key: {"trained": 0, "stored": 0, "pruned": 0, "failed": 0, "other": 0, "seconds": 0.0}
+        self.counts = {key: {"trained": 0, "stored": 0, "pruned": 0, "failed": 0, "other": 0, "contended": 0,
+                            "seconds": 0.0}
                        for key in planned}
         self.start_time = time.perf_counter()
         self.trained, self.trained_s = 0, 0.0
@@ -74,6 +78,8 @@ class Progress:
             count["seconds"] += seconds
             count["pruned"] += record["status"] == "pruned"
             count["failed"] += record["status"] == "failed"
+            share = (record.get("costs") or {}).get("other_cpu_share")
+            count["contended"] += share is not None and share > CONTENDED
             if self.bar is not None:
                 self.bar.update(1)
         else:
@@ -96,7 +102,8 @@ class Progress:
     def _line(self, key, count):
         parts = [f"{count['trained']} trained in {format_seconds(count['seconds'])}"]
         parts += [f"{count[name]} {word}" for name, word in (("stored", "already stored"), ("pruned", "pruned"),
-                                                             ("failed", "FAILED"), ("other", "not trained here"))
+                                                             ("failed", "FAILED"), ("other", "not trained here"),
+                                                             ("contended", "under contention (see the report)"))
                   if count[name]]
         print(f"{key[0]} {key[1]}: {', '.join(parts)} | {self._totals()}", file=self.stream, flush=True)
         self.last_line = time.perf_counter()

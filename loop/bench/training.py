@@ -11,6 +11,10 @@ with a pruning limit, at its first evaluation past the limit that does not (stat
 Validation: a workload with ``validation="split"`` validates on a split held out of the training set
 (``loop.datasets.validation_split``) and evaluates the test set at every evaluation too
 (``Loop.fit(extra_evaluations=...)``, timed as evaluation) as ``test_*`` columns that choose nothing.
+
+Every trial records what it cost (``costs``: ``wall_s``, ``flops_per_sample``, RhoLoss's ``irreducible_s``) and
+whether it trained alone: ``other_cpu_share``, the share of the machine's CPU other processes took meanwhile
+(:mod:`loop.bench.contention`; the report names the studies measured under contention).
 """
 
 import os
@@ -19,6 +23,7 @@ import traceback
 
 import numpy as np
 
+from loop.bench import contention
 from loop.bench import records as records_lib
 from loop.bench.precision import DEFAULT_PRECISION, check_precision, global_policy
 
@@ -185,7 +190,7 @@ def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s, c
                    "time_limit_s": time_limit_s})
     if "label_noise" in ds.extras:
         record["label_noise"] = {k: v for k, v in ds.extras["label_noise"].items() if k != "rows"}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), contention.CpuMeter()
     loop = None
     try:
         model = ds.model(workload.model, **workload.model_kwargs)
@@ -245,6 +250,7 @@ def _train(ds, train, test, workload, hp, record, make_selector, time_limit_s, c
             record["frame"] = loop.history.frame.to_dict(orient="records")
     finally:
         record["costs"]["wall_s"] = time.perf_counter() - start
+        record["costs"]["other_cpu_share"] = cpu.share()  # measured alone? (loop.bench.contention)
     return record
 
 

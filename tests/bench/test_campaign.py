@@ -62,6 +62,7 @@ def test_tiny_campaign_pairs_trials_by_study_and_stores_full_histories(tmp_path,
         assert r["workload_config"] == tiny_entry.workload.config()
         assert r["hyperparameters"] == tiny_entry.hyperparameters.config() and r["knobs"] == {}
         assert r["costs"]["wall_s"] > 0 and r["costs"]["flops_per_sample"] > 0 and r["machine"]["cores"] >= 1
+        assert 0 <= r["costs"]["other_cpu_share"] <= 1  # measured (Linux): loop.bench.contention
         assert len(r["frame"]) == r["loop_epochs"]
         assert (r["frame"]["train_time_s"] >= r["frame"]["selection_time_s"]).all()
     shuffle = [r for r in records if r["selector"] == "Shuffle()"]

@@ -10,7 +10,8 @@ trial per study, the seed, so their table is the untuned table) and writes
   lines; then the seed 000 table for untuned results, the tuning cost, pruning
   savings, winning hyper-parameters and winners at a range edge
   (:func:`loop.bench.scoring.studies.edge_hits`) per tuned workload, and the
-  precision and not-applicable notes);
+  precision, contention (:mod:`loop.bench.contention`) and not-applicable
+  notes);
 * ``seed000.csv`` (:func:`loop.bench.scoring.summary.seed000`) when every study
   has one trial;
 * ``plots/`` (:mod:`loop.bench.reporting.plots`) and ``analysis/``
@@ -28,6 +29,7 @@ import textwrap
 
 import pandas as pd
 
+from loop.bench import contention
 from loop.bench.records import DEFAULT_PRECISION, NOT_APPLICABLE
 from loop.bench.reporting import formatting
 from loop.bench.scoring.grouping import not_applicable, one_machine
@@ -36,7 +38,7 @@ from loop.bench.scoring.summary import seed000, summarize
 from loop.bench.scoring.targets import BASELINE
 
 def _notes(records, skipped):
-    notes = []
+    notes = contention.lines(records)
     precisions = sorted({r.get("precision") or DEFAULT_PRECISION for r in records})
     if precisions and precisions != [DEFAULT_PRECISION]:
         notes += [f"Precision (keras.mixed_precision policy): {', '.join(precisions)}", ""]
@@ -131,6 +133,7 @@ def report(out, records=None, *, targets=None, plots=True, n_boot=10_000, stream
         text += tuning_text
     notes = _notes([r for r in records if r["status"] != NOT_APPLICABLE], skipped)
     text += notes
+    notes = [wrapped for line in notes for wrapped in (textwrap.wrap(line, width=width) or [""])]  # as printed
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(text))
     if full_table:
