@@ -9,7 +9,9 @@ step`` at the last evaluation (ms), then its ratio to the selector's fastest stu
 recorded, the worst ``other_cpu_share`` of the study's trials.  A study more than ``--slower`` times its selector's
 fastest is marked ``slow``.  Meaningful as a contention check only for selectors whose cost per step does not
 depend on their searched knobs (Shuffle, ShuffleAA, RS2, InfoBatch, KAKURENBO); for others (RandomDrop's and
-SelectiveBackprop's rates, DivBS's candidate ratio) a study's knobs move its speed too.
+SelectiveBackprop's rates, DivBS's candidate ratio) a study's knobs move its speed too.  Slow is not proof of
+contention: on the 2-core test machine a noisy-MNIST study re-run with no other process measured still came back
+1.28x its selector's fastest (docs/bench.md, "Whether a trial trained alone is recorded").
 """
 
 import argparse
