@@ -70,6 +70,13 @@ class CpuMeter:
         return float(min(max(other / (wall * now[1]), 0.0), 1.0))
 
 
+def is_contended(record, threshold=CONTENDED):
+    """Whether ``record`` trained beside processes that took more than ``threshold`` of the machine's CPU (False
+    when its share is not known)."""
+    share = (record.get("costs") or {}).get("other_cpu_share")
+    return share is not None and share > threshold
+
+
 def contended(records, threshold=CONTENDED):
     """The studies with a trial measured under contention: ``[(workload, selector, study, trials, worst share)]``.
 
@@ -81,13 +88,10 @@ def contended(records, threshold=CONTENDED):
         raise ValueError(f"threshold={threshold!r}: give the share of the machine's CPU (0 <= threshold < 1) that "
                          f"other processes may take, e.g. {CONTENDED}")
     found = {}
-    for record in records:
-        share = (record.get("costs") or {}).get("other_cpu_share")
-        if share is None or share <= threshold:
-            continue
+    for record in filter(lambda r: is_contended(r, threshold), records):
         key = (record["workload"], record["selector"], record["study"])
         trials, worst = found.get(key, ((), 0.0))
-        found[key] = (trials + (record["trial"],), max(worst, share))
+        found[key] = (trials + (record["trial"],), max(worst, record["costs"]["other_cpu_share"]))
     return [(*key, tuple(sorted(trials)), worst) for key, (trials, worst) in sorted(found.items())]
 
 
@@ -106,4 +110,4 @@ def lines(records, threshold=CONTENDED):
             "to re-measure them.", ""]
 
 
-__all__ = ["CONTENDED", "CpuMeter", "contended", "lines"]
+__all__ = ["CONTENDED", "CpuMeter", "contended", "is_contended", "lines"]

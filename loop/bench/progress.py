@@ -13,7 +13,7 @@ import math
 import sys
 import time
 
-from loop.bench.contention import CONTENDED
+from loop.bench.contention import is_contended
 
 #: Away from a terminal, the longest silence (seconds) before a finished trial prints a line of its own.
 HEARTBEAT_S = 300.0
@@ -78,8 +78,7 @@ class Progress:
             count["seconds"] += seconds
             count["pruned"] += record["status"] == "pruned"
             count["failed"] += record["status"] == "failed"
-            share = (record.get("costs") or {}).get("other_cpu_share")
-            count["contended"] += share is not None and share > CONTENDED
+            count["contended"] += is_contended(record)
             if self.bar is not None:
                 self.bar.update(1)
         else:
